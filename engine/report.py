@@ -1,0 +1,43 @@
+"""Headless output: the JSON record of an op and the readable one-line trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import fmt
+from .events import Event
+from .snapshot import Snapshot
+
+
+def record(event: Event, snap: Snapshot) -> dict[str, Any]:
+    """The JSON Lines record for one op (the format DESIGN.md fixes)."""
+    return {
+        "index": event.index,
+        "op": event.op,
+        "loss": snap.loss,
+        "params": {p.name: p.value.to_json() for p in snap.params},
+        "grads": {p.name: p.grad.to_json() if p.grad is not None else None for p in snap.params},
+        "warnings": [w.to_json() for w in event.warnings],
+        "error": event.error.to_json() if event.error is not None else None,
+    }
+
+
+def trace_line(event: Event) -> str:
+    """One readable line per op, warnings and errors on indented lines below."""
+    mark = "!" if event.error else " "
+    lines = [f"{mark}{event.index:>4}  {event.op:<9}  {event.summary}"]
+    lines += [f"        warning [{w.code}] {w.message}" for w in event.warnings]
+    if event.error:
+        lines.append(f"        {event.error.explanation}")
+    return "\n".join(lines)
+
+
+def summary_line(events: list[Event], snap: Snapshot) -> str:
+    """The one-line summary printed by --quiet."""
+    codes = sorted({w.code for e in events for w in e.warnings})
+    errors = sum(1 for e in events if e.error)
+    warned = ", ".join(codes) if codes else "none"
+    return (
+        f"{snap.scenario}: {len(events)} ops, {snap.step_count} steps, "
+        f"final loss {fmt.num(snap.loss)}, errors {errors}, warnings: {warned}"
+    )

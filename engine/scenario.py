@@ -1,0 +1,485 @@
+"""Loading scenario files: execute per the contract, validate, name the parameters."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import random
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ScenarioError, source_line
+
+SCENARIO_MODULE_NAME = "__optdbg_scenario__"
+
+_LOAD_HINTS: tuple[tuple[str, str], ...] = (
+    (
+        "params argument given to the optimizer should be an iterable",
+        "pass a list of tensors, e.g. torch.optim.SGD([t], lr=0.1), not the tensor itself",
+    ),
+    (
+        "optimizer got an empty parameter list",
+        "give the optimizer at least one tensor with requires_grad=True "
+        "(for a model: model.parameters(), after the layers are created)",
+    ),
+    (
+        "can't optimize a non-leaf Tensor",
+        "optimize a leaf tensor: create it with requires_grad=True directly, "
+        "e.g. w = (torch.randn(3) * 0.1).requires_grad_()",
+    ),
+    (
+        "some parameters appear in more than one parameter group",
+        "list each tensor in exactly one param group",
+    ),
+)
+
+
+@dataclass
+class Scenario:
+    """A loaded scenario: the live objects optdbg drives, with their names."""
+
+    path: Path
+    name: str
+    title: str
+    description: str
+    namespace: dict[str, Any]
+    optimizer: torch.optim.Optimizer
+    forward: Callable[[Any], Any]
+    forward_line: int
+    data: Iterable[Any] | None
+    scheduler: Any | None
+    scheduler_every: str
+    params: list[tuple[str, torch.Tensor]]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def location(self, line: int | None) -> str:
+        return f"{self.path}:{line}" if line else str(self.path)
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("optdbg.scenarios")))
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.py") if not p.stem.startswith("_"))
+
+
+def builtin_title(name: str) -> tuple[str, str]:
+    """Title and description of a built-in, read from its docstring without running it."""
+    return docstring_parts(_read_docstring(builtin_dir() / f"{name}.py"))
+
+
+def resolve(spec: str | Path) -> Path:
+    """A path, or the name of a built-in scenario, to the scenario file."""
+    path = Path(spec)
+    if path.exists() or path.suffix == ".py" or len(path.parts) > 1:
+        return path
+    builtin = builtin_dir() / f"{spec}.py"
+    return builtin if builtin.exists() else path
+
+
+def docstring_parts(doc: str | None) -> tuple[str, str]:
+    if not doc:
+        return "", ""
+    first, _, rest = doc.strip().partition("\n")
+    return first.strip(), inspect.cleandoc(rest).strip()
+
+
+def _read_docstring(path: Path) -> str | None:
+    try:
+        return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def load(spec: str | Path) -> Scenario:
+    """Execute a scenario file in a fresh namespace and validate it against the contract."""
+    path = resolve(spec)
+    file = str(path)
+    source = _read_source(path)
+    tree = _parse(source, file)
+    namespace = _execute(tree, file)
+    return _build(path, source, tree, namespace)
+
+
+def _read_source(path: Path) -> str:
+    file = str(path)
+    if not path.exists():
+        raise ScenarioError(
+            file,
+            None,
+            "no such file",
+            "a scenario file (a .py path) or a built-in name: " + ", ".join(builtin_names()),
+            "check the path, or run `optdbg --list` to see the built-in scenarios",
+        )
+    if path.is_dir():
+        raise ScenarioError(
+            file, None, "this is a directory", "a scenario .py file", "name a file inside it"
+        )
+    raw = path.read_bytes()
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ScenarioError(
+            file,
+            line,
+            f"the file is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+            "a Python source file encoded as UTF-8",
+            "save the file as UTF-8 (or check that this is the scenario and not a binary file)",
+        ) from None
+    if not source.strip():
+        raise ScenarioError(
+            file,
+            1,
+            "the file is empty",
+            "a scenario defining `optimizer` and `forward()` (or `model`, `loss_fn`, `data`)",
+            "start from the minimal example in the README, or `optdbg --list` for built-ins",
+        )
+    return source
+
+
+def _parse(source: str, file: str) -> ast.Module:
+    try:
+        return ast.parse(source, filename=file)
+    except SyntaxError as e:
+        raise ScenarioError(
+            file,
+            e.lineno,
+            f"syntax error: {e.msg}",
+            "valid Python source",
+            "correct the syntax at this line (the caret position is column "
+            f"{e.offset or 0}); `python -m py_compile {file}` shows the same error",
+            source_line=e.text,
+        ) from None
+
+
+def _refuse_input(*_args: object) -> str:
+    raise RuntimeError("input() cannot be used in a scenario: optdbg runs it without a prompt")
+
+
+def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {
+        "__name__": SCENARIO_MODULE_NAME,
+        "__file__": file,
+        "__builtins__": __builtins__,
+        "input": _refuse_input,
+    }
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        exec(compile(tree, file, "exec"), namespace)
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as e:
+        line = _scenario_line(e.__traceback__, file)
+        raise ScenarioError(
+            file,
+            line,
+            f"the scenario called sys.exit({e.code!r}) while loading",
+            "a scenario that defines its objects and returns normally",
+            "remove the exit call: optdbg drives the loop, the scenario only defines it",
+            source_line=source_line(file, line),
+        ) from None
+    except BaseException as e:
+        raise _load_exception(e, file) from None
+    namespace.pop("input", None)
+    return namespace
+
+
+def _scenario_line(tb: TracebackType | None, file: str) -> int | None:
+    """The line of the deepest traceback frame that lies in the scenario file."""
+    line = None
+    for frame, lineno in traceback.walk_tb(tb):
+        if frame.f_code.co_filename == file:
+            line = lineno
+    return line
+
+
+def _load_exception(e: BaseException, file: str) -> ScenarioError:
+    line = _scenario_line(e.__traceback__, file)
+    message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    fix = next((hint for key, hint in _LOAD_HINTS if key in str(e)), None)
+    if fix is None and isinstance(e, ModuleNotFoundError):
+        fix = f"install the missing package ({e.name}) in the environment optdbg runs in"
+    return ScenarioError(
+        file,
+        line,
+        f"{type(e).__name__} while loading the scenario: {message}",
+        "the scenario file runs to the end without raising",
+        fix or f"fix the code at this line; `python {file}` shows the full traceback",
+        source_line=source_line(file, line),
+    )
+
+
+def _assignment_lines(tree: ast.Module) -> dict[str, int]:
+    """Module-level name -> line of its last binding (assignment, def, class, import)."""
+    lines: dict[str, int] = {}
+    for node in tree.body:
+        for name in _bound_names(node):
+            lines[name] = node.lineno
+    return lines
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+        targets = [node.target]
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Scenario:
+    file = str(path)
+    lines = _assignment_lines(tree)
+    end = len(source.rstrip().splitlines())
+
+    def error(name: str | None, problem: str, expected: str, fix: str) -> ScenarioError:
+        line = lines.get(name, end) if name else end
+        return ScenarioError(file, line, problem, expected, fix, source_line(file, line))
+
+    optimizer = _check_optimizer(ns, error)
+    data = ns.get("data")
+    if data is not None and not isinstance(data, Iterable) and not hasattr(data, "__getitem__"):
+        raise error(
+            "data",
+            f"`data` is a {type(data).__name__}, which cannot be iterated",
+            "`data`: an iterable of batches, such as a list of (X, y) or a DataLoader",
+            "wrap the batches in a list, e.g. data = [(X, y)], or use a DataLoader",
+        )
+    forward, forward_line = _check_forward(ns, data, lines, error)
+    scheduler, every = _check_scheduler(ns, data, error)
+    title, description = docstring_parts(ast.get_docstring(tree))
+    config = ns.get("optdbg_config") or {}
+    if not isinstance(config, dict):
+        raise error(
+            "optdbg_config",
+            "`optdbg_config` is not a dict",
+            "a dict of settings",
+            "e.g. optdbg_config = {}",
+        )
+    return Scenario(
+        path=path,
+        name=path.stem,
+        title=title or path.stem,
+        description=description,
+        namespace=ns,
+        optimizer=optimizer,
+        forward=forward,
+        forward_line=forward_line,
+        data=data,
+        scheduler=scheduler,
+        scheduler_every=every,
+        params=name_params(optimizer, ns),
+        config=config,
+    )
+
+
+ErrorFactory = Callable[[str | None, str, str, str], ScenarioError]
+
+
+def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Optimizer:
+    if "optimizer" not in ns:
+        raise error(
+            None,
+            "no `optimizer` is defined",
+            "a global `optimizer`: a torch.optim.Optimizer over the parameters to debug",
+            "add e.g. `optimizer = torch.optim.SGD([t], lr=0.1)`",
+        )
+    optimizer = ns["optimizer"]
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        hint = (
+            "instantiate it: torch.optim.SGD([t], lr=0.1)"
+            if isinstance(optimizer, type) or callable(optimizer)
+            else "assign a torch.optim.Optimizer, e.g. torch.optim.SGD([t], lr=0.1)"
+        )
+        raise error(
+            "optimizer",
+            f"`optimizer` is a {type(optimizer).__name__}, not a torch.optim.Optimizer",
+            "a torch.optim.Optimizer instance",
+            hint,
+        )
+    return optimizer
+
+
+def _required_args(fn: Callable[..., Any]) -> int | None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(
+        1 for p in sig.parameters.values() if p.kind in kinds and p.default is p.empty
+    )
+
+
+def _check_forward(
+    ns: dict[str, Any], data: Any, lines: dict[str, int], error: ErrorFactory
+) -> tuple[Callable[[Any], Any], int]:
+    fwd = ns.get("forward")
+    if fwd is not None:
+        if not callable(fwd):
+            raise error(
+                "forward",
+                f"`forward` is a {type(fwd).__name__}, not a function",
+                "def forward(): ... returning the scalar loss tensor",
+                "define forward as a function that computes and returns the loss",
+            )
+        nargs = _required_args(fwd)
+        line = getattr(getattr(fwd, "__code__", None), "co_firstlineno", lines.get("forward", 1))
+        if data is None and nargs:
+            raise error(
+                "forward",
+                f"`forward` takes {nargs} argument(s) but there is no `data` to feed it",
+                "forward() with no arguments, or forward(batch) together with `data`",
+                "remove the argument, or define `data` (an iterable of batches)",
+            )
+        if data is not None and nargs == 0 and not _accepts_one(fwd):
+            raise error(
+                "forward",
+                "`data` is defined but `forward` takes no batch argument",
+                "forward(batch) when `data` exists: optdbg passes the next batch",
+                "define `def forward(batch):` and use the batch",
+            )
+        if data is None:
+            return (lambda _batch: fwd()), line
+        return fwd, line
+    return _supervised_forward(ns, data, lines, error)
+
+
+def _accepts_one(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _supervised_forward(
+    ns: dict[str, Any], data: Any, lines: dict[str, int], error: ErrorFactory
+) -> tuple[Callable[[Any], Any], int]:
+    present = [n for n in ("model", "loss_fn", "data") if ns.get(n) is not None]
+    if not present:
+        raise error(
+            None,
+            "no `forward` is defined",
+            "either def forward() returning the scalar loss, "
+            "or `model`, `loss_fn` and `data` (loss = loss_fn(model(X), y) per batch)",
+            "add e.g. `def forward(): return ((w - 3) ** 2).sum()`",
+        )
+    missing = [n for n in ("model", "loss_fn", "data") if n not in present]
+    if missing:
+        raise error(
+            present[-1],
+            f"`{'`, `'.join(present)}` defined but `{'`, `'.join(missing)}` missing",
+            "the supervised form needs all of `model`, `loss_fn` and `data`",
+            f"define {', '.join(missing)}, or define def forward() instead",
+        )
+    model, loss_fn = ns["model"], ns["loss_fn"]
+    for name, obj in (("model", model), ("loss_fn", loss_fn)):
+        if not callable(obj):
+            raise error(
+                name,
+                f"`{name}` is a {type(obj).__name__}, which cannot be called",
+                f"`{name}`: a callable (an nn.Module or a function)",
+                "e.g. model = nn.Linear(2, 1); loss_fn = nn.MSELoss()",
+            )
+
+    def forward(batch: Any) -> Any:
+        x, y = _split_batch(batch)
+        return loss_fn(model(x), y)
+
+    return forward, lines.get("loss_fn", 1)
+
+
+def _split_batch(batch: Any) -> tuple[Any, Any]:
+    try:
+        x, y = batch
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"each batch of `data` must be a pair (X, y) for loss_fn(model(X), y); "
+            f"got a {type(batch).__name__}"
+        ) from None
+    return x, y
+
+
+def _check_scheduler(ns: dict[str, Any], data: Any, error: ErrorFactory) -> tuple[Any, str]:
+    scheduler = ns.get("scheduler")
+    every = ns.get("scheduler_every", "step")
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise error(
+            "scheduler",
+            f"`scheduler` is a {type(scheduler).__name__} without a step() method",
+            "an LR scheduler from torch.optim.lr_scheduler",
+            "e.g. scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)",
+        )
+    if every not in ("step", "epoch"):
+        raise error(
+            "scheduler_every",
+            f"scheduler_every is {every!r}",
+            '"step" (the default) or "epoch"',
+            'set scheduler_every = "epoch" or remove it',
+        )
+    if every == "epoch" and data is None:
+        raise error(
+            "scheduler_every",
+            'scheduler_every = "epoch" but there is no `data`, so there are no epochs',
+            "`data` (an iterable of batches) when stepping the scheduler per epoch",
+            'define `data`, or remove scheduler_every to step after each optimizer step',
+        )
+    return scheduler, every
+
+
+def name_params(
+    optimizer: torch.optim.Optimizer, ns: dict[str, Any]
+) -> list[tuple[str, torch.Tensor]]:
+    """Names for the optimizer's parameters, from the scenario's globals."""
+    names: dict[int, str] = {}
+    for key, value in ns.items():
+        if key.startswith("__"):
+            continue
+        for name, tensor in _tensors_under(key, value):
+            names.setdefault(id(tensor), name)
+    named = []
+    for g, group in enumerate(optimizer.param_groups):
+        for i, p in enumerate(group["params"]):
+            named.append((names.get(id(p), f"group{g}.param{i}"), p))
+    return named
+
+
+def _tensors_under(key: str, value: Any) -> list[tuple[str, torch.Tensor]]:
+    if isinstance(value, torch.Tensor):
+        return [(key, value)]
+    if isinstance(value, torch.nn.Module):
+        return [(f"{key}.{n}", p) for n, p in value.named_parameters()]
+    if isinstance(value, list | tuple) and len(value) <= 1000:
+        return [(f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, torch.Tensor)]
+    return []
+
+
+def grad_tensors(ns: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    """Every leaf tensor of the scenario's globals that requires grad, by name."""
+    seen: set[int] = set()
+    found = []
+    for key, value in ns.items():
+        if key.startswith("__"):
+            continue
+        for name, t in _tensors_under(key, value):
+            if t.requires_grad and t.is_leaf and id(t) not in seen:
+                seen.add(id(t))
+                found.append((name, t))
+    return found

@@ -1,0 +1,498 @@
+"""The Session: performs training-loop ops exactly as plain PyTorch and records each one."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import fmt
+from .events import OPS, WORDS, Event, Finding, OpError
+from .explain import explain
+from .scenario import Scenario, load
+from .snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
+
+STATE_DETAIL_LIMIT = 1 << 16
+"""Optimizer state of parameters up to this size is copied before each step (for the
+update rule); bigger parameters show only the state after the step."""
+
+
+class UsageError(Exception):
+    """An op that cannot run in the session's current state (e.g. backward before forward)."""
+
+
+@dataclass
+class _ParamTrack:
+    name: str
+    tensor: torch.Tensor
+    group: int
+    accumulated: int = 0
+    contributions: list[TensorView | float] = field(default_factory=list)
+
+
+@dataclass
+class StepRecord:
+    """One parameter's part in the last step: detached copies (grad kept by reference
+    while it cannot change; copied before any op that would mutate it)."""
+
+    before: torch.Tensor
+    after: torch.Tensor
+    grad: torch.Tensor
+    grad_version: int
+    state_before: dict[str, Any]
+    hyper: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UpdateDetail:
+    """The numbers of the last step for one parameter, detached."""
+
+    name: str
+    optimizer: str
+    hyper: dict[str, Any]
+    before: TensorView
+    grad: TensorView | None
+    after: TensorView
+    delta: TensorView
+    state_before: dict[str, Any]
+    state_after: dict[str, Any]
+
+
+class Session:
+    """Drives one scenario. Every op returns an immutable Event; `snapshot()` copies state out."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.optimizer = scenario.optimizer
+        self.events: list[Event] = []
+        self.loss: torch.Tensor | None = None
+        self.loss_value: float | None = None
+        self.loss_history: list[float] = []
+        self.loss_steps: list[int] = []
+        self.step_count = 0
+        self.iteration = 0
+        self.epoch = 0
+        self.batch = 0
+        self._data_iter: Iterator[Any] | None = None
+        self._graph_backwarded = False
+        self._next = 0
+        self._graph_cache: tuple[int, Any] | None = None
+        self._last_step: dict[str, StepRecord] = {}
+        self._received: dict[str, TensorView | float | None] = {}
+        self._params = [
+            _ParamTrack(name, p, g)
+            for g, group in enumerate(self.optimizer.param_groups)
+            for (name, p) in self._names_of(group["params"])
+        ]
+        for track in self._params:
+            if track.tensor.requires_grad:
+                track.tensor.register_hook(self._grad_hook(track))
+        self._zero_sets_none = _zero_grad_sets_none(self.optimizer)
+
+    def _names_of(self, params: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        by_id = {id(p): n for n, p in self.scenario.params}
+        return [(by_id[id(p)], p) for p in params]
+
+    @classmethod
+    def open(cls, spec: str | Path) -> Session:
+        """Load a scenario (path or built-in name) and start a session on it."""
+        return cls(load(spec))
+
+    # ----------------------------------------------------------------- ops
+
+    @property
+    def next_op(self) -> str:
+        return OPS[self._next]
+
+    def perform(self, word: str) -> list[Event]:
+        """Perform an op given by its CLI word; `iteration` yields several events."""
+        op = WORDS.get(word)
+        if op is None:
+            raise ValueError(f"unknown op {word!r}; expected one of: {', '.join(WORDS)}")
+        if op == "iteration":
+            return list(self.iteration())
+        return [getattr(self, op)()]
+
+    def next(self) -> Event:
+        """Perform the next op of the cycle forward → backward → step → zero_grad."""
+        return getattr(self, self.next_op)()  # type: ignore[no-any-return]
+
+    def iteration(self) -> tuple[Event, ...]:
+        """One whole forward, backward, step, zero_grad; stops at the first error."""
+        events = []
+        for op in OPS:
+            event = getattr(self, op)()
+            events.append(event)
+            if not event.ok:
+                break
+        return tuple(events)
+
+    def forward(self) -> Event:
+        return self._run("forward", self._forward)
+
+    def backward(self) -> Event:
+        return self._run("backward", self._backward)
+
+    def step(self) -> Event:
+        return self._run("step", self._step)
+
+    def zero_grad(self) -> Event:
+        return self._run("zero_grad", self._zero_grad)
+
+    def _run(self, op: str, body: Callable[[], tuple[str, list[Finding]]]) -> Event:
+        start = time.perf_counter()
+        error = None
+        summary, warnings = "", []
+        try:
+            summary, warnings = body()
+        except UsageError as e:
+            error = OpError("UsageError", str(e), "Nothing was done; the state is unchanged.")
+        except _ScenarioFailure as e:
+            error = e.error
+        except Exception as e:  # PyTorch refused the op: record it, keep the session usable
+            message = str(e).strip()
+            error = OpError(type(e).__name__, message, explain(message))
+        if error is None:
+            self._next = (OPS.index(op) + 1) % len(OPS)
+            summary = summary or op
+        else:
+            summary = f"{error.type}: {error.message.splitlines()[0] if error.message else ''}"
+        event = Event(
+            index=len(self.events),
+            op=op,
+            summary=summary,
+            loss=self.loss_value,
+            warnings=tuple(warnings),
+            error=error,
+            seconds=time.perf_counter() - start,
+        )
+        self.events.append(event)
+        return event
+
+    # forward -------------------------------------------------------------
+
+    def _forward(self) -> tuple[str, list[Finding]]:
+        batch = self._next_batch() if self.scenario.data is not None else None
+        try:
+            loss = self.scenario.forward(batch)
+        except Exception as e:
+            raise _ScenarioFailure(self._forward_error(e)) from None
+        if not isinstance(loss, torch.Tensor):
+            raise _ScenarioFailure(
+                OpError(
+                    "TypeError",
+                    f"forward returned a {type(loss).__name__}, not a tensor",
+                    f"{self.scenario.location(self.scenario.forward_line)}: forward must return "
+                    "the loss as a scalar torch tensor, e.g. `return ((w - 3) ** 2).sum()`.",
+                )
+            )
+        self.loss = loss
+        self._graph_backwarded = False
+        self._graph_cache = None
+        self.iteration += 1
+        warnings = []
+        if loss.numel() == 1:
+            self.loss_value = loss.detach().item()
+            self.loss_history.append(self.loss_value)
+            self.loss_steps.append(len(self.events))
+            summary = f"loss = {fmt.num(self.loss_value)}"
+        else:
+            self.loss_value = None
+            summary = f"loss has shape {fmt.shape(tuple(loss.shape))} (not a scalar)"
+            warnings.append(
+                Finding(
+                    "loss-not-scalar",
+                    f"forward returned a loss of shape {fmt.shape(tuple(loss.shape))} "
+                    f"({loss.numel()} elements); backward() needs a single number: "
+                    "reduce it with .sum() or .mean()",
+                )
+            )
+        if self.scenario.data is not None:
+            summary += f" (epoch {self.epoch}, batch {self.batch})"
+        return summary, warnings
+
+    def _next_batch(self) -> Any:
+        data = self.scenario.data
+        assert data is not None
+        if self._data_iter is not None:
+            try:
+                batch = next(self._data_iter)
+            except StopIteration:
+                self._data_iter = None
+                if self.scenario.scheduler is not None and self.scenario.scheduler_every == "epoch":
+                    self.scenario.scheduler.step()
+            else:
+                self.batch += 1
+                return batch
+        try:
+            self._data_iter = iter(data)
+            batch = next(self._data_iter)
+        except StopIteration:
+            self._data_iter = None
+            raise _ScenarioFailure(
+                OpError(
+                    "StopIteration",
+                    "`data` yielded no batches",
+                    f"{self.scenario.location(None)}: `data` is empty, so there is nothing to "
+                    "feed forward. Give it at least one batch.",
+                )
+            ) from None
+        except Exception as e:
+            raise _ScenarioFailure(self._forward_error(e, "iterating `data`")) from None
+        self.epoch += 1
+        self.batch = 1
+        return batch
+
+    def _forward_error(self, e: Exception, doing: str = "forward") -> OpError:
+        file = str(self.scenario.path)
+        line = None
+        for frame, lineno in traceback.walk_tb(e.__traceback__):
+            if frame.f_code.co_filename == file:
+                line = lineno
+        message = str(e).strip()
+        where = self.scenario.location(line or self.scenario.forward_line)
+        hint = explain(message)
+        if hint.startswith("PyTorch refused"):
+            hint = "Fix the scenario there, then reload (r); the state is unchanged."
+        return OpError(type(e).__name__, message, f"{where}: raised while {doing}. {hint}")
+
+    # backward ------------------------------------------------------------
+
+    def _grad_hook(self, track: _ParamTrack) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if track.tensor.grad is None or track.accumulated == 0:
+                self._received[track.name] = None
+            elif grad.numel() <= 8:
+                self._received[track.name] = view(grad)
+            else:
+                self._received[track.name] = float(grad.detach().norm())
+
+        return hook
+
+    def _backward(self) -> tuple[str, list[Finding]]:
+        loss = self.loss
+        if loss is None:
+            raise UsageError("there is no loss to backpropagate: run forward (f) first")
+        self._protect_step_grads()
+        rollback = (
+            {t.name: _clone(t.tensor.grad) for t in self._params}
+            if self._graph_backwarded
+            else None
+        )
+        self._received = {}
+        try:
+            loss.backward()
+        except Exception:
+            if rollback is not None:
+                for t in self._params:
+                    t.tensor.grad = rollback[t.name]
+            raise
+        self._graph_backwarded = True
+        warnings = []
+        for track in self._params:
+            if track.name not in self._received:
+                continue
+            contribution = self._received[track.name]
+            if contribution is None:
+                track.accumulated = 1
+                track.contributions = []
+                continue
+            track.accumulated += 1
+            track.contributions.append(contribution)
+            warnings.append(self._accumulated_warning(track))
+        return self._backward_summary(), warnings
+
+    def _accumulated_warning(self, track: _ParamTrack) -> Finding:
+        grad = view(track.tensor.grad)
+        last = track.contributions[-1]
+        added = fmt.tensor(last) if isinstance(last, TensorView) else f"a gradient of norm {last:.4g}"
+        return Finding(
+            "grad-accumulated",
+            f"{track.name}.grad is {fmt.tensor(grad)}: the sum of {track.accumulated} backward "
+            f"passes since the last zero_grad (this pass added {added}). "
+            "PyTorch adds new gradients to .grad; call optimizer.zero_grad() before backward.",
+            param=track.name,
+        )
+
+    def _backward_summary(self) -> str:
+        got = [t for t in self._params if t.name in self._received]
+        if not got:
+            return "no optimizer parameter received a gradient"
+        shown = [f"{t.name}.grad = {fmt.tensor(view(t.tensor.grad), limit=4)}" for t in got[:2]]
+        more = f" (+{len(got) - 2} more)" if len(got) > 2 else ""
+        return "; ".join(shown) + more
+
+    # step ----------------------------------------------------------------
+
+    def _step(self) -> tuple[str, list[Finding]]:
+        moving = [t for t in self._params if t.tensor.grad is not None]
+        before = {t.name: t.tensor.detach().clone() for t in moving}
+        state_before = {
+            t.name: _copy_state(self.optimizer.state.get(t.tensor, {}))
+            for t in moving
+            if t.tensor.numel() <= STATE_DETAIL_LIMIT
+        }
+        hyper = [_hyper(g) for g in self.optimizer.param_groups]
+        self.optimizer.step()
+        if self.scenario.scheduler is not None and self.scenario.scheduler_every == "step":
+            self.scenario.scheduler.step()
+        self.step_count += 1
+        self._last_step = {}
+        for t in moving:
+            grad = t.tensor.grad
+            assert grad is not None
+            self._last_step[t.name] = StepRecord(
+                before=before[t.name],
+                after=t.tensor.detach().clone(),
+                grad=grad,
+                grad_version=grad._version,
+                state_before=state_before.get(t.name, {}),
+                hyper=hyper[t.group],
+            )
+        return self._step_summary(moving), []
+
+    def _step_summary(self, moving: list[_ParamTrack]) -> str:
+        if not moving:
+            return "no parameter has a gradient: nothing moved"
+        parts = []
+        for t in moving[:2]:
+            rec = self._last_step[t.name]
+            parts.append(
+                f"{t.name}: {fmt.tensor(view(rec.before), limit=4)} → "
+                f"{fmt.tensor(view(rec.after), limit=4)}"
+            )
+        more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
+        return "; ".join(parts) + more
+
+    def _protect_step_grads(self) -> None:
+        """Copy the last step's grads before an op that would change them in place."""
+        for track in self._params:
+            rec = self._last_step.get(track.name)
+            if rec is not None and rec.grad is track.tensor.grad:
+                rec.grad = rec.grad.detach().clone()
+                rec.grad_version = rec.grad._version
+
+    # zero_grad -----------------------------------------------------------
+
+    def _zero_grad(self) -> tuple[str, list[Finding]]:
+        if not self._zero_sets_none:
+            self._protect_step_grads()
+        self.optimizer.zero_grad()
+        for track in self._params:
+            track.accumulated = 0
+            track.contributions = []
+        none = all(t.tensor.grad is None for t in self._params)
+        return ("grads cleared (set to None)" if none else "grads set to zero"), []
+
+    # observing -----------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """A detached copy of everything the session holds now."""
+        return Snapshot(
+            scenario=self.scenario.name,
+            title=self.scenario.title,
+            op_count=len(self.events),
+            step_count=self.step_count,
+            iteration=self.iteration,
+            epoch=self.epoch,
+            batch=self.batch,
+            batches_per_epoch=_length(self.scenario.data),
+            has_data=self.scenario.data is not None,
+            loss=self.loss_value,
+            loss_history=tuple(self.loss_history),
+            loss_steps=tuple(self.loss_steps),
+            next_op=self.next_op,
+            optimizer=type(self.optimizer).__name__,
+            groups=tuple(_hyper(g) for g in self.optimizer.param_groups),
+            params=tuple(self._param_snapshot(t) for t in self._params),
+            has_graph=self.loss is not None,
+        )
+
+    def _param_snapshot(self, track: _ParamTrack) -> ParamSnapshot:
+        p = track.tensor
+        value = view(p)
+        assert value is not None
+        rec = self._last_step.get(track.name)
+        return ParamSnapshot(
+            name=track.name,
+            group=track.group,
+            value=value,
+            grad=view(p.grad),
+            accumulated=track.accumulated if p.grad is not None else 0,
+            last_update=view(rec.after - rec.before) if rec is not None else None,
+            state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()},
+            requires_grad=p.requires_grad,
+        )
+
+    def update_detail(self, name: str) -> UpdateDetail | None:
+        """The last step's numbers for one parameter, for showing the update rule."""
+        rec = self._last_step.get(name)
+        track = next((t for t in self._params if t.name == name), None)
+        if rec is None or track is None:
+            return None
+        grad_ok = rec.grad._version == rec.grad_version
+        before, after, delta = view(rec.before), view(rec.after), view(rec.after - rec.before)
+        assert before is not None and after is not None and delta is not None
+        return UpdateDetail(
+            name=name,
+            optimizer=type(self.optimizer).__name__,
+            hyper=rec.hyper,
+            before=before,
+            grad=view(rec.grad) if grad_ok else None,
+            after=after,
+            delta=delta,
+            state_before={k: plain(v) for k, v in rec.state_before.items()},
+            state_after={
+                k: plain(v) for k, v in self.optimizer.state.get(track.tensor, {}).items()
+            },
+        )
+
+    def graph(self) -> Any:
+        """The extracted autograd graph of the current loss (cached per forward)."""
+        from .graph import extract
+
+        if self.loss is None:
+            return None
+        key = self.iteration
+        if self._graph_cache is None or self._graph_cache[0] != key:
+            self._graph_cache = (key, extract(self.loss, dict(self.scenario.params)))
+        return self._graph_cache[1]
+
+
+class _ScenarioFailure(Exception):
+    def __init__(self, error: OpError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().clone()
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+def _hyper(group: dict[str, Any]) -> dict[str, Any]:
+    return {k: plain(v) for k, v in group.items() if k != "params"}
+
+
+def _length(data: Any) -> int | None:
+    try:
+        return len(data) if data is not None else None
+    except TypeError:
+        return None
+
+
+def _zero_grad_sets_none(optimizer: torch.optim.Optimizer) -> bool:
+    try:
+        param = inspect.signature(optimizer.zero_grad).parameters.get("set_to_none")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is True

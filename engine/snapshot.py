@@ -1,0 +1,156 @@
+"""Immutable, detached views of tensors and of the session's state.
+
+The UI and the CLI only ever see these: plain Python numbers copied out of torch,
+never live tensors of the running loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+SMALL = 64
+"""Tensors with at most this many elements are shown (and written) in full."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float
+    min: float
+    max: float
+    norm: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "norm": self.norm,
+        }
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """A detached copy of a tensor: values when small, a summary when large."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+    values: Any = None
+    summary: Summary | None = None
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def is_small(self) -> bool:
+        return self.summary is None
+
+    def flat(self) -> list[Any]:
+        """The values as a flat list (small tensors only)."""
+        return list(_flatten(self.values))
+
+    def to_json(self) -> Any:
+        if self.summary is None:
+            return self.values
+        return {"shape": list(self.shape), **self.summary.as_dict()}
+
+
+def _flatten(values: Any) -> Any:
+    if isinstance(values, list):
+        for v in values:
+            yield from _flatten(v)
+    else:
+        yield values
+
+
+def view(t: torch.Tensor | None, small: int = SMALL) -> TensorView | None:
+    """Copy a tensor out of torch: exact values (tolist) when small, else a summary."""
+    if t is None:
+        return None
+    t = t.detach()
+    shape = tuple(t.shape)
+    dtype = str(t.dtype).removeprefix("torch.")
+    device = str(t.device)
+    if t.numel() <= small:
+        return TensorView(shape, dtype, device, values=t.tolist())
+    return TensorView(shape, dtype, device, summary=summarize(t))
+
+
+def summarize(t: torch.Tensor) -> Summary:
+    """mean, std, min, max, norm computed on the torch side in one pass over the data."""
+    x = t.detach()
+    if not x.is_floating_point() and not x.is_complex():
+        x = x.double()
+    if x.is_complex():
+        x = x.abs()
+    stats = torch.stack(
+        [x.mean(), x.std() if x.numel() > 1 else x.new_zeros(()), x.min(), x.max(), x.norm()]
+    )
+    mean, std, lo, hi, norm = stats.tolist()
+    return Summary(mean, std, lo, hi, norm)
+
+
+@dataclass(frozen=True)
+class ParamSnapshot:
+    name: str
+    group: int
+    value: TensorView
+    grad: TensorView | None
+    accumulated: int
+    """Backward passes summed into .grad since it was last cleared."""
+    last_update: TensorView | None
+    """Value after minus value before the last step that moved this parameter."""
+    state: Mapping[str, Any] = field(default_factory=dict)
+    """The optimizer's per-parameter state: TensorViews and plain numbers."""
+    requires_grad: bool = True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the session holds after an op, detached."""
+
+    scenario: str
+    title: str
+    op_count: int
+    step_count: int
+    iteration: int
+    epoch: int
+    batch: int
+    batches_per_epoch: int | None
+    has_data: bool
+    loss: float | None
+    loss_history: tuple[float, ...]
+    loss_steps: tuple[int, ...]
+    """For each loss in loss_history, the op index of the forward that produced it."""
+    next_op: str
+    optimizer: str
+    groups: tuple[Mapping[str, Any], ...]
+    """Each param group's hyperparameters (everything but the params)."""
+    params: tuple[ParamSnapshot, ...]
+    has_graph: bool
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        return tuple(float(g["lr"]) for g in self.groups if "lr" in g)
+
+    def param(self, name: str) -> ParamSnapshot | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def plain(value: Any) -> Any:
+    """Hyperparameters and state entries as JSON-friendly detached values."""
+    if isinstance(value, torch.Tensor):
+        return view(value)
+    if isinstance(value, tuple | list):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return repr(value)

@@ -1,0 +1,1 @@
+"""Built-in example scenarios: plain Python files following the scenario contract."""
