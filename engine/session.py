@@ -76,7 +76,7 @@ class Session:
         self.loss_history: list[float] = []
         self.loss_steps: list[int] = []
         self.step_count = 0
-        self.iteration = 0
+        self.forward_count = 0
         self.epoch = 0
         self.batch = 0
         self._data_iter: Iterator[Any] | None = None
@@ -195,7 +195,7 @@ class Session:
         self.loss = loss
         self._graph_backwarded = False
         self._graph_cache = None
-        self.iteration += 1
+        self.forward_count += 1
         warnings = []
         if loss.numel() == 1:
             self.loss_value = loss.detach().item()
@@ -399,7 +399,7 @@ class Session:
             title=self.scenario.title,
             op_count=len(self.events),
             step_count=self.step_count,
-            iteration=self.iteration,
+            iteration=self.forward_count,
             epoch=self.epoch,
             batch=self.batch,
             batches_per_epoch=_length(self.scenario.data),
@@ -459,7 +459,7 @@ class Session:
 
         if self.loss is None:
             return None
-        key = self.iteration
+        key = self.forward_count
         if self._graph_cache is None or self._graph_cache[0] != key:
             self._graph_cache = (key, extract(self.loss, dict(self.scenario.params)))
         return self._graph_cache[1]
