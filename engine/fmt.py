@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .snapshot import TensorView
+if TYPE_CHECKING:
+    from .snapshot import TensorView
 
 
 def num(x: float | int | bool | None, digits: int = 6) -> str:

@@ -8,7 +8,6 @@ import random
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .builtins import builtin_names, docstring_parts, resolve
 from .errors import ScenarioError, source_line
 
 SCENARIO_MODULE_NAME = "__optdbg_scenario__"
@@ -62,42 +62,6 @@ class Scenario:
 
     def location(self, line: int | None) -> str:
         return f"{self.path}:{line}" if line else str(self.path)
-
-
-def builtin_dir() -> Path:
-    return Path(str(resources.files("optdbg.scenarios")))
-
-
-def builtin_names() -> list[str]:
-    return sorted(p.stem for p in builtin_dir().glob("*.py") if not p.stem.startswith("_"))
-
-
-def builtin_title(name: str) -> tuple[str, str]:
-    """Title and description of a built-in, read from its docstring without running it."""
-    return docstring_parts(_read_docstring(builtin_dir() / f"{name}.py"))
-
-
-def resolve(spec: str | Path) -> Path:
-    """A path, or the name of a built-in scenario, to the scenario file."""
-    path = Path(spec)
-    if path.exists() or path.suffix == ".py" or len(path.parts) > 1:
-        return path
-    builtin = builtin_dir() / f"{spec}.py"
-    return builtin if builtin.exists() else path
-
-
-def docstring_parts(doc: str | None) -> tuple[str, str]:
-    if not doc:
-        return "", ""
-    first, _, rest = doc.strip().partition("\n")
-    return first.strip(), inspect.cleandoc(rest).strip()
-
-
-def _read_docstring(path: Path) -> str | None:
-    try:
-        return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
 
 
 def load(spec: str | Path) -> Scenario:

@@ -110,8 +110,12 @@ def test_dag_toy_gradient_and_one_step() -> None:
 
 def test_dag_toy_backward_twice_accumulates() -> None:
     loop = PlainLoop.load("dag_toy")
-    loop.ops("f b b")  # no tensors saved on b's path: the second backward works
+    loop.ops("f b f b")  # two backward passes without zero_grad
     assert loop.ns["b"].grad.item() == -4.0
+    # the graph saved the wrapped 2 for MulBackward0: a second backward on it fails
+    loop.ops("f b")
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loop.ops("b")
 
 
 def test_dag_toy_ten_iterations_with_and_without_zero_grad() -> None:

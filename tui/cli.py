@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def list_command(out: TextIO) -> int:
-    from optdbg.engine.scenario import builtin_names, builtin_title
+    from optdbg.engine.builtins import builtin_names, builtin_title
 
     names = builtin_names()
     width = max(len(n) for n in names)
