@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 def num(x: float | int | bool | None, digits: int = 6) -> str:
     if x is None:
         return "None"
-    if isinstance(x, bool) or isinstance(x, int):
+    if isinstance(x, bool | int):
         return str(x)
     if math.isnan(x):
         return "nan"

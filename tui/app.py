@@ -1,0 +1,408 @@
+"""OptDbgApp: drive a Session one op at a time with keys.
+
+The Session is injected (or loaded from a scenario spec off the UI thread). Torch work
+runs in a thread worker, one job at a time from a queue; results come back as messages
+carrying detached data, which the app hands down to the panels' reactives.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tab, Tabs
+
+from .screens import HelpScreen, PickerScreen
+from .widgets import (
+    GraphPanel,
+    LogPanel,
+    LossPanel,
+    ParamsPanel,
+    StatusBar,
+    UpdatePanel,
+    describe_update,
+)
+
+if TYPE_CHECKING:
+    from optdbg.engine.events import Event
+    from optdbg.engine.graph import Graph
+    from optdbg.engine.session import Session, UpdateDetail
+    from optdbg.engine.snapshot import Snapshot
+
+PANELS = ("params", "update", "graph", "loss", "log")
+PANEL_TITLES = {
+    "params": "Params",
+    "update": "Update",
+    "graph": "Graph",
+    "loss": "Loss",
+    "log": "Log",
+}
+OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
+MAX_QUEUE = 16
+COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
+
+
+def _display_path(path: Path) -> str:
+    from optdbg.engine.builtins import builtin_dir
+
+    if path.parent.resolve() == builtin_dir().resolve():
+        return f"built-in scenario {path.stem}"
+    return str(path)
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything the panels show after a job, detached from the session."""
+
+    snapshot: Snapshot
+    detail: UpdateDetail | None
+    graph: Graph | None
+    selected: str | None
+
+
+class OptDbgApp(App[None]):
+    """Step through a PyTorch optimization loop one operation at a time."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "optdbg"
+    BINDINGS = [
+        Binding("f", "op('forward')", "forward", tooltip="loss = forward()"),
+        Binding("b", "op('backward')", "backward", tooltip="loss.backward()"),
+        Binding("s", "op('step')", "step", tooltip="optimizer.step()"),
+        Binding("z", "op('zero_grad')", "zero_grad", tooltip="optimizer.zero_grad()"),
+        Binding("n", "op('next')", "next", tooltip="the next op of the cycle"),
+        Binding("i", "op('iteration')", "iter", tooltip="forward, backward, step, zero_grad"),
+        Binding("r", "reload", "reload", tooltip="load the scenario again"),
+        Binding("e", "export", "export", tooltip="write the graph to PNG"),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
+        *(
+            Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
+            for i, p in enumerate(PANELS)
+        ),
+    ]
+
+    compact: reactive[bool] = reactive(False)
+    """True on small terminals: one panel at a time, chosen with tabs."""
+    panel: reactive[str] = reactive("params")
+    """The panel shown in compact mode."""
+
+    class Loaded(Message):
+        """A scenario was loaded (in a worker) into a new session."""
+
+        def __init__(self, session: Session, view: View) -> None:
+            super().__init__()
+            self.session = session
+            self.view = view
+
+    class LoadFailed(Message):
+        """The scenario could not be loaded; `text` is the clear error message."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class JobDone(Message):
+        """A queued job finished: the events it produced and the new view."""
+
+        def __init__(self, events: list[Event], view: View | None, note: str = "") -> None:
+            super().__init__()
+            self.events = events
+            self.view = view
+            self.note = note
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        scenario: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.scenario = scenario if session is None else session.scenario.path
+        self.selected: str | None = None
+        self.view: View | None = None
+        self.load_error: str | None = None
+        self._queue: deque[tuple[str, Callable[[Session], Any]]] = deque()
+        self._busy = False
+
+    # ------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Tabs(*(Tab(PANEL_TITLES[p], id=f"tab-{p}") for p in PANELS), id="tabs")
+        with Container(id="panels"):
+            yield ParamsPanel(id="params", classes="panel")
+            yield GraphPanel(id="graph", classes="panel")
+            yield UpdatePanel(id="update", classes="panel")
+            yield LossPanel(id="loss", classes="panel")
+            yield LogPanel(id="log", classes="panel", markup=False, wrap=True)
+        with VerticalScroll(id="error"):
+            yield Static(id="error-text")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self._fit(self.size.width, self.size.height)
+        if self.session is not None:
+            self._enqueue("start", lambda _s: None)
+        elif self.scenario is not None:
+            self.load(self.scenario)
+        else:
+            self.pick()
+
+    def on_resize(self, event: Any) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+
+    def watch_compact(self, compact: bool) -> None:
+        self.set_class(compact, "-compact")
+        self._show_panel()
+
+    def watch_panel(self, panel: str) -> None:
+        self._show_panel()
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{panel}":
+            tabs.active = f"tab-{panel}"
+
+    def _show_panel(self) -> None:
+        for name in PANELS:
+            self.query_one(f"#{name}").set_class(name == self.panel, "-active")
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id:
+            self.panel = event.tab.id.removeprefix("tab-")
+
+    def action_panel(self, name: str) -> None:
+        self.panel = name
+
+    # ------------------------------------------------------------- loading
+
+    def pick(self) -> None:
+        from optdbg.engine.builtins import builtin_names, builtin_title
+
+        choices = [(n, *builtin_title(n)) for n in builtin_names()]
+
+        def chosen(name: str | None) -> None:
+            if name is None:
+                if self.session is None and self.scenario is None:
+                    self.exit()
+                return
+            self.scenario = name
+            self.load(name)
+
+        self.push_screen(PickerScreen(choices), chosen)
+
+    def load(self, spec: str | Path) -> None:
+        self.query_one(StatusBar).activity = "loading the scenario (importing torch)…"
+        self._load_worker(spec)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load_worker(self, spec: str | Path) -> None:
+        from optdbg.engine import ScenarioError, Session
+
+        try:
+            session = Session.open(spec)
+            view = self._capture(session, None)
+        except ScenarioError as e:
+            self.post_message(self.LoadFailed(str(e)))
+            return
+        except Exception as e:  # an engine bug must not take the app down
+            self.post_message(self.LoadFailed(f"{spec}: unexpected {type(e).__name__}: {e}"))
+            return
+        self.post_message(self.Loaded(session, view))
+
+    def on_opt_dbg_app_loaded(self, message: Loaded) -> None:
+        self.session = message.session
+        self.scenario = message.session.scenario.path
+        self.load_error = None
+        self._queue.clear()
+        self._busy = False
+        self.remove_class("-failed")
+        log = self.query_one(LogPanel)
+        log.clear()
+        log.note(f"loaded {_display_path(message.session.scenario.path)}")
+        self.query_one(StatusBar).last_event = None
+        self._apply(message.view)
+        self.query_one(StatusBar).activity = ""
+        self.refresh_bindings()
+
+    def on_opt_dbg_app_load_failed(self, message: LoadFailed) -> None:
+        self.session = None
+        self.load_error = message.text
+        self._queue.clear()
+        self.add_class("-failed")
+        self.query_one("#error-text", Static).update(
+            Text.assemble(
+                ("The scenario could not be loaded\n\n", "bold"),
+                message.text,
+                ("\n\nEdit the file, then press r to reload.", "italic"),
+            )
+        )
+        status = self.query_one(StatusBar)
+        status.activity = "load failed: see below, press r after fixing the file"
+        status.snapshot = None
+        self.refresh_bindings()
+
+    # ------------------------------------------------------------- jobs
+
+    def action_op(self, op: str) -> None:
+        self._enqueue(op, lambda s: s.perform(op))
+
+    def _enqueue(self, label: str, job: Callable[[Session], Any]) -> None:
+        if len(self._queue) >= MAX_QUEUE:
+            self.notify(f"{label} ignored: {MAX_QUEUE} ops already queued", severity="warning")
+            return
+        self._queue.append((label, job))
+        if not self._busy and self.session is not None:
+            self._next_job()
+        else:
+            self._show_activity()
+
+    def _next_job(self) -> None:
+        if not self._queue or self.session is None:
+            self._busy = False
+            self._show_activity()
+            return
+        label, job = self._queue.popleft()
+        self._start(job, label)
+
+    def _start(self, job: Callable[[Session], Any], label: str) -> None:
+        self._busy = True
+        self._running = label
+        self._show_activity()
+        if self.session is not None:
+            self._job_worker(self.session, job, self.selected)
+
+    def _show_activity(self) -> None:
+        queued = f" ({len(self._queue)} queued)" if self._queue else ""
+        running = getattr(self, "_running", "") if self._busy else ""
+        text = f"running {running}…{queued}" if running else (queued.strip(" ()") or "")
+        self.query_one(StatusBar).activity = text
+
+    @work(thread=True, group="ops")
+    def _job_worker(
+        self, session: Session, job: Callable[[Session], Any], selected: str | None
+    ) -> None:
+        try:
+            result = job(session)
+            events = list(result) if isinstance(result, Iterable) else []
+            view = self._capture(session, selected)
+        except Exception as e:  # never let an engine bug kill the UI
+            self.post_message(self.JobDone([], None, f"internal error: {type(e).__name__}: {e}"))
+            return
+        self.post_message(self.JobDone(events, view))
+
+    def _capture(self, session: Session, selected: str | None) -> View:
+        snap = session.snapshot()
+        names = [p.name for p in snap.params]
+        name = selected if selected in names else (names[0] if names else None)
+        detail = session.update_detail(name) if name else None
+        return View(snap, detail, session.graph(), name)
+
+    def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
+        log = self.query_one(LogPanel)
+        if message.note:
+            log.note(message.note, style="bold red")
+            self.notify(message.note, severity="error")
+        log.add_events(message.events)
+        for event in message.events:
+            self._alert(event)
+        if message.events:
+            self.query_one(StatusBar).last_event = message.events[-1]
+        if message.view is not None:
+            self._apply(message.view)
+        self._busy = False
+        self._next_job()
+
+    def _alert(self, event: Event) -> None:
+        for w in event.warnings:
+            self.notify(w.message, title=f"⚠ {w.code}", severity="warning", timeout=8)
+        if event.error:
+            self.notify(
+                f"{event.error.message.splitlines()[0][:200]}\n{event.error.explanation}",
+                title=f"{event.op} refused: {event.error.type}",
+                severity="error",
+                timeout=10,
+            )
+
+    def _apply(self, view: View) -> None:
+        self.view = view
+        self.query_one(StatusBar).snapshot = view.snapshot
+        self.query_one(ParamsPanel).snapshot = view.snapshot
+        self.query_one(UpdatePanel).lines = describe_update(view.detail, view.selected)
+        graph = self.query_one(GraphPanel)
+        if graph.graph is not view.graph:
+            graph.graph = view.graph
+        self.query_one(LossPanel).history = view.snapshot.loss_history
+        self._show_details(view)
+
+    def _show_details(self, view: View) -> None:
+        from optdbg.engine import fmt
+
+        p = view.snapshot.param(view.selected) if view.selected else None
+        panel = self.query_one(ParamsPanel)
+        if p is None:
+            panel.details = ""
+            return
+        lines = [
+            f"{p.name}  shape {fmt.shape(p.value.shape)}  {p.value.dtype}  {p.value.device}",
+            f"value: {fmt.tensor(p.value, limit=64)}",
+            f"grad:  {fmt.tensor(p.grad, limit=64)}"
+            + (f"   (sum of {p.accumulated} backward passes)" if p.accumulated > 1 else ""),
+            f"Δ:     {fmt.tensor(p.last_update, limit=64)}",
+        ]
+        for key, value in p.state.items():
+            shown = fmt.tensor(value, limit=16) if hasattr(value, "shape") else fmt.num(value)
+            lines.append(f"state {key}: {shown}")
+        panel.details = "\n".join(lines)
+
+    def on_params_panel_selected(self, message: ParamsPanel.Selected) -> None:
+        if message.name == self.selected:
+            return
+        self.selected = message.name
+        if self.session is not None and not (self._queue and self._queue[-1][0] == "select"):
+            self._enqueue("select", lambda s: None)
+
+    # ------------------------------------------------------------- actions
+
+    def action_reload(self) -> None:
+        if self.scenario is None:
+            self.pick()
+            return
+        self._queue.clear()
+        self.load(self.scenario)
+
+    def action_export(self) -> None:
+        self.notify("Graph export to PNG arrives with the graph issue.", severity="information")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in ("op", "export") and self.session is None)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for op in OPS:
+            yield SystemCommand(
+                op.replace("_", " ").capitalize(),
+                f"Perform {op} on the session",
+                lambda op=op: self.action_op(op),  # type: ignore[misc]
+            )
+        yield SystemCommand("Reload scenario", "Load the scenario file again", self.action_reload)
+        yield SystemCommand("Export graph", "Write the graph to a PNG file", self.action_export)
+        yield SystemCommand("Help", "Keys and what each op does", self.action_help)
+        yield SystemCommand("Open a built-in scenario", "Choose from the built-ins", self.pick)

@@ -1,0 +1,288 @@
+"""The panels of the main screen. Each receives detached data through a reactive."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Span, Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable, RichLog, Static, Tree
+from textual.widgets.tree import TreeNode
+from textual_plotext import PlotextPlot
+
+from optdbg.engine import fmt
+
+if TYPE_CHECKING:
+    from optdbg.engine.events import Event
+    from optdbg.engine.graph import Graph
+    from optdbg.engine.session import UpdateDetail
+    from optdbg.engine.snapshot import ParamSnapshot, Snapshot, TensorView
+
+OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z"}
+_VAR = re.compile(r"\$([\w-]+)")
+
+
+def themed(text: Text, variables: dict[str, str]) -> Text:
+    """Resolve `$warning`-style theme variables in a Rich Text's styles (Rich has no themes)."""
+
+    def sub(style: Any) -> Any:
+        if isinstance(style, str) and "$" in style:
+            return _VAR.sub(lambda m: variables.get(m.group(1), "default"), style)
+        return style
+
+    text.spans = [Span(sp.start, sp.end, sub(sp.style)) for sp in text.spans]
+    text.style = sub(text.style)
+    return text
+
+
+def _lrs(snap: Snapshot) -> str:
+    lrs = sorted(set(snap.lrs))
+    return ", ".join(fmt.num(lr, 4) for lr in lrs) if lrs else "—"
+
+
+class StatusBar(Static):
+    """Scenario title, counters, loss, learning rate, the next op and the last event."""
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    """The session's state after the last op."""
+    last_event: reactive[Event | None] = reactive(None)
+    """The last op performed, shown on the third line."""
+    activity: reactive[str] = reactive("")
+    """What is running now (loading, an op, queued ops); empty when idle."""
+
+    def render(self) -> Text:
+        snap = self.snapshot
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if snap is None:
+            text.append(" optdbg ", style="bold reverse")
+            text.append(f"  {self.activity or 'no scenario loaded'}\n\n")
+            return text
+        text.append(f" {snap.title} ", style="bold reverse")
+        if self.activity:
+            text.append(f"  ⏳ {self.activity}", style="bold $warning")
+        text.append("\n")
+        parts = [
+            ("op ", str(snap.op_count)),
+            ("iter ", str(snap.iteration)),
+            ("step ", str(snap.step_count)),
+        ]
+        if snap.has_data:
+            per = f"/{snap.batches_per_epoch}" if snap.batches_per_epoch else ""
+            parts += [("epoch ", str(snap.epoch)), ("batch ", f"{snap.batch}{per}")]
+        loss = fmt.num(snap.loss) if snap.loss is not None else "—"
+        parts += [("loss ", loss), ("lr ", _lrs(snap))]
+        for label, value in parts:
+            text.append(f" {label}", style="dim")
+            text.append(value, style="bold")
+        text.append("  next: ", style="dim")
+        text.append(f"{snap.next_op} ({OP_KEYS[snap.next_op]}/n)", style="bold $accent")
+        text.append("\n")
+        text.append_text(self._last_line())
+        return themed(text, self.app.theme_variables)
+
+    def _last_line(self) -> Text:
+        event = self.last_event
+        if event is None:
+            return Text(" press f to run forward, ? for help", style="dim")
+        line = Text(f" #{event.index} {event.op}: ", style="dim")
+        if event.error:
+            line.append(event.summary, style="bold $error")
+        elif event.warnings:
+            line.append(f"⚠ {event.warnings[0].code}: ", style="bold $warning")
+            line.append(event.warnings[0].message)
+        else:
+            line.append(event.summary)
+        return line
+
+
+def _cell(v: TensorView | None, digits: int = 5) -> str:
+    if v is None:
+        return "None"
+    if v.summary is not None:
+        return f"μ {fmt.num(v.summary.mean, 3)} σ {fmt.num(v.summary.std, 3)}"
+    return fmt.tensor(v, digits, limit=4)
+
+
+class ParamsPanel(Vertical):
+    """One row per optimizer parameter; the selected one's full values below."""
+
+    BORDER_TITLE = "Parameters"
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    """The session's state after the last op."""
+    details: reactive[str] = reactive("")
+    """Full values of the selected parameter (fetched off the UI thread)."""
+
+    class Selected(Message):
+        """The user selected a parameter row."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=True)
+        table.add_columns("name", "shape", "value", "grad", "acc", "Δ last step")
+        yield table
+        with VerticalScroll(id="param-details"):
+            yield Static(id="param-details-text")
+
+    def watch_snapshot(self, snap: Snapshot | None) -> None:
+        if snap is None:
+            return
+        table = self.query_one(DataTable)
+        keys = [p.name for p in snap.params]
+        if [str(k.value) for k in table.rows] != keys:
+            table.clear()
+            for p in snap.params:
+                table.add_row(*self._row(p), key=p.name)
+            return
+        for p in snap.params:
+            for column, value in zip(table.columns, self._row(p), strict=True):
+                table.update_cell(p.name, column, value, update_width=True)
+
+    def _row(self, p: ParamSnapshot) -> list[Text | str]:
+        variables = self.app.theme_variables
+        return [themed(c, variables) if isinstance(c, Text) else c for c in self._cells(p)]
+
+    def _cells(self, p: ParamSnapshot) -> list[Text | str]:
+        acc = Text(str(p.accumulated) if p.grad is not None else "–")
+        if p.accumulated > 1:
+            acc = Text(f"{p.accumulated}×⚠", style="bold $warning reverse")
+        grad = Text("None", style="dim italic") if p.grad is None else Text(_cell(p.grad))
+        delta = Text("–", style="dim") if p.last_update is None else Text(_cell(p.last_update))
+        return [p.name, fmt.shape(p.value.shape), _cell(p.value), grad, acc, delta]
+
+    def watch_details(self, text: str) -> None:
+        self.query_one("#param-details-text", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.post_message(self.Selected(str(event.row_key.value)))
+
+
+class UpdatePanel(Static):
+    """The last step's update rule with numbers, for the selected parameter."""
+
+    BORDER_TITLE = "Update rule"
+
+    lines: reactive[tuple[str, ...]] = reactive(())
+    """The rule's lines (from engine.rules), or a hint when there is no step yet."""
+
+    def render(self) -> str:
+        return "\n".join(self.lines) or "No step yet: press s after a backward to see the rule."
+
+
+def describe_update(detail: UpdateDetail | None, name: str | None) -> tuple[str, ...]:
+    from optdbg.engine.rules import describe
+
+    if detail is None:
+        who = f" moved {name}" if name else ""
+        return (f"No step has{who} yet.",)
+    return tuple(describe(detail))
+
+
+class GraphPanel(Tree[str]):
+    """The grad_fn graph of the current loss, from the loss down to the parameter leaves."""
+
+    BORDER_TITLE = "Graph"
+
+    graph: reactive[Graph | None] = reactive(None, always_update=True)
+    """The extracted graph of the current loss (None before the first forward)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("no loss yet: press f", **kwargs)
+        self.show_root = True
+
+    def watch_graph(self, graph: Graph | None) -> None:
+        self.clear()
+        if graph is None or graph.root is None:
+            self.root.set_label("no graph: the loss has no grad_fn" if graph else "no loss yet")
+            return
+        loss = fmt.tensor(graph.loss) if graph.loss is not None else ""
+        self.root.set_label(f"loss = {loss}")
+        shown: set[str] = set()
+        stack: list[tuple[TreeNode[str], str, int]] = [(self.root, graph.root, 0)]
+        expand_depth = 1000 if len(graph) < 80 else 3
+        while stack:
+            parent, nid, depth = stack.pop()
+            node = graph.nodes[nid]
+            label = themed(_node_label(node), self.app.theme_variables)
+            if nid in shown:
+                parent.add_leaf(Text.assemble(("↪ ", "dim"), label, (f"  (#{nid} above)", "dim")))
+                continue
+            shown.add(nid)
+            inputs = graph.inputs(nid)
+            if not inputs:
+                parent.add_leaf(label, data=nid)
+                continue
+            child = parent.add(label, data=nid, expand=depth < expand_depth)
+            stack.extend((child, i, depth + 1) for i in reversed(inputs))
+        self.root.expand()
+
+
+def _node_label(node: Any) -> Text:
+    if node.is_leaf:
+        text = Text.assemble(("● ", "bold $success"), (node.label, "bold"))
+        if node.value is not None:
+            text.append(f"  {fmt.tensor(node.value, limit=4)}", style="dim")
+        return text
+    return Text.assemble((node.label, "bold $accent"), (f"  {node.name}  #{node.id}", "dim"))
+
+
+class LossPanel(PlotextPlot):
+    """The loss history as a plot, with the current value in the title."""
+
+    BORDER_TITLE = "Loss"
+
+    history: reactive[tuple[float, ...]] = reactive(())
+    """Every scalar loss computed so far, in order."""
+
+    def watch_history(self, history: tuple[float, ...]) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        finite = [(i + 1, v) for i, v in enumerate(history) if math.isfinite(v)]
+        if finite:
+            xs, ys = zip(*finite, strict=True)
+            if min(ys) > 0 and max(ys) / min(ys) > 1e3:
+                plt.yscale("log")
+            plt.plot(list(xs), list(ys), marker="braille")
+        last = fmt.num(history[-1]) if history else "—"
+        bad = len(history) - len(finite)
+        plt.title(f"loss {last}" + (f"  ({bad} non-finite not drawn)" if bad else ""))
+        self.refresh()
+
+
+class LogPanel(RichLog):
+    """Every op with its index and result; warnings and errors stand out."""
+
+    BORDER_TITLE = "Log"
+
+    def add_events(self, events: list[Event]) -> None:
+        for event in events:
+            self.write(themed(event_text(event), self.app.theme_variables))
+
+    def note(self, message: str, style: str = "dim") -> None:
+        self.write(Text(message, style=style))
+
+
+def event_text(event: Event) -> Text:
+    text = Text()
+    text.append(f"#{event.index:<4}", style="dim")
+    text.append(f"{event.op:<10}", style="bold")
+    if event.error:
+        text.append(f"✗ {event.summary}\n", style="bold $error")
+        text.append(f"      {event.error.explanation}", style="$error")
+    else:
+        text.append(event.summary)
+    for w in event.warnings:
+        text.append("\n")
+        text.append(f"      ⚠ {w.code} ", style="bold $warning reverse")
+        text.append(f" {w.message}", style="$warning")
+    return text
