@@ -280,18 +280,17 @@ class Session:
         if loss is None:
             raise UsageError("there is no loss to backpropagate: run forward (f) first")
         self._protect_step_grads()
-        rollback = (
-            {t.name: _clone(t.tensor.grad) for t in self._params}
-            if self._graph_backwarded
-            else None
-        )
+        # Saved on every backward, not only on a graph already backwarded: PyTorch may
+        # accumulate into some .grad before it refuses a graph (one made stale by step
+        # fails at the first node whose saved tensor changed, after other branches ran).
+        # After zero_grad the grads are None and this copies nothing.
+        rollback = {t.name: _clone(t.tensor.grad) for t in self._params}
         self._received = {}
         try:
             loss.backward()
         except Exception:
-            if rollback is not None:
-                for t in self._params:
-                    t.tensor.grad = rollback[t.name]
+            for t in self._params:
+                t.tensor.grad = rollback[t.name]
             raise
         self._graph_backwarded = True
         warnings = []
@@ -311,7 +310,9 @@ class Session:
     def _accumulated_warning(self, track: _ParamTrack) -> Finding:
         grad = view(track.tensor.grad)
         last = track.contributions[-1]
-        added = fmt.tensor(last) if isinstance(last, TensorView) else f"a gradient of norm {last:.4g}"
+        added = (
+            fmt.tensor(last) if isinstance(last, TensorView) else f"a gradient of norm {last:.4g}"
+        )
         return Finding(
             "grad-accumulated",
             f"{track.name}.grad is {fmt.tensor(grad)}: the sum of {track.accumulated} backward "
