@@ -6,6 +6,7 @@ import inspect
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import torch
 from . import fmt
 from .events import OPS, WORDS, Event, Finding, OpError
 from .explain import explain
-from .scenario import Scenario, load
+from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
+from .graph import with_flow as graph_with_flow
+from .scenario import Scenario, grad_tensors, load
 from .snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
 
 STATE_DETAIL_LIMIT = 1 << 16
@@ -82,7 +85,17 @@ class Session:
         self._data_iter: Iterator[Any] | None = None
         self._graph_backwarded = False
         self._next = 0
-        self._graph_cache: tuple[int, Any] | None = None
+        self._graph_cache: tuple[int, Graph] | None = None
+        self._graph_fns: list[Any] = []
+        self._modules: tuple[dict[int, str], dict[int, str]] | None = None
+        self._trace_once = False
+        self.capture_graph = False
+        """Set by the TUI to watch values in the graph: extract it (node data, modules, saved
+        tensors) right after each forward, and record the gradient flowing through every
+        node at each backward (`graph().flow`, `graph().steps`). Off, `graph()` extracts
+        lazily and a graph first read after backward has its saved tensors marked freed."""
+        self.graph_error: str | None = None
+        """Why the last graph extraction or flow recording failed (the op itself did not)."""
         self._last_step: dict[str, StepRecord] = {}
         self._received: dict[str, TensorView | float | None] = {}
         self._params = [
@@ -179,8 +192,10 @@ class Session:
 
     def _forward(self) -> tuple[str, list[Finding]]:
         batch = self._next_batch() if self.scenario.data is not None else None
+        capture = ForwardCapture(self._module_maps()[0]) if self.capture_graph else None
         try:
-            loss = self.scenario.forward(batch)
+            with capture or nullcontext():
+                loss = self.scenario.forward(batch)
         except Exception as e:
             raise _ScenarioFailure(self._forward_error(e)) from None
         if not isinstance(loss, torch.Tensor):
@@ -195,7 +210,10 @@ class Session:
         self.loss = loss
         self._graph_backwarded = False
         self._graph_cache = None
+        self._graph_fns = []
         self.forward_count += 1
+        if capture is not None:
+            self._extract(capture)
         warnings = []
         if loss.numel() == 1:
             self.loss_value = loss.detach().item()
@@ -286,13 +304,17 @@ class Session:
         # After zero_grad the grads are None and this copies nothing.
         rollback = {t.name: _clone(t.tensor.grad) for t in self._params}
         self._received = {}
+        recorder = self._flow_recorder()
         try:
-            loss.backward()
+            with recorder or nullcontext():
+                loss.backward()
         except Exception:
             for t in self._params:
                 t.tensor.grad = rollback[t.name]
             raise
         self._graph_backwarded = True
+        if recorder is not None:
+            self._record_flow(recorder)
         warnings = []
         for track in self._params:
             if track.name not in self._received:
@@ -454,16 +476,74 @@ class Session:
             },
         )
 
-    def graph(self) -> Any:
-        """The extracted autograd graph of the current loss (cached per forward)."""
-        from .graph import extract
-
+    def graph(self) -> Graph | None:
+        """The extracted autograd graph of the current loss (cached per forward; after a
+        backward recorded with `capture_graph` on, it carries `flow` and `steps`)."""
         if self.loss is None:
             return None
-        key = self.forward_count
-        if self._graph_cache is None or self._graph_cache[0] != key:
-            self._graph_cache = (key, extract(self.loss, dict(self.scenario.params)))
-        return self._graph_cache[1]
+        if self._graph_cache is None or self._graph_cache[0] != self.forward_count:
+            self._extract(None)
+        return self._graph_cache[1] if self._graph_cache is not None else None
+
+    def backward_steps(self) -> tuple[Event, tuple[BackwardStep, ...]]:
+        """Backward in slow motion.
+
+        Performs the `backward` op, which is exactly one normal `loss.backward()` (so every
+        `.grad` ends bit for bit as after `backward()`), with autograd Node hooks recording
+        each node it runs through, in autograd's execution order, whatever `capture_graph`
+        says. Returns the op's Event (recorded like any backward) and the steps, for the UI
+        to replay one node at a time. Each `BackwardStep` has the node id, the gradient
+        arriving at the node (`grad_in`), the local derivative (`derivative` in words,
+        `local` as numbers for elementwise ops), the gradient sent to each input
+        (`outputs`: (input node id, gradient) per slot) and, for a leaf, its `.grad` before
+        and after the deposit. The steps are empty when PyTorch refused the backward (the
+        Event says why). Afterwards `graph().steps` and `graph().flow` hold the same data.
+        """
+        self._trace_once = True
+        try:
+            event = self.backward()
+        finally:
+            self._trace_once = False
+        graph = self._graph_cache[1] if self._graph_cache is not None else None
+        steps = graph.steps if event.ok and graph is not None else ()
+        return event, steps
+
+    def _module_maps(self) -> tuple[dict[int, str], dict[int, str]]:
+        if self._modules is None:
+            self._modules = module_names(self.scenario.namespace)
+        return self._modules
+
+    def _extract(self, capture: ForwardCapture | None) -> None:
+        assert self.loss is not None
+        names = dict(grad_tensors(self.scenario.namespace))
+        names.update(self.scenario.params)
+        try:
+            graph, fns = extract_nodes(
+                self.loss, names, capture=capture, owners=self._module_maps()[1]
+            )
+        except Exception as e:  # observing must never break an op
+            self.graph_error = f"graph extraction failed: {type(e).__name__}: {e}"
+            self._graph_cache, self._graph_fns = None, []
+            return
+        self.graph_error = None
+        self._graph_cache = (self.forward_count, graph)
+        self._graph_fns = fns
+
+    def _flow_recorder(self) -> FlowRecorder | None:
+        """Hooks for the coming backward, when flow is watched; extracts the graph first,
+        while its saved tensors still exist."""
+        if not (self.capture_graph or self._trace_once) or self.graph() is None:
+            return None
+        return FlowRecorder(self._graph_fns) if self._graph_fns else None
+
+    def _record_flow(self, recorder: FlowRecorder) -> None:
+        if self._graph_cache is None:
+            return
+        key, graph = self._graph_cache
+        try:
+            self._graph_cache = (key, graph_with_flow(graph, recorder))
+        except Exception as e:  # observing must never break an op
+            self.graph_error = f"recording the gradient flow failed: {type(e).__name__}: {e}"
 
 
 class _ScenarioFailure(Exception):
