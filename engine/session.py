@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import fmt
@@ -452,6 +453,21 @@ class Session:
             state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()},
             requires_grad=p.requires_grad,
         )
+
+    def values_text(self, name: str, limit: int = 2000) -> str:
+        """A parameter's value and grad printed in full (edges only past `limit` elements)."""
+        track = next((t for t in self._params if t.name == name), None)
+        if track is None:
+            return ""
+        parts = []
+        for label, t in (("value", track.tensor), ("grad", track.tensor.grad)):
+            if t is None:
+                parts.append(f"{label}: None")
+                continue
+            array = t.detach().cpu().double().numpy()
+            text = np.array2string(array, threshold=limit, precision=6, max_line_width=100)
+            parts.append(f"{label}:\n{text}")
+        return "\n".join(parts)
 
     def update_detail(self, name: str) -> UpdateDetail | None:
         """The last step's numbers for one parameter, for showing the update rule."""

@@ -69,6 +69,8 @@ class View:
     detail: UpdateDetail | None
     graph: Graph | None
     selected: str | None
+    values: str = ""
+    """Full values of the selected parameter when it is too large for the table."""
 
 
 class OptDbgApp(App[None]):
@@ -310,7 +312,10 @@ class OptDbgApp(App[None]):
         names = [p.name for p in snap.params]
         name = selected if selected in names else (names[0] if names else None)
         detail = session.update_detail(name) if name else None
-        return View(snap, detail, session.graph(), name)
+        param = snap.param(name) if name else None
+        large = param is not None and not param.value.is_small
+        values = session.values_text(name) if large and name else ""
+        return View(snap, detail, session.graph(), name, values)
 
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
         log = self.query_one(LogPanel)
@@ -367,6 +372,8 @@ class OptDbgApp(App[None]):
         for key, value in p.state.items():
             shown = fmt.tensor(value, limit=16) if hasattr(value, "shape") else fmt.num(value)
             lines.append(f"state {key}: {shown}")
+        if view.values:
+            lines += ["", view.values]
         panel.details = "\n".join(lines)
 
     def on_params_panel_selected(self, message: ParamsPanel.Selected) -> None:

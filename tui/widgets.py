@@ -159,7 +159,7 @@ class ParamsPanel(Vertical):
         return [p.name, fmt.shape(p.value.shape), _cell(p.value), grad, acc, delta]
 
     def watch_details(self, text: str) -> None:
-        self.query_one("#param-details-text", Static).update(text)
+        self.query_one("#param-details-text", Static).update(Text(text))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
