@@ -1,0 +1,519 @@
+"""Export an extracted Graph to DOT, PNG or SVG.
+
+The drawing follows torchviz's `make_dot` (grey op nodes named after their grad_fn,
+light-blue parameter leaves with their names and shapes, orange saved tensors, the
+green output) and adds what optdbg knows: each node's data and grad (as micrograd
+draws them), the gradient sent along each edge in small graphs, and the module that
+produced each node as a cluster (`model.0`, `loss_fn`).
+
+The DOT is generated from the same `Graph` the TUI shows rather than by torchviz: torchviz
+walks live tensors (its saved tensors are gone after backward) and knows nothing of values
+or gradients. torchviz stays a dependency for users who want `make_dot` itself; see
+`torchviz_make_dot`, which imports it with the `distutils` guard Python 3.12+ needs.
+
+Rendering runs the system `dot` when it is on PATH, else the `graphviz-pure` program
+(a dependency, installed next to Python's executable). graphviz-pure has font metrics
+only for the fonts it bundles (Tinos, Arimo, Cousine), so with it the labels use Cousine
+(a monospace font metric-compatible with Courier New). When no renderer works, the DOT
+is written instead and the result says so.
+
+Files are written atomically (a temporary file in the same folder, then a rename) and an
+existing file is never replaced unless `force=True`: `export_graph` raises ExportError
+naming the file. `unique_path` picks a free name (`name-1.png`, `name-2.png`, ...) for
+callers that must not fail, such as the TUI's `e` key (see `default_path`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .graph import Graph, Node
+from .snapshot import TensorView
+
+FORMATS = {".png": "png", ".svg": "svg", ".dot": "dot", ".gv": "dot"}
+"""Output file extension -> format."""
+
+RENDER_TIMEOUT = 120.0
+SAVED_NODES_UP_TO = 150
+"""Graphs up to this many nodes draw saved tensors as their own (orange) nodes, as
+torchviz does; bigger ones list them inside the op's box, which keeps layout fast."""
+EDGE_LABELS_UP_TO = 60
+"""Graphs up to this many nodes label each edge with the gradient sent along it."""
+MAX_SIDE = 30000
+MAX_AREA = 100_000_000
+"""Limits of a PNG, in pixels: bigger drawings are rendered at a lower dpi (never below
+40, where 10-point labels are still readable when zoomed)."""
+
+_COLORS = {"op": "lightgrey", "leaf": "lightblue", "saved": "orange", "output": "darkolivegreen1"}
+
+
+class ExportError(Exception):
+    """The export was refused before anything was written (bad name, existing file...)."""
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """A program that lays out DOT: the system `dot` or graphviz-pure."""
+
+    path: str
+    kind: str
+    """"dot" or "graphviz-pure"."""
+
+    @property
+    def font(self) -> str:
+        return "Cousine" if self.kind == "graphviz-pure" else "monospace"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path | None
+    """The file written in the requested format; None when it could not be rendered."""
+    format: str
+    message: str
+    """One line for the user: what was written where, or what went wrong and what to do."""
+    dot_path: Path | None = None
+    """Where the DOT text was written instead, when rendering was impossible."""
+    renderer: Renderer | None = None
+    nodes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None
+
+
+# ------------------------------------------------------------------ renderer
+
+
+def find_renderer() -> Renderer | None:
+    """The system `dot` if on PATH, else graphviz-pure (next to Python, or on PATH).
+
+    The environment variable OPTDBG_DOT overrides the search: a path to a dot-compatible
+    program, or an empty string for none (the DOT fallback).
+    """
+    forced = os.environ.get("OPTDBG_DOT")
+    if forced is not None:
+        if not forced.strip():
+            return None
+        kind = "graphviz-pure" if "graphviz-pure" in Path(forced).name else "dot"
+        return Renderer(forced, kind)
+    dot = shutil.which("dot")
+    if dot:
+        return Renderer(dot, "dot")
+    name = "graphviz-pure.exe" if os.name == "nt" else "graphviz-pure"
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        candidate = folder / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return Renderer(str(candidate), "graphviz-pure")
+    found = shutil.which("graphviz-pure")
+    return Renderer(found, "graphviz-pure") if found else None
+
+
+def render(dot: str, fmt: str, renderer: Renderer, timeout: float = RENDER_TIMEOUT) -> bytes:
+    """Lay out DOT text and return the PNG/SVG bytes; RuntimeError with the reason if not."""
+    try:
+        proc = subprocess.run(
+            [renderer.path, f"-T{fmt}"],
+            input=dot.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise RuntimeError(f"{renderer.path} was not found") from None
+    except PermissionError:
+        raise RuntimeError(f"{renderer.path} cannot be executed") from None
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{renderer.kind} took more than {timeout:.0f} s") from None
+    except OSError as e:
+        raise RuntimeError(f"{renderer.path} could not run: {e}") from None
+    if proc.returncode != 0 or not proc.stdout:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = err[-1] if err else f"exit status {proc.returncode}"
+        raise RuntimeError(f"{renderer.kind} failed: {reason}")
+    return proc.stdout
+
+
+# ------------------------------------------------------------------ DOT
+
+
+def _q(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _label(lines: Iterable[str]) -> str:
+    """A left-aligned multi-line DOT label (each line ends in \\l)."""
+    body = "".join(
+        line.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + "\\l" for line in lines
+    )
+    return '"' + body + '"'
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        text = f"{x:.4g}"
+        return "0" if text == "-0" else text
+    return str(x)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")" if shape else "scalar"
+
+
+def _nested(values: Any) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_nested(v) for v in values) + "]"
+    return _num(values)
+
+
+def tensor_text(v: TensorView | None, limit: int = 4, shape: bool = True) -> str:
+    """A tensor in one ASCII line: numbers when few, else (shape and) the first few or a
+    summary."""
+    if v is None:
+        return "None"
+    dims = f"{_shape(v.shape)} " if shape else ""
+    if v.summary is None:
+        flat = v.flat()
+        if len(flat) <= limit:
+            return _nested(v.values)
+        head = ", ".join(_num(x) for x in flat[:limit])
+        return f"{dims}[{head}, ...]"
+    s = v.summary
+    return f"{dims}mean {_num(s.mean)} std {_num(s.std)} norm {_num(s.norm)}"
+
+
+def _node_lines(graph: Graph, node: Node, inline_saved: bool) -> list[str]:
+    flow = graph.flow.get(node.id)
+    if node.is_leaf:
+        lines = [node.label, f" {_shape(node.value.shape)}" if node.value is not None else ""]
+        if node.value is not None:
+            lines.append(f"data {tensor_text(node.value, shape=False)}")
+        if flow is not None:
+            lines.append(f"grad {tensor_text(flow.grad_after, shape=False)}")
+            if flow.grad_before is not None:
+                lines.append(f"  (+= {tensor_text(flow.grad, shape=False)} this pass)")
+        return [line for line in lines if line]
+    lines = [f"{node.name}  {node.module}" if node.module else node.name]
+    if node.value is not None:
+        lines.append(f"data {tensor_text(node.value)}")
+    if flow is not None:
+        lines.append(f"grad {tensor_text(flow.grad, shape=node.value is None)}")
+    if inline_saved:
+        names = [
+            f"{s.name}={s.source}" if s.source else f"{s.name}{_short_shape(s)}"
+            for s in node.saved_tensors
+        ]
+        if names:
+            lines.append("saved " + ", ".join(names))
+    return lines
+
+
+def _short_shape(s: Any) -> str:
+    if s.freed:
+        return " (freed)"
+    return _shape(s.value.shape) if isinstance(s.value, TensorView) else ""
+
+
+def _saved_text(s: Any) -> str:
+    if s.freed:
+        return f"({s.note or 'freed'})"
+    text = tensor_text(s.value) if isinstance(s.value, TensorView) else str(s.value)
+    return f"{s.source} = {text}" if s.source else text
+
+
+def to_dot(
+    graph: Graph, *, title: str | None = None, font: str = "monospace", clusters: bool = False
+) -> str:
+    """The graph in DOT (from the leaves at the top down to the loss, as torchviz draws).
+
+    Each op node names the module that produced it. `clusters=True` also boxes each
+    module's nodes; dot then has to place boxes that share ranks side by side, which
+    turns a deep network into a wide staircase, so it is off by default.
+    """
+    inline_saved = len(graph) > SAVED_NODES_UP_TO
+    edge_labels = graph.has_flow and len(graph) <= EDGE_LABELS_UP_TO
+    out = [
+        "digraph optdbg {",
+        f"  graph [fontname={_q(font)} fontsize=12 ranksep=0.25 nodesep=0.25"
+        + (f" label={_q(title)} labelloc=t" if title else "")
+        + "]",
+        f"  node [style=filled shape=box fontname={_q(font)} fontsize=10 height=0.2"
+        f" fillcolor={_COLORS['op']}]",
+        f"  edge [fontname={_q(font)} fontsize=8]",
+    ]
+    groups: dict[str, list[str]] = {}
+    body: list[str] = []
+    for nid, node in graph.nodes.items():
+        lines = _node_lines(graph, node, inline_saved)
+        color = f" fillcolor={_COLORS['leaf']}" if node.is_leaf else ""
+        statement = f"  {_q(nid)} [label={_label(lines)}{color}]"
+        if node.module is not None and clusters:
+            groups.setdefault(node.module, []).append(statement)
+        else:
+            body.append(statement)
+        if not inline_saved and not node.is_leaf:
+            for k, s in enumerate(node.saved_tensors):
+                sid = f"{nid}.s{k}"
+                head = f"{s.name} = {s.source}" if s.source else s.name
+                text = _saved_text(s).removeprefix(f"{s.source} = " if s.source else "")
+                saved_lines = [head, text]
+                body.append(
+                    f"  {_q(sid)} [label={_label(saved_lines)} fillcolor={_COLORS['saved']}]"
+                )
+                body.append(f"  {_q(sid)} -> {_q(nid)} [dir=none style=dashed]")
+    for k, (module, statements) in enumerate(groups.items()):
+        out.append(f"  subgraph cluster_{k} {{")
+        out.append(f"    label={_q(module)} style=rounded color=grey50 fontcolor=grey30")
+        out.extend("  " + s for s in statements)
+        out.append("  }")
+    out.extend(body)
+    for nid, node in graph.nodes.items():
+        flow = graph.flow.get(nid)
+        for slot, input_id in enumerate(node.inputs):
+            if input_id is None:
+                continue
+            attrs = []
+            if not graph.nodes[input_id].is_leaf:
+                attrs.append("weight=10")  # keeps chains of ops straight
+            if edge_labels and flow is not None and slot < len(flow.grad_out):
+                attrs.append(f"label={_q(' ' + tensor_text(flow.grad_out[slot], 2))}")
+            tail = f" [{' '.join(attrs)}]" if attrs else ""
+            out.append(f"  {_q(input_id)} -> {_q(nid)}{tail}")
+    if graph.root is not None:
+        loss = tensor_text(graph.loss) if graph.loss is not None else ""
+        shape = _shape(graph.loss.shape) if graph.loss is not None else ""
+        out.append(
+            f'  "loss" [label={_label(["loss", shape, loss])} fillcolor={_COLORS["output"]}]'
+        )
+        out.append(f'  {_q(graph.root)} -> "loss"')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _png_dpi(dot: str, renderer: Renderer) -> float | None:
+    """A dpi that keeps the PNG within MAX_SIDE and MAX_AREA (None: the default 96 fits)."""
+    try:
+        proc = subprocess.run(
+            [renderer.path, "-Tplain"],
+            input=dot.encode("utf-8"),
+            capture_output=True,
+            timeout=RENDER_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    first = proc.stdout.split(b"\n", 1)[0].split()
+    if proc.returncode != 0 or len(first) < 4 or first[0] != b"graph":
+        return None
+    width, height = float(first[2]), float(first[3])
+    dpi = min(
+        96.0, MAX_SIDE / max(width, height, 1e-9), math.sqrt(MAX_AREA / max(width * height, 1e-9))
+    )
+    return None if dpi >= 96.0 else max(40.0, dpi)
+
+
+# ------------------------------------------------------------------ files
+
+
+def unique_path(path: str | Path) -> Path:
+    """`path` if no file has that name, else the first free `stem-1.ext`, `stem-2.ext`, ..."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    n = 1
+    while True:
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1
+
+
+def default_path(
+    scenario: str, op_count: int, directory: str | Path = ".", ext: str = ".png"
+) -> Path:
+    """A free file name for exporting after `op_count` ops: `<scenario>-op<N>.png`."""
+    return unique_path(Path(directory) / f"{scenario}-op{op_count}{ext}")
+
+
+def write_atomic(path: Path, data: bytes, force: bool = False) -> None:
+    """Write via a temporary file in the same folder; refuse to replace unless `force`."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if force:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name is taken
+        except FileExistsError:
+            raise ExportError(f"{path} already exists (use --force to replace it)") from None
+        except OSError:  # no hard links here: check, then rename
+            if path.exists():
+                raise ExportError(f"{path} already exists (use --force to replace it)") from None
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def export_graph(
+    graph: Graph,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    force: bool = False,
+    renderer: Renderer | bool | None = True,
+) -> ExportResult:
+    """Write `graph` to `path`, the format from its extension (.png, .svg, .dot/.gv).
+
+    Raises ExportError, writing nothing, for an unknown extension, a missing folder, or an
+    existing file without `force`. When PNG/SVG cannot be rendered (no renderer, or it
+    failed) the DOT is written next to it (a free `.dot` name) and the result's `ok` is
+    False with a message saying why and how to render it. `renderer=True` finds one
+    (`find_renderer`); pass a Renderer to choose, or None for none.
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ExportError(
+            f"cannot tell the format of {path.name!r}: name the file .png, .svg or .dot"
+        )
+    if not path.parent.is_dir():
+        raise ExportError(f"the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder: give a file name such as graph.png")
+    if path.exists() and not force:
+        raise ExportError(f"{path} already exists (use --force to replace it)")
+    chosen = find_renderer() if renderer is True else (renderer or None)
+    font = chosen.font if chosen is not None else "monospace"
+    dot = to_dot(graph, title=title, font=font)
+    n = len(graph)
+    if fmt == "dot":
+        write_atomic(path, dot.encode("utf-8"), force)
+        return ExportResult(
+            path, fmt, f"wrote {path} ({n} nodes)", None, chosen, n, time.perf_counter() - start
+        )
+    reason = "no Graphviz renderer found (no `dot` on PATH, no graphviz-pure next to Python)"
+    if chosen is not None:
+        try:
+            source = dot
+            if fmt == "png":
+                dpi = _png_dpi(dot, chosen)
+                if dpi is not None:
+                    source = dot.replace("  graph [", f"  graph [dpi={dpi:.0f} ", 1)
+            data = render(source, fmt, chosen)
+        except RuntimeError as e:
+            reason = str(e)
+        else:
+            write_atomic(path, data, force)
+            seconds = time.perf_counter() - start
+            return ExportResult(
+                path,
+                fmt,
+                f"wrote {path} ({n} nodes, {chosen.kind}, {seconds:.1f} s)",
+                None,
+                chosen,
+                n,
+                seconds,
+            )
+    dot_path = unique_path(path.with_suffix(".dot"))
+    write_atomic(dot_path, dot.encode("utf-8"))
+    return ExportResult(
+        None,
+        fmt,
+        f"could not write {path.name}: {reason}. Wrote the graph as DOT to {dot_path}; "
+        f"render it with `graphviz-pure -T{fmt} {dot_path} -o {path}` "
+        "(pip install graphviz-pure) or Graphviz's `dot`.",
+        dot_path,
+        chosen,
+        n,
+        time.perf_counter() - start,
+    )
+
+
+# ------------------------------------------------------------------ torchviz
+
+
+def torchviz_make_dot(*args: Any, **kwargs: Any) -> Any:
+    """torchviz.make_dot, importable on Python 3.12+ (where distutils is gone).
+
+    torchviz 0.0.3 does `from distutils.version import LooseVersion` to compare torch
+    versions; when distutils is missing a minimal stand-in module is registered first.
+    """
+    _ensure_distutils()
+    from torchviz import make_dot
+
+    return make_dot(*args, **kwargs)
+
+
+def _ensure_distutils() -> None:
+    try:
+        import distutils.version  # noqa: F401
+    except ImportError:
+        sys.modules.setdefault("distutils", _distutils_stub())
+        sys.modules.setdefault("distutils.version", sys.modules["distutils"].version)
+
+
+def _distutils_stub() -> Any:
+    """A `distutils` module with only `version.LooseVersion`, enough for torchviz."""
+    import functools
+    import re
+    import types
+
+    @functools.total_ordering
+    class LooseVersion:
+        def __init__(self, v: str) -> None:
+            self.vstring = str(v)
+            parts = [p for p in re.split(r"(\d+|[a-zA-Z]+|\.)", self.vstring) if p.strip(".")]
+            self.version = [int(p) if p.isdigit() else p for p in parts]
+
+        def _key(self) -> list[tuple[int, Any]]:
+            return [(1, p) if isinstance(p, int) else (0, p) for p in self.version]
+
+        def __eq__(self, other: object) -> bool:
+            return self._key() == LooseVersion(str(other))._key()
+
+        def __lt__(self, other: object) -> bool:
+            return self._key() < LooseVersion(str(other))._key()
+
+        def __hash__(self) -> int:
+            return hash(self.vstring)
+
+        def __str__(self) -> str:
+            return self.vstring
+
+    package = types.ModuleType("distutils")
+    version = types.ModuleType("distutils.version")
+    version.LooseVersion = LooseVersion  # type: ignore[attr-defined]
+    package.version = version  # type: ignore[attr-defined]
+    return package
