@@ -1,4 +1,4 @@
-"""The `optdbg` command: open the TUI, list built-ins, or run a scenario headless."""
+"""The `optdbg` command: open the TUI, list built-ins, run a scenario or export its graph."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def _main_parser() -> argparse.ArgumentParser:
         epilog=(
             "subcommands:\n"
             "  optdbg run SCENARIO [--ops OPS] [--repeat N] [--json] [--quiet]\n"
-            "                      run ops headless and print what each did\n\n"
+            "                      run ops headless and print what each did\n"
+            "  optdbg export SCENARIO [--ops OPS] [-o FILE] [--force]\n"
+            "                      run ops headless, then write the graph to .png/.svg/.dot\n\n"
             "SCENARIO is a path to a .py file or the name of a built-in (see --list).\n"
             "Scenario files are Python and run with your rights: open only files you trust."
         ),
@@ -55,10 +57,38 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optdbg export",
+        description=(
+            "Run ops on a scenario without the TUI, then write the autograd graph of the "
+            "last loss, with the values and gradients optdbg shows, to a file. The format "
+            "comes from the extension: .png, .svg or .dot. Rendering uses Graphviz's dot "
+            "when it is on PATH, else graphviz-pure; without either the DOT is written."
+        ),
+    )
+    parser.add_argument("scenario", help="scenario file or built-in name")
+    parser.add_argument(
+        "--ops",
+        default="f",
+        help='whitespace-separated op words, as for run (default "f"; "f b" adds gradients)',
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="file to write (.png, .svg or .dot; default SCENARIO-opN.png, a free name)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "run":
         return run_command(args[1:])
+    if args and args[0] == "export":
+        return export_command(args[1:])
     ns = _main_parser().parse_args(args)
     if ns.list:
         return list_command(sys.stdout)
@@ -78,12 +108,10 @@ def list_command(out: TextIO) -> int:
     return EXIT_OK
 
 
-def run_command(argv: list[str]) -> int:
-    parser = _run_parser()
-    ns = parser.parse_args(argv)
+def _op_words(parser: argparse.ArgumentParser, ops: str) -> list[str]:
     from optdbg.engine.events import WORDS
 
-    words = ns.ops.split()
+    words = ops.split()
     unknown = [w for w in words if w not in WORDS]
     if unknown or not words:
         parser.error(
@@ -92,6 +120,13 @@ def run_command(argv: list[str]) -> int:
             if unknown
             else "--ops is empty"
         )
+    return words
+
+
+def run_command(argv: list[str]) -> int:
+    parser = _run_parser()
+    ns = parser.parse_args(argv)
+    words = _op_words(parser, ns.ops)
     if ns.repeat < 1:
         parser.error("--repeat must be at least 1")
 
@@ -115,4 +150,60 @@ def run_command(argv: list[str]) -> int:
                     print(trace_line(event), flush=True)
     if ns.quiet:
         print(summary_line(events, session.snapshot()))
+    return EXIT_OK
+
+
+def export_command(argv: list[str]) -> int:
+    parser = _export_parser()
+    ns = parser.parse_args(argv)
+    words = _op_words(parser, ns.ops)
+    from pathlib import Path
+
+    from optdbg.engine.export import FORMATS, ExportError, default_path, export_graph
+
+    if ns.output is not None and Path(ns.output).suffix.lower() not in FORMATS:
+        parser.error(f"cannot tell the format of {ns.output!r}: name the file .png, .svg or .dot")
+
+    from optdbg.engine import ScenarioError, Session
+
+    try:
+        session = Session.open(ns.scenario)
+    except ScenarioError as e:
+        print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
+        return EXIT_USAGE
+    session.capture_graph = True
+    for word in words:
+        for event in session.perform(word):
+            if event.error is not None:
+                print(f"optdbg: op {event.index} ({event.op}): {event.summary}", file=sys.stderr)
+    graph = session.graph()
+    if graph is None:
+        print(
+            f"optdbg: no graph to export: the ops {ns.ops!r} left no loss "
+            "(the graph is that of the last forward: include f)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if graph.root is None:
+        print(
+            "optdbg: no graph to export: the loss does not require grad, so it has no "
+            "autograd graph (does forward use a tensor with requires_grad=True?)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    snap = session.snapshot()
+    path = Path(ns.output) if ns.output else default_path(snap.scenario, snap.op_count)
+    title = f"{snap.title} (after {' '.join(words)})"
+    try:
+        result = export_graph(graph, path, title=title, force=ns.force)
+    except ExportError as e:
+        print(f"optdbg: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"optdbg: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not result.ok:
+        print(f"optdbg: {result.message}", file=sys.stderr)
+        return EXIT_WARNINGS
+    print(result.message)
     return EXIT_OK
