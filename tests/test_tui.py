@@ -5,46 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
+from pilot_helpers import log_text, press, row, settle, status
 from textual.widgets import DataTable, Tree
 
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
 from optdbg.tui.screens import HelpScreen, PickerScreen
-from optdbg.tui.widgets import GraphPanel, LogPanel, StatusBar, UpdatePanel
+from optdbg.tui.widgets import GraphPanel, UpdatePanel
 
 WIDE, NARROW = (160, 48), (80, 24)
-
-
-async def settle(pilot: Pilot[None]) -> None:
-    """Wait until queued ops and loads have finished and their messages are handled."""
-    app = pilot.app
-    assert isinstance(app, OptDbgApp)
-    for _ in range(400):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if not app._busy and not app._queue and not app.workers:
-            return
-    raise AssertionError("the app did not settle")
-
-
-def row(app: OptDbgApp, name: str) -> list[str]:
-    table = app.query_one(DataTable)
-    return [str(cell) for cell in table.get_row(name)]
-
-
-def status(app: OptDbgApp) -> str:
-    return str(app.query_one(StatusBar).render())
-
-
-def log_text(app: OptDbgApp) -> str:
-    return " ".join(" ".join(strip.text for strip in app.query_one(LogPanel).lines).split())
-
-
-async def press(pilot: Pilot[None], *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
 
 
 async def test_bowl_forward_backward_step_and_forgotten_zero_grad() -> None:
@@ -75,7 +44,7 @@ async def test_zero_grad_shows_none_and_resets_accumulation() -> None:
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f", "b", "z")
         assert row(app, "t")[3:5] == ["None", "–"]
-        assert "next: forward" in status(app)
+        assert "next: forward (f)" in status(app)
 
 
 async def test_keys_pressed_while_busy_are_queued_not_lost() -> None:
@@ -95,7 +64,7 @@ async def test_next_and_iteration_keys() -> None:
     app = OptDbgApp(Session.open("dag_toy"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "n", "n")
-        assert "next: step" in status(app)
+        assert "next: step (s)" in status(app)
         await press(pilot, "n", "n", "i")
         assert app.view is not None and app.view.snapshot.step_count == 2
         assert row(app, "b")[2] == "3.6"

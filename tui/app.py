@@ -149,7 +149,7 @@ class OptDbgApp(App[None]):
             yield GraphPanel(id="graph", classes="panel")
             yield UpdatePanel(id="update", classes="panel")
             yield LossPanel(id="loss", classes="panel")
-            yield LogPanel(id="log", classes="panel", markup=False, wrap=True)
+            yield LogPanel(id="log", classes="panel", markup=False, wrap=True, min_width=20)
         with VerticalScroll(id="error"):
             yield Static(id="error-text")
         yield Footer(compact=True, show_command_palette=False)

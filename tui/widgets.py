@@ -80,7 +80,7 @@ class StatusBar(Static):
             text.append(f" {label}", style="dim")
             text.append(value, style="bold")
         text.append("  next: ", style="dim")
-        text.append(f"{snap.next_op} ({OP_KEYS[snap.next_op]}/n)", style="bold $accent")
+        text.append(f"{snap.next_op} ({OP_KEYS[snap.next_op]})", style="bold $accent")
         text.append("\n")
         text.append_text(self._last_line())
         return themed(text, self.app.theme_variables)

@@ -1,0 +1,55 @@
+"""Layout snapshots (pytest-textual-snapshot). Update with: pytest tests/test_snapshots.py
+--snapshot-update, then look at the SVGs in tests/__snapshots__ before committing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pilot_helpers import settle
+from textual.pilot import Pilot
+
+from optdbg.engine import Session
+from optdbg.tui.app import OptDbgApp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def keys(*presses: str):  # type: ignore[no-untyped-def]
+    """A run_before that presses keys one by one, waiting for each op to finish."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        for key in presses:
+            await pilot.press(key)
+            await settle(pilot)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    return run
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_main_screen_after_forgotten_zero_grad(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    assert snap_compare(app, terminal_size=size, run_before=keys("f", "b", "s", "f", "b"))
+
+
+def test_update_rule_panel_with_adam(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = OptDbgApp(Session.open("classifier_adam"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("f", "b", "s", "2"))
+
+
+def test_picker(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(OptDbgApp(), terminal_size=(100, 30), run_before=keys())
+
+
+def test_help_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("question_mark"))
+
+
+def test_load_error_screen(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(ROOT)  # the message names the path as given: keep it stable
+    app = OptDbgApp(scenario="tests/data/broken_optimizer.py")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys())
