@@ -228,3 +228,19 @@ async def test_footer_shows_op_keys_only_when_a_session_is_loaded(tmp_path: Path
         keys = {b.binding.key for b in app.active_bindings.values() if b.enabled}
         assert "r" in keys and "q" in keys
         assert not app.check_action("op", ("forward",))
+
+
+async def test_export_key_writes_a_png_named_after_scenario_and_op_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = OptDbgApp(Session.open("log_xy"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "e")
+        assert "press f" in log_text(app)
+        await press(pilot, "f", "e")
+        png = tmp_path / "log_xy-op1.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert str(png) in log_text(app).replace(" ", "")
+        await press(pilot, "e")
+        assert (tmp_path / "log_xy-op1-1.png").exists()  # never overwrites

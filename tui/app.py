@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.text import Text
 from textual import work
@@ -59,6 +59,30 @@ def _display_path(path: Path) -> str:
     if path.parent.resolve() == builtin_dir().resolve():
         return f"built-in scenario {path.stem}"
     return str(path)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line for the log and a toast: the outcome of a job that is not an op."""
+
+    text: str
+    severity: Literal["information", "warning", "error"] = "information"
+
+
+def export_png(session: Session) -> Note:
+    """Write the current graph to `<scenario>-op<N>.png` in the working directory."""
+    from optdbg.engine.export import ExportError, default_path, export_graph
+
+    graph = session.graph()
+    if graph is None:
+        return Note("nothing to export yet: press f to build the graph first", "warning")
+    path = default_path(session.scenario.name, len(session.events))
+    try:
+        result = export_graph(graph, path, title=session.scenario.title)
+    except ExportError as e:
+        return Note(f"export failed: {e}", "error")
+    text = result.message if not result.ok else f"graph exported: {path.resolve()}"
+    return Note(text, "information" if result.ok else "warning")
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,9 @@ class OptDbgApp(App[None]):
     class JobDone(Message):
         """A queued job finished: the events it produced and the new view."""
 
-        def __init__(self, events: list[Event], view: View | None, note: str = "") -> None:
+        def __init__(
+            self, events: list[Event], view: View | None, note: Note | None = None
+        ) -> None:
             super().__init__()
             self.events = events
             self.view = view
@@ -300,12 +326,15 @@ class OptDbgApp(App[None]):
     ) -> None:
         try:
             result = job(session)
-            events = list(result) if isinstance(result, Iterable) else []
             view = self._capture(session, selected)
         except Exception as e:  # never let an engine bug kill the UI
-            self.post_message(self.JobDone([], None, f"internal error: {type(e).__name__}: {e}"))
+            note = Note(f"internal error: {type(e).__name__}: {e}", "error")
+            self.post_message(self.JobDone([], None, note))
             return
-        self.post_message(self.JobDone(events, view))
+        if isinstance(result, Note):
+            self.post_message(self.JobDone([], view, result))
+        else:
+            self.post_message(self.JobDone(list(result or []), view))
 
     def _capture(self, session: Session, selected: str | None) -> View:
         snap = session.snapshot()
@@ -319,9 +348,10 @@ class OptDbgApp(App[None]):
 
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
         log = self.query_one(LogPanel)
-        if message.note:
-            log.note(message.note, style="bold red")
-            self.notify(message.note, severity="error")
+        if message.note is not None:
+            style = {"error": "bold red", "warning": "bold yellow"}.get(message.note.severity, "")
+            log.note(message.note.text, style=style)
+            self.notify(message.note.text, severity=message.note.severity, timeout=8)
         log.add_events(message.events)
         for event in message.events:
             self._alert(event)
@@ -393,7 +423,7 @@ class OptDbgApp(App[None]):
         self.load(self.scenario)
 
     def action_export(self) -> None:
-        self.notify("Graph export to PNG arrives with the graph issue.", severity="information")
+        self._enqueue("export", export_png)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
