@@ -24,9 +24,11 @@ Three moments feed a Graph:
 
 from __future__ import annotations
 
+import gc
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
@@ -434,6 +436,20 @@ def extract(
     return extract_nodes(loss, names, capture=capture, owners=owners)[0]
 
 
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """Extraction creates tens of thousands of small acyclic objects (views, nodes, tuples);
+    letting them trigger the cyclic garbage collector mid-way costs a full collection of
+    everything the process holds (hundreds of ms in a big app) and frees nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def extract_nodes(
     loss: torch.Tensor,
     names: Mapping[str, torch.Tensor] | None = None,
@@ -442,6 +458,16 @@ def extract_nodes(
     owners: Mapping[int, str] | None = None,
 ) -> tuple[Graph, list[Any]]:
     """`extract`, also returning the grad_fn objects in node-id order (for FlowRecorder)."""
+    with _paused_gc():
+        return _extract_nodes(loss, names, capture, owners)
+
+
+def _extract_nodes(
+    loss: torch.Tensor,
+    names: Mapping[str, torch.Tensor] | None,
+    capture: ForwardCapture | None,
+    owners: Mapping[int, str] | None,
+) -> tuple[Graph, list[Any]]:
     start = time.perf_counter()
     root = loss.grad_fn
     if root is None:
@@ -614,6 +640,7 @@ class FlowRecorder:
         self.grad_out: dict[int, tuple[torch.Tensor | None, ...]] = {}
         self.before: dict[int, torch.Tensor | None] = {}
         self._handles: list[Any] = []
+        self._gc_was_enabled = False
 
     def _pre(self, i: int, leaf: bool) -> Callable[[Any], None]:
         def hook(grad_outputs: Any) -> None:
@@ -631,6 +658,8 @@ class FlowRecorder:
         return hook
 
     def __enter__(self) -> FlowRecorder:
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()  # see _paused_gc: the hooks allocate thousands of small objects
         try:
             for i, fn in enumerate(self.fns):
                 leaf = isinstance(getattr(fn, "variable", None), torch.Tensor)
@@ -646,6 +675,9 @@ class FlowRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._gc_was_enabled:
+            gc.enable()
+            self._gc_was_enabled = False
 
     def __exit__(
         self,
@@ -661,6 +693,11 @@ _FlowRow = tuple[Node, list[int], list[int], tuple[TensorView | None, ...], int 
 
 def with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
     """The graph with the flow and steps of the backward `recorder` observed."""
+    with _paused_gc():
+        return _with_flow(graph, recorder)
+
+
+def _with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
     ids = list(graph.nodes)
     views = _Views()
     rows: list[_FlowRow] = []

@@ -531,7 +531,9 @@ class Session:
 
     def _extract(self, capture: ForwardCapture | None) -> None:
         assert self.loss is not None
-        names = dict(grad_tensors(self.scenario.namespace))
+        ns = self.scenario.namespace
+        names = {k: v for k, v in ns.items() if isinstance(v, torch.Tensor) and k[:2] != "__"}
+        names.update(grad_tensors(ns))
         names.update(self.scenario.params)
         try:
             graph, fns = extract_nodes(
