@@ -162,7 +162,7 @@ class Session:
     def _run(self, op: str, body: Callable[[], tuple[str, list[Finding]]]) -> Event:
         start = time.perf_counter()
         error = None
-        summary, warnings = "", []
+        summary, warnings = "", list[Finding]()
         try:
             summary, warnings = body()
         except UsageError as e:
