@@ -470,18 +470,23 @@ def torchviz_make_dot(*args: Any, **kwargs: Any) -> Any:
     torchviz 0.0.3 does `from distutils.version import LooseVersion` to compare torch
     versions; when distutils is missing a minimal stand-in module is registered first.
     """
+    import warnings
+
     _ensure_distutils()
     from torchviz import make_dot
 
-    return make_dot(*args, **kwargs)
+    with warnings.catch_warnings():  # distutils' LooseVersion is deprecated where it exists
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return make_dot(*args, **kwargs)
 
 
 def _ensure_distutils() -> None:
     try:
         import distutils.version  # noqa: F401
     except ImportError:
-        sys.modules.setdefault("distutils", _distutils_stub())
-        sys.modules.setdefault("distutils.version", sys.modules["distutils"].version)
+        stub = _distutils_stub()
+        sys.modules["distutils"] = stub
+        sys.modules["distutils.version"] = stub.version
 
 
 def _distutils_stub() -> Any:
