@@ -285,7 +285,7 @@ class ForwardCapture:
                 nn_module.register_module_forward_hook(self._post),
             ]
         self._mode = _OutputMode(self)
-        self._mode.__enter__()  # type: ignore[no-untyped-call]
+        self._mode.__enter__()
         return self
 
     def __exit__(
@@ -295,7 +295,7 @@ class ForwardCapture:
         tb: TracebackType | None,
     ) -> None:
         if self._mode is not None:
-            self._mode.__exit__(exc_type, exc, tb)  # type: ignore[no-untyped-call]
+            self._mode.__exit__(exc_type, exc, tb)
             self._mode = None
         for handle in self._handles:
             handle.remove()
