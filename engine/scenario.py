@@ -156,7 +156,6 @@ def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
         ) from None
     except BaseException as e:
         raise _load_exception(e, file) from None
-    namespace.pop("input", None)
     return namespace
 
 
@@ -286,9 +285,7 @@ def _required_args(fn: Callable[..., Any]) -> int | None:
     except (TypeError, ValueError):
         return None
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(
-        1 for p in sig.parameters.values() if p.kind in kinds and p.default is p.empty
-    )
+    return sum(1 for p in sig.parameters.values() if p.kind in kinds and p.default is p.empty)
 
 
 def _check_forward(
@@ -403,7 +400,7 @@ def _check_scheduler(ns: dict[str, Any], data: Any, error: ErrorFactory) -> tupl
             "scheduler_every",
             'scheduler_every = "epoch" but there is no `data`, so there are no epochs',
             "`data` (an iterable of batches) when stepping the scheduler per epoch",
-            'define `data`, or remove scheduler_every to step after each optimizer step',
+            "define `data`, or remove scheduler_every to step after each optimizer step",
         )
     return scheduler, every
 

@@ -197,7 +197,7 @@ class Session:
         try:
             with capture or nullcontext():
                 loss = self.scenario.forward(batch)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a scenario's sys.exit() is an op error too
             raise _ScenarioFailure(self._forward_error(e)) from None
         if not isinstance(loss, torch.Tensor):
             raise _ScenarioFailure(
@@ -268,7 +268,7 @@ class Session:
         self.batch = 1
         return batch
 
-    def _forward_error(self, e: Exception, doing: str = "forward") -> OpError:
+    def _forward_error(self, e: BaseException, doing: str = "forward") -> OpError:
         file = str(self.scenario.path)
         line = None
         for frame, lineno in traceback.walk_tb(e.__traceback__):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pilot_helpers import log_text, press, row, settle, status
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Tree
 
 from optdbg.engine import Session
@@ -244,3 +246,56 @@ async def test_export_key_writes_a_png_named_after_scenario_and_op_count(
         assert str(png) in log_text(app).replace(" ", "")
         await press(pilot, "e")
         assert (tmp_path / "log_xy-op1-1.png").exists()  # never overwrites
+
+
+HANGING = """\
+import time
+import torch
+t = torch.tensor([1.0], requires_grad=True)
+optimizer = torch.optim.SGD([t], lr=0.1)
+def forward():
+    {body}
+    return (t * t).sum()
+"""
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_a_hanging_forward_shows_elapsed_time_and_can_be_cancelled(tmp_path: Path) -> None:
+    path = tmp_path / "hang.py"
+    path.write_text(HANGING.format(body="while True:\n        pass"))
+    app = OptDbgApp(Session.open(path))
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: "escape: cancel" in status(app), 5)
+        assert "forward…" in status(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "OpCancelled" in log_text(app) and "hang.py:6" in log_text(app)
+        assert app.view is not None and app.view.snapshot.loss is None
+        await press(pilot, "s")  # still usable
+        assert app.view.snapshot.op_count == 2
+
+
+async def test_reload_replaces_a_session_stuck_in_native_code(tmp_path: Path) -> None:
+    path = tmp_path / "sleep.py"
+    path.write_text(HANGING.format(body="time.sleep(5)"))
+    app = OptDbgApp(scenario=path)
+    async with app.run_test(size=NARROW) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: "escape: cancel" in status(app), 5)
+        await pilot.press("escape")  # cannot interrupt time.sleep: still running
+        await pilot.pause(0.2)
+        assert app._busy
+        path.write_text(HANGING.format(body="pass"))
+        await press(pilot, "r")
+        await press(pilot, "f")
+        assert "loss 1" in status(app)

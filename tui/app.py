@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
@@ -23,6 +22,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
+from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
 from .widgets import (
     GraphPanel,
@@ -51,6 +51,14 @@ PANEL_TITLES = {
 OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
 MAX_QUEUE = 16
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
+
+
+def _load_error_text(spec: str | Path, error: BaseException) -> str:
+    from optdbg.engine import ScenarioError
+
+    if isinstance(error, ScenarioError):
+        return str(error)
+    return f"{spec}: unexpected {type(error).__name__} while loading: {error}"
 
 
 def _display_path(path: Path) -> str:
@@ -113,6 +121,7 @@ class OptDbgApp(App[None]):
         Binding("e", "export", "export", tooltip="write the graph to PNG"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
+        Binding("escape", "cancel", "cancel", tooltip="stop the running op"),
         *(
             Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
             for i, p in enumerate(PANELS)
@@ -127,28 +136,31 @@ class OptDbgApp(App[None]):
     class Loaded(Message):
         """A scenario was loaded (in a worker) into a new session."""
 
-        def __init__(self, session: Session, view: View) -> None:
+        def __init__(self, session: Session, view: View, generation: int) -> None:
             super().__init__()
             self.session = session
             self.view = view
+            self.generation = generation
 
     class LoadFailed(Message):
         """The scenario could not be loaded; `text` is the clear error message."""
 
-        def __init__(self, text: str) -> None:
+        def __init__(self, text: str, generation: int) -> None:
             super().__init__()
             self.text = text
+            self.generation = generation
 
     class JobDone(Message):
         """A queued job finished: the events it produced and the new view."""
 
         def __init__(
-            self, events: list[Event], view: View | None, note: Note | None = None
+            self, events: list[Event], view: View | None, note: Note | None, generation: int
         ) -> None:
             super().__init__()
             self.events = events
             self.view = view
             self.note = note
+            self.generation = generation
 
     def __init__(
         self,
@@ -164,6 +176,9 @@ class OptDbgApp(App[None]):
         self.load_error: str | None = None
         self._queue: deque[tuple[str, Callable[[Session], Any]]] = deque()
         self._busy = False
+        self._running = ""
+        self._generation = 0
+        self._engine: EngineThread | None = EngineThread() if session is not None else None
 
     # ------------------------------------------------------------- layout
 
@@ -182,12 +197,17 @@ class OptDbgApp(App[None]):
 
     def on_mount(self) -> None:
         self._fit(self.size.width, self.size.height)
+        self.set_interval(0.25, self._tick)
         if self.session is not None:
             self._enqueue("start", lambda _s: None)
         elif self.scenario is not None:
             self.load(self.scenario)
         else:
             self.pick()
+
+    def _tick(self) -> None:
+        if self._busy:
+            self._show_activity()
 
     def on_resize(self, event: Any) -> None:
         self._fit(event.size.width, event.size.height)
@@ -234,29 +254,37 @@ class OptDbgApp(App[None]):
         self.push_screen(PickerScreen(choices), chosen)
 
     def load(self, spec: str | Path) -> None:
-        self.query_one(StatusBar).activity = "loading the scenario (importing torch)…"
-        self._load_worker(spec)
+        """Load a scenario on a fresh engine thread (the old one is let go)."""
+        if self._engine is not None:
+            self._engine.stop()
+        self._generation += 1
+        generation = self._generation
+        self._engine = EngineThread()
+        self._queue.clear()
+        self._busy = True
+        self._running = "loading the scenario (importing torch)"
+        self._show_activity()
 
-    @work(thread=True, exclusive=True, group="load")
-    def _load_worker(self, spec: str | Path) -> None:
-        from optdbg.engine import ScenarioError, Session
+        def job() -> Session:
+            from optdbg.engine import Session
 
-        try:
-            session = Session.open(spec)
-            view = self._capture(session, None)
-        except ScenarioError as e:
-            self.post_message(self.LoadFailed(str(e)))
-            return
-        except Exception as e:  # an engine bug must not take the app down
-            self.post_message(self.LoadFailed(f"{spec}: unexpected {type(e).__name__}: {e}"))
-            return
-        self.post_message(self.Loaded(session, view))
+            return Session.open(spec)
+
+        def done(session: Any, error: BaseException | None) -> None:
+            if error is not None:
+                self.post_message(self.LoadFailed(_load_error_text(spec, error), generation))
+            else:
+                view = self._capture(session, None)
+                self.post_message(self.Loaded(session, view, generation))
+
+        self._engine.submit(run_job(job, done))
 
     def on_opt_dbg_app_loaded(self, message: Loaded) -> None:
+        if message.generation != self._generation:
+            return
         self.session = message.session
         self.scenario = message.session.scenario.path
         self.load_error = None
-        self._queue.clear()
         self._busy = False
         self.remove_class("-failed")
         log = self.query_one(LogPanel)
@@ -264,13 +292,16 @@ class OptDbgApp(App[None]):
         log.note(f"loaded {_display_path(message.session.scenario.path)}")
         self.query_one(StatusBar).last_event = None
         self._apply(message.view)
-        self.query_one(StatusBar).activity = ""
         self.refresh_bindings()
+        self._next_job()
 
     def on_opt_dbg_app_load_failed(self, message: LoadFailed) -> None:
+        if message.generation != self._generation:
+            return
         self.session = None
         self.load_error = message.text
         self._queue.clear()
+        self._busy = False
         self.add_class("-failed")
         self.query_one("#error-text", Static).update(
             Text.assemble(
@@ -300,41 +331,61 @@ class OptDbgApp(App[None]):
             self._show_activity()
 
     def _next_job(self) -> None:
-        if not self._queue or self.session is None:
+        if not self._queue or self.session is None or self._engine is None:
             self._busy = False
             self._show_activity()
             return
         label, job = self._queue.popleft()
-        self._start(job, label)
-
-    def _start(self, job: Callable[[Session], Any], label: str) -> None:
         self._busy = True
         self._running = label
         self._show_activity()
-        if self.session is not None:
-            self._job_worker(self.session, job, self.selected)
+        session, selected, generation = self.session, self.selected, self._generation
+
+        def work() -> tuple[Any, View]:
+            return job(session), self._capture(session, selected)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:  # an engine bug or a cancel outside an op: never fatal
+                note = Note(f"{label} failed: {type(error).__name__}: {error}", "error")
+                self.post_message(self.JobDone([], None, note, generation))
+                return
+            outcome, view = result
+            if isinstance(outcome, Note):
+                self.post_message(self.JobDone([], view, outcome, generation))
+            else:
+                self.post_message(self.JobDone(list(outcome or []), view, None, generation))
+
+        self._engine.submit(run_job(work, done))
 
     def _show_activity(self) -> None:
-        queued = f" ({len(self._queue)} queued)" if self._queue else ""
-        running = getattr(self, "_running", "") if self._busy else ""
-        text = f"running {running}…{queued}" if running else (queued.strip(" ()") or "")
-        self.query_one(StatusBar).activity = text
+        queued = f"  ({len(self._queue)} queued)" if self._queue else ""
+        text = ""
+        if self._busy:
+            elapsed = self._engine.elapsed if self._engine is not None else None
+            text = f"{self._running}…"
+            if elapsed is not None and elapsed >= 0.5:
+                text += f" {elapsed:.1f} s  (escape: cancel)"
+        self.query_one(StatusBar).activity = (text + queued).strip()
 
-    @work(thread=True, group="ops")
-    def _job_worker(
-        self, session: Session, job: Callable[[Session], Any], selected: str | None
-    ) -> None:
-        try:
-            result = job(session)
-            view = self._capture(session, selected)
-        except Exception as e:  # never let an engine bug kill the UI
-            note = Note(f"internal error: {type(e).__name__}: {e}", "error")
-            self.post_message(self.JobDone([], None, note))
+    def action_cancel(self) -> None:
+        engine = self._engine
+        if engine is None or not self._busy:
             return
-        if isinstance(result, Note):
-            self.post_message(self.JobDone([], view, result))
-        else:
-            self.post_message(self.JobDone(list(result or []), view))
+        self._queue.clear()
+        if not engine.cancel():
+            return
+        self.notify(f"cancelling {self._running}…", timeout=3)
+
+        def still_running() -> None:
+            if self._busy and self._engine is engine and (engine.elapsed or 0) > 2:
+                self.notify(
+                    f"{self._running} does not respond to cancel (it is inside native code). "
+                    "Press r to reload a fresh session or q to quit.",
+                    severity="error",
+                    timeout=15,
+                )
+
+        self.set_timer(2.5, still_running)
 
     def _capture(self, session: Session, selected: str | None) -> View:
         snap = session.snapshot()
@@ -347,6 +398,8 @@ class OptDbgApp(App[None]):
         return View(snap, detail, session.graph(), name, values)
 
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
+        if message.generation != self._generation:
+            return
         log = self.query_one(LogPanel)
         if message.note is not None:
             style = {"error": "bold red", "warning": "bold yellow"}.get(message.note.severity, "")
@@ -429,6 +482,8 @@ class OptDbgApp(App[None]):
         self.push_screen(HelpScreen())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return self._busy
         return not (action in ("op", "export") and self.session is None)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
