@@ -21,6 +21,9 @@ WORDS = {
     "next": "next",
     "i": "iteration",
     "iteration": "iteration",
+    "u": "undo",
+    "undo": "undo",
+    "redo": "redo",
 }
 """Op words accepted by the CLI (`--ops`) and `Session.perform`."""
 

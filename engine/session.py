@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,8 +20,12 @@ from .events import OPS, WORDS, Event, Finding, OpError
 from .explain import explain
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
+from .history import History, TimelineEntry
 from .scenario import Scenario, grad_tensors, load
 from .snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
+
+if TYPE_CHECKING:
+    from .breakpoints import Condition, RunResult
 
 STATE_DETAIL_LIMIT = 1 << 16
 """Optimizer state of parameters up to this size is copied before each step (for the
@@ -71,7 +76,7 @@ class UpdateDetail:
 class Session:
     """Drives one scenario. Every op returns an immutable Event; `snapshot()` copies state out."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, history_mb: float | None = None) -> None:
         self.scenario = scenario
         self.optimizer = scenario.optimizer
         self.events: list[Event] = []
@@ -108,15 +113,18 @@ class Session:
             if track.tensor.requires_grad:
                 track.tensor.register_hook(self._grad_hook(track))
         self._zero_sets_none = _zero_grad_sets_none(self.optimizer)
+        self.history = History(self, history_mb)
+        """The op log and checkpoints behind undo/redo/goto, within `history_mb` megabytes
+        (default: the scenario's optdbg_config["history_mb"], else 256)."""
 
     def _names_of(self, params: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         by_id = {id(p): n for n, p in self.scenario.params}
         return [(by_id[id(p)], p) for p in params]
 
     @classmethod
-    def open(cls, spec: str | Path) -> Session:
+    def open(cls, spec: str | Path, history_mb: float | None = None) -> Session:
         """Load a scenario (path or built-in name) and start a session on it."""
-        return cls(load(spec))
+        return cls(load(spec), history_mb)
 
     # ----------------------------------------------------------------- ops
 
@@ -163,6 +171,7 @@ class Session:
         start = time.perf_counter()
         error = None
         summary, warnings = "", list[Finding]()
+        self.history.before_op(op)
         try:
             summary, warnings = body()
         except UsageError as e:
@@ -187,7 +196,46 @@ class Session:
             seconds=time.perf_counter() - start,
         )
         self.events.append(event)
+        self.history.after_op(event)
         return event
+
+    # time travel ----------------------------------------------------------
+
+    def undo(self, n: int = 1) -> Event:
+        """Go back `n` ops (to the start at most); the Event (op "undo") is not logged."""
+        return self.history.undo(n)
+
+    def redo(self, n: int = 1) -> Event:
+        """Perform again the `n` ops undone last (a new op drops them)."""
+        return self.history.redo(n)
+
+    def goto(self, index: int) -> Event:
+        """Jump to the state right after op `index` of the history (-1: the start)."""
+        return self.history.goto(index)
+
+    def timeline(self) -> tuple[TimelineEntry, ...]:
+        """Every op of the history, undone ones included (`undone=True`), for a history view."""
+        return self.history.timeline()
+
+    def set_hyper(self, group: int, key: str, value: Any) -> Event:
+        """`optimizer.param_groups[group][key] = value`, validated and logged as op "set"."""
+        from .hyper import set_hyper
+
+        return set_hyper(self, group, key, value)
+
+    def run_until(
+        self,
+        condition: Condition | str | None = None,
+        max_iterations: int | None = None,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[Event], None] | None = None,
+        progress_interval: float = 0.0,
+    ) -> RunResult:
+        """Run whole iterations until `condition` holds right after an op, `max_iterations`
+        are done, `stop` is set (from any thread) or an op fails (see engine.breakpoints)."""
+        from .breakpoints import run_until
+
+        return run_until(self, condition, max_iterations, stop, on_progress, progress_interval)
 
     # forward -------------------------------------------------------------
 
@@ -249,6 +297,7 @@ class Session:
             else:
                 self.batch += 1
                 return batch
+        self.history.epoch_starting()
         try:
             self._data_iter = iter(data)
             batch = next(self._data_iter)

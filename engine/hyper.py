@@ -1,0 +1,173 @@
+"""Live hyperparameters: edit a param group's value exactly as plain PyTorch assignment would.
+
+`set_hyper(session, group, key, value)` validates the value, assigns
+`optimizer.param_groups[group][key] = value` (nothing else: the next step reads it, as in a
+plain loop) and records the edit as an op "set" in the session's log, so it shows in the
+event log and is undone and redone like any op.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import fmt
+from .events import Event
+
+if TYPE_CHECKING:
+    from .session import Session
+
+NON_NEGATIVE = frozenset(
+    {
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "eps",
+        "alpha",
+        "lr_decay",
+        "initial_accumulator_value",
+        "rho",
+        "lambd",
+        "t0",
+        "momentum_decay",
+        "max_iter",
+        "history_size",
+    }
+)
+"""Hyperparameters that are a single finite number >= 0."""
+FRACTION_PAIRS = frozenset({"betas"})
+"""A pair of numbers, each in [0, 1)."""
+POSITIVE_PAIRS = frozenset({"etas", "step_sizes"})
+"""A pair of finite numbers > 0."""
+FLAGS = frozenset(
+    {
+        "nesterov",
+        "amsgrad",
+        "maximize",
+        "centered",
+        "capturable",
+        "differentiable",
+        "decoupled_weight_decay",
+    }
+)
+OPTIONAL_FLAGS = frozenset({"foreach", "fused"})
+"""True, False or None."""
+
+
+class HyperError(ValueError):
+    """A hyperparameter edit that was refused; the message says why and what is expected."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def parse_value(text: str) -> Any:
+    """A value typed by the user: a Python literal (0.05, 1e-3, (0.9, 0.999), True)."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise HyperError(
+            f"cannot read {text!r} as a value: type a number (0.05, 1e-3), a pair "
+            "((0.9, 0.999)) or True/False"
+        ) from None
+
+
+def validate(group: dict[str, Any], key: str, value: Any) -> Any:
+    """The value to assign, or HyperError saying why it is refused."""
+    if key == "params":
+        raise HyperError("`params` is not a hyperparameter: the parameters cannot be edited")
+    if key not in group:
+        known = ", ".join(k for k in group if k != "params")
+        raise HyperError(f"this param group has no {key!r}; it has: {known}")
+    if isinstance(value, str):
+        value = parse_value(value)
+    current = group[key]
+    if key in NON_NEGATIVE or (
+        key not in FLAGS | OPTIONAL_FLAGS | FRACTION_PAIRS | POSITIVE_PAIRS
+        and (_is_number(current) or isinstance(current, torch.Tensor))
+    ):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            number = value.item()
+        elif _is_number(value):
+            number = value
+        else:
+            raise HyperError(f"{key} must be a number, not {_describe(value)}")
+        if not math.isfinite(number):
+            raise HyperError(f"{key} must be a finite number, not {number}")
+        if key in NON_NEGATIVE and number < 0:
+            raise HyperError(f"{key} must be >= 0, not {number}")
+        return value
+    if key in FRACTION_PAIRS or key in POSITIVE_PAIRS:
+        if not (isinstance(value, tuple | list) and len(value) == 2):
+            raise HyperError(f"{key} must be a pair of numbers, e.g. (0.9, 0.999)")
+        if not all(_is_number(v) and math.isfinite(v) for v in value):
+            raise HyperError(f"{key} must be a pair of finite numbers, not {value!r}")
+        if key in FRACTION_PAIRS and not all(0 <= v < 1 for v in value):
+            raise HyperError(f"each of {key} must be in [0, 1), not {value!r}")
+        if key in POSITIVE_PAIRS and not all(v > 0 for v in value):
+            raise HyperError(f"each of {key} must be > 0, not {value!r}")
+        return tuple(value)
+    if key in FLAGS or key in OPTIONAL_FLAGS or isinstance(current, bool):
+        allowed = (True, False, None) if key in OPTIONAL_FLAGS else (True, False)
+        if not any(value is a for a in allowed):
+            raise HyperError(f"{key} must be {' or '.join(map(str, allowed))}, not {value!r}")
+        return value
+    if isinstance(current, tuple | list):
+        if not (isinstance(value, tuple | list) and len(value) == len(current)):
+            raise HyperError(f"{key} must be a sequence of {len(current)} values like {current!r}")
+        return type(current)(value)
+    if type(value) is not type(current):
+        raise HyperError(
+            f"{key} is a {type(current).__name__} ({current!r}); "
+            f"a {type(value).__name__} cannot replace it"
+        )
+    return value
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def assign(optimizer: torch.optim.Optimizer, group: int, key: str, value: Any) -> None:
+    """Exactly what plain PyTorch does: `optimizer.param_groups[group][key] = value`."""
+    optimizer.param_groups[group][key] = value
+
+
+def show(value: Any) -> str:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return fmt.num(value.item())
+    if isinstance(value, float | int | bool) or value is None:
+        return fmt.num(value)
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(show(v) for v in value) + ")"
+    return repr(value)
+
+
+def set_hyper(session: Session, group: int, key: str, value: Any) -> Event:
+    """Assign a param group's hyperparameter; the Event (op "set") is in the session's log."""
+    started = time.perf_counter()
+    groups = session.optimizer.param_groups
+    if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(groups):
+        raise HyperError(
+            f"no param group {group!r}: the optimizer has {len(groups)} "
+            f"(0{f' to {len(groups) - 1}' if len(groups) > 1 else ''})"
+        )
+    value = validate(groups[group], key, value)
+    old = groups[group][key]
+    assign(session.optimizer, group, key, value)
+    where = f"group {group} " if len(groups) > 1 else ""
+    event = Event(
+        index=len(session.events),
+        op="set",
+        summary=f"{where}{key}: {show(old)} → {show(value)}",
+        loss=session.loss_value,
+        seconds=time.perf_counter() - started,
+    )
+    session.history.record(event, (group, key, value))
+    return event
