@@ -23,9 +23,15 @@ def num(x: float | int | bool | None, digits: int = 6) -> str:
 
 
 def nested(values: Any, digits: int = 6) -> str:
+    """Numbers in (nested) lists and tuples; anything else as its repr."""
     if isinstance(values, list):
         return "[" + ", ".join(nested(v, digits) for v in values) + "]"
-    return num(values, digits)
+    if isinstance(values, tuple):
+        inner = ", ".join(nested(v, digits) for v in values)
+        return f"({inner},)" if len(values) == 1 else f"({inner})"
+    if values is None or isinstance(values, bool | int | float):
+        return num(values, digits)
+    return str(values)
 
 
 def tensor(v: TensorView | None, digits: int = 6, limit: int = 8) -> str:

@@ -13,7 +13,8 @@ from textual.widgets import DataTable, Tree
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
 from optdbg.tui.screens import HelpScreen, PickerScreen
-from optdbg.tui.widgets import GraphPanel, UpdatePanel
+from optdbg.tui.graphview import GraphTree
+from optdbg.tui.widgets import UpdatePanel
 
 WIDE, NARROW = (160, 48), (80, 24)
 
@@ -97,7 +98,7 @@ async def test_graph_panel_shows_the_grad_fn_tree_with_named_leaves() -> None:
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f")
-        tree = app.query_one(GraphPanel)
+        tree = app.query_one(GraphTree)
         labels = []
         stack = [tree.root]
         while stack:
@@ -113,7 +114,7 @@ async def test_shared_nodes_are_shown_once_and_referenced() -> None:
     app = OptDbgApp(Session.open("quadratic_bowl"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f")
-        tree: Tree[str] = app.query_one(GraphPanel)
+        tree: Tree[str] = app.query_one(GraphTree)
         labels = []
         stack = [tree.root]
         while stack:

@@ -22,10 +22,10 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
+from .graphview import GraphPanel
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
 from .widgets import (
-    GraphPanel,
     LogPanel,
     LossPanel,
     ParamsPanel,
@@ -36,7 +36,7 @@ from .widgets import (
 
 if TYPE_CHECKING:
     from optdbg.engine.events import Event
-    from optdbg.engine.graph import Graph
+    from optdbg.engine.graph import BackwardStep, Graph
     from optdbg.engine.session import Session, UpdateDetail
     from optdbg.engine.snapshot import Snapshot
 
@@ -94,6 +94,14 @@ def export_png(session: Session) -> Note:
 
 
 @dataclass(frozen=True)
+class SlowMotion:
+    """The outcome of a slow-motion backward: the op's event and the recorded steps."""
+
+    event: Event
+    steps: tuple[BackwardStep, ...]
+
+
+@dataclass(frozen=True)
 class View:
     """Everything the panels show after a job, detached from the session."""
 
@@ -113,6 +121,7 @@ class OptDbgApp(App[None]):
     BINDINGS = [
         Binding("f", "op('forward')", "forward", tooltip="loss = forward()"),
         Binding("b", "op('backward')", "backward", tooltip="loss.backward()"),
+        Binding("B", "slow_backward", "slow-mo", tooltip="backward one node at a time"),
         Binding("s", "op('step')", "step", tooltip="optimizer.step()"),
         Binding("z", "op('zero_grad')", "zero_grad", tooltip="optimizer.zero_grad()"),
         Binding("n", "op('next')", "next", tooltip="the next op of the cycle"),
@@ -121,7 +130,8 @@ class OptDbgApp(App[None]):
         Binding("e", "export", "export", tooltip="write the graph to PNG"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
-        Binding("escape", "cancel", "cancel", tooltip="stop the running op"),
+        Binding("escape", "cancel", "cancel", tooltip="stop the running op / the replay"),
+        Binding("right", "replay_next", "next node", tooltip="next node", priority=True),
         *(
             Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
             for i, p in enumerate(PANELS)
@@ -154,13 +164,19 @@ class OptDbgApp(App[None]):
         """A queued job finished: the events it produced and the new view."""
 
         def __init__(
-            self, events: list[Event], view: View | None, note: Note | None, generation: int
+            self,
+            events: list[Event],
+            view: View | None,
+            note: Note | None,
+            generation: int,
+            replay: tuple[BackwardStep, ...] = (),
         ) -> None:
             super().__init__()
             self.events = events
             self.view = view
             self.note = note
             self.generation = generation
+            self.replay = replay
 
     def __init__(
         self,
@@ -176,9 +192,12 @@ class OptDbgApp(App[None]):
         self.load_error: str | None = None
         self._queue: deque[tuple[str, Callable[[Session], Any]]] = deque()
         self._busy = False
-        self._running = ""
+        self._job_label = ""
         self._generation = 0
         self._engine: EngineThread | None = EngineThread() if session is not None else None
+        self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], View] | None = None
+        if session is not None:
+            session.capture_graph = True
 
     # ------------------------------------------------------------- layout
 
@@ -262,13 +281,16 @@ class OptDbgApp(App[None]):
         self._engine = EngineThread()
         self._queue.clear()
         self._busy = True
-        self._running = "loading the scenario (importing torch)"
+        self._job_label = "loading the scenario (importing torch)"
         self._show_activity()
+        self.refresh_bindings()
 
         def job() -> Session:
             from optdbg.engine import Session
 
-            return Session.open(spec)
+            session = Session.open(spec)
+            session.capture_graph = True  # saved tensors and gradient flow for the graph panel
+            return session
 
         def done(session: Any, error: BaseException | None) -> None:
             if error is not None:
@@ -321,6 +343,8 @@ class OptDbgApp(App[None]):
         self._enqueue(op, lambda s: s.perform(op))
 
     def _enqueue(self, label: str, job: Callable[[Session], Any]) -> None:
+        if self._replay is not None:
+            self._end_replay()
         if len(self._queue) >= MAX_QUEUE:
             self.notify(f"{label} ignored: {MAX_QUEUE} ops already queued", severity="warning")
             return
@@ -337,7 +361,7 @@ class OptDbgApp(App[None]):
             return
         label, job = self._queue.popleft()
         self._busy = True
-        self._running = label
+        self._job_label = label
         self._show_activity()
         session, selected, generation = self.session, self.selected, self._generation
 
@@ -350,7 +374,10 @@ class OptDbgApp(App[None]):
                 self.post_message(self.JobDone([], None, note, generation))
                 return
             outcome, view = result
-            if isinstance(outcome, Note):
+            if isinstance(outcome, SlowMotion):
+                replay = outcome.steps
+                self.post_message(self.JobDone([outcome.event], view, None, generation, replay))
+            elif isinstance(outcome, Note):
                 self.post_message(self.JobDone([], view, outcome, generation))
             else:
                 self.post_message(self.JobDone(list(outcome or []), view, None, generation))
@@ -362,24 +389,27 @@ class OptDbgApp(App[None]):
         text = ""
         if self._busy:
             elapsed = self._engine.elapsed if self._engine is not None else None
-            text = f"{self._running}…"
+            text = f"{self._job_label}…"
             if elapsed is not None and elapsed >= 0.5:
                 text += f" {elapsed:.1f} s  (escape: cancel)"
         self.query_one(StatusBar).activity = (text + queued).strip()
 
     def action_cancel(self) -> None:
+        if self._replay is not None:
+            self._end_replay()
+            return
         engine = self._engine
         if engine is None or not self._busy:
             return
         self._queue.clear()
         if not engine.cancel():
             return
-        self.notify(f"cancelling {self._running}…", timeout=3)
+        self.notify(f"cancelling {self._job_label}…", timeout=3)
 
         def still_running() -> None:
             if self._busy and self._engine is engine and (engine.elapsed or 0) > 2:
                 self.notify(
-                    f"{self._running} does not respond to cancel (it is inside native code). "
+                    f"{self._job_label} does not respond to cancel (it is inside native code). "
                     "Press r to reload a fresh session or q to quit.",
                     severity="error",
                     timeout=15,
@@ -400,6 +430,14 @@ class OptDbgApp(App[None]):
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
         if message.generation != self._generation:
             return
+        if message.replay and message.view is not None:
+            self._busy = False  # the engine is idle: the replay only shows what it recorded
+            self._show_activity()
+            self._start_replay(message.replay, message.events, message.view)
+            return
+        self._finish(message)
+
+    def _finish(self, message: JobDone) -> None:
         log = self.query_one(LogPanel)
         if message.note is not None:
             style = {"error": "bold red", "warning": "bold yellow"}.get(message.note.severity, "")
@@ -466,6 +504,18 @@ class OptDbgApp(App[None]):
         if self.session is not None and not (self._queue and self._queue[-1][0] == "select"):
             self._enqueue("select", lambda s: None)
 
+    def on_params_panel_follow(self, message: ParamsPanel.Follow) -> None:
+        panel = self.query_one(GraphPanel)
+        graph = panel.graph
+        leaf = graph.leaf(message.name) if graph is not None else None
+        if leaf is None:
+            why = "press f first" if graph is None else "the loss does not use it"
+            self.notify(f"{message.name} is not in the graph: {why}", severity="warning")
+            return
+        self.panel = "graph"
+        panel.tree.reveal(leaf)
+        panel.tree.focus()
+
     # ------------------------------------------------------------- actions
 
     def action_reload(self) -> None:
@@ -478,13 +528,59 @@ class OptDbgApp(App[None]):
     def action_export(self) -> None:
         self._enqueue("export", export_png)
 
+    # ------------------------------------------------------------- slow motion
+
+    def action_slow_backward(self) -> None:
+        if self._replay is not None:
+            self._advance_replay()
+            return
+        self._enqueue("backward (slow motion)", lambda s: SlowMotion(*s.backward_steps()))
+
+    def _start_replay(
+        self, steps: tuple[BackwardStep, ...], events: list[Event], view: View
+    ) -> None:
+        """Show the recorded backward node by node; the panels update when it ends."""
+        graph = self.query_one(GraphPanel)
+        graph.graph = view.graph
+        self._replay = (0, steps, events, view)
+        self.panel = "graph"
+        graph.step = (0, steps)
+        graph.tree.focus()
+        self.refresh_bindings()
+
+    def _advance_replay(self) -> None:
+        assert self._replay is not None
+        index, steps, events, view = self._replay
+        if index + 1 >= len(steps):
+            self._end_replay()
+            return
+        self._replay = (index + 1, steps, events, view)
+        self.query_one(GraphPanel).step = (index + 1, steps)
+
+    def _end_replay(self) -> None:
+        if self._replay is None:
+            return
+        _, _, events, view = self._replay
+        self._replay = None
+        self.query_one(GraphPanel).step = None
+        self._finish(self.JobDone(events, view, None, self._generation))
+        self.refresh_bindings()
+
+    def action_replay_next(self) -> None:
+        if self._replay is not None:
+            self._advance_replay()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return self._busy
-        return not (action in ("op", "export") and self.session is None)
+            return self._busy or self._replay is not None
+        if action == "replay_next":
+            return self._replay is not None
+        if action in ("op", "export", "slow_backward") and self.session is None:
+            return self._busy  # while loading, op keys are queued; after a failure, hidden
+        return True
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -24,7 +24,7 @@ def _main_parser() -> argparse.ArgumentParser:
         description="Step through a PyTorch optimization loop one operation at a time.",
         epilog=(
             "subcommands:\n"
-            "  optdbg run SCENARIO [--ops OPS] [--repeat N] [--json] [--quiet]\n"
+            "  optdbg run SCENARIO [--ops OPS] [--repeat N] [--json] [--quiet] [--strict]\n"
             "                      run ops headless and print what each did\n"
             "  optdbg export SCENARIO [--ops OPS] [-o FILE] [--force]\n"
             "                      run ops headless, then write the graph to .png/.svg/.dot\n\n"
@@ -54,6 +54,15 @@ def _run_parser() -> argparse.ArgumentParser:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per op (JSON Lines)")
     out.add_argument("--quiet", action="store_true", help="only a one-line summary at the end")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help=(
+            "exit with status 1 when any pitfall warning fired (after printing as usual); "
+            "without it the status is 0 whatever was found. Status 2 always means the "
+            "scenario could not be loaded or the arguments are wrong"
+        ),
+    )
     return parser
 
 
@@ -150,6 +159,8 @@ def run_command(argv: list[str]) -> int:
                     print(trace_line(event), flush=True)
     if ns.quiet:
         print(summary_line(events, session.snapshot()))
+    if ns.strict and any(event.warnings for event in events):
+        return EXIT_WARNINGS
     return EXIT_OK
 
 

@@ -11,15 +11,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable, RichLog, Static, Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets import DataTable, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from optdbg.engine import fmt
 
 if TYPE_CHECKING:
     from optdbg.engine.events import Event
-    from optdbg.engine.graph import Graph
     from optdbg.engine.session import UpdateDetail
     from optdbg.engine.snapshot import ParamSnapshot, Snapshot, TensorView
 
@@ -119,7 +117,14 @@ class ParamsPanel(Vertical):
     """Full values of the selected parameter (fetched off the UI thread)."""
 
     class Selected(Message):
-        """The user selected a parameter row."""
+        """The user highlighted a parameter row."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    class Follow(Message):
+        """The user asked to see a parameter's leaf in the graph (enter on its row)."""
 
         def __init__(self, name: str) -> None:
             super().__init__()
@@ -165,6 +170,10 @@ class ParamsPanel(Vertical):
         if event.row_key.value is not None:
             self.post_message(self.Selected(str(event.row_key.value)))
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.post_message(self.Follow(str(event.row_key.value)))
+
 
 class UpdatePanel(Static):
     """The last step's update rule with numbers, for the selected parameter."""
@@ -185,54 +194,6 @@ def describe_update(detail: UpdateDetail | None, name: str | None) -> tuple[str,
         who = f" moved {name}" if name else ""
         return (f"No step has{who} yet.",)
     return tuple(describe(detail))
-
-
-class GraphPanel(Tree[str]):
-    """The grad_fn graph of the current loss, from the loss down to the parameter leaves."""
-
-    BORDER_TITLE = "Graph"
-
-    graph: reactive[Graph | None] = reactive(None, always_update=True)
-    """The extracted graph of the current loss (None before the first forward)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__("no loss yet: press f", **kwargs)
-        self.show_root = True
-
-    def watch_graph(self, graph: Graph | None) -> None:
-        self.clear()
-        if graph is None or graph.root is None:
-            self.root.set_label("no graph: the loss has no grad_fn" if graph else "no loss yet")
-            return
-        loss = fmt.tensor(graph.loss) if graph.loss is not None else ""
-        self.root.set_label(f"loss = {loss}")
-        shown: set[str] = set()
-        stack: list[tuple[TreeNode[str], str, int]] = [(self.root, graph.root, 0)]
-        expand_depth = 1000 if len(graph) < 80 else 3
-        while stack:
-            parent, nid, depth = stack.pop()
-            node = graph.nodes[nid]
-            label = themed(_node_label(node), self.app.theme_variables)
-            if nid in shown:
-                parent.add_leaf(Text.assemble(("↪ ", "dim"), label, (f"  (#{nid} above)", "dim")))
-                continue
-            shown.add(nid)
-            inputs = graph.inputs(nid)
-            if not inputs:
-                parent.add_leaf(label, data=nid)
-                continue
-            child = parent.add(label, data=nid, expand=depth < expand_depth)
-            stack.extend((child, i, depth + 1) for i in reversed(inputs))
-        self.root.expand()
-
-
-def _node_label(node: Any) -> Text:
-    if node.is_leaf:
-        text = Text.assemble(("● ", "bold $success"), (node.label, "bold"))
-        if node.value is not None:
-            text.append(f"  {fmt.tensor(node.value, limit=4)}", style="dim")
-        return text
-    return Text.assemble((node.label, "bold $accent"), (f"  {node.name}  #{node.id}", "dim"))
 
 
 class LossPanel(PlotextPlot):
