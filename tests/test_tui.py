@@ -12,8 +12,8 @@ from textual.widgets import DataTable, Tree
 
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
-from optdbg.tui.screens import HelpScreen, PickerScreen
 from optdbg.tui.graphview import GraphTree
+from optdbg.tui.screens import HelpScreen, PickerScreen
 from optdbg.tui.widgets import UpdatePanel
 
 WIDE, NARROW = (160, 48), (80, 24)
