@@ -216,6 +216,8 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
         return ScenarioError(file, line, problem, expected, fix, source_line(file, line))
 
     optimizer = _check_optimizer(ns, error)
+    params = name_params(optimizer, ns)
+    _check_params_have_data(params, error)
     data = ns.get("data")
     if data is not None and not isinstance(data, Iterable) and not hasattr(data, "__getitem__"):
         raise error(
@@ -247,7 +249,7 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
         data=data,
         scheduler=scheduler,
         scheduler_every=every,
-        params=name_params(optimizer, ns),
+        params=params,
         config=config,
     )
 
@@ -277,6 +279,22 @@ def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Opt
             hint,
         )
     return optimizer
+
+
+def _check_params_have_data(params: list[tuple[str, torch.Tensor]], error: ErrorFactory) -> None:
+    """A parameter on the `meta` device has a shape but no values: nothing can be shown or
+    computed with it (copying it out fails), so it is refused here, not at the first view."""
+    for name, p in params:
+        if p.is_meta:
+            raise error(
+                name.split(".")[0].split("[")[0],  # the global it belongs to, for the line
+                f"parameter `{name}` is on the meta device: it has a shape "
+                f"{tuple(p.shape)} but no values",
+                "parameters that hold data, on the CPU or an available accelerator",
+                f"create it on a real device, e.g. {name} = torch.zeros(..., "
+                'device="cpu", requires_grad=True), or call .to_empty(device="cpu") and '
+                "initialize it",
+            )
 
 
 def _required_args(fn: Callable[..., Any]) -> int | None:
