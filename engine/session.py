@@ -294,6 +294,8 @@ class Session:
                 self._data_iter = None
                 if self.scenario.scheduler is not None and self.scenario.scheduler_every == "epoch":
                     self.scenario.scheduler.step()
+            except (Exception, SystemExit) as e:  # the scenario's iterable failed mid-epoch
+                raise _ScenarioFailure(self._forward_error(e, "iterating `data`")) from None
             else:
                 self.batch += 1
                 return batch
@@ -311,7 +313,7 @@ class Session:
                     "feed forward. Give it at least one batch.",
                 )
             ) from None
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             raise _ScenarioFailure(self._forward_error(e, "iterating `data`")) from None
         self.epoch += 1
         self.batch = 1
