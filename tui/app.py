@@ -7,6 +7,7 @@ carrying detached data, which the app hands down to the panels' reactives.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,10 +23,14 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
+from optdbg.engine import fmt
+
+from .dialogs import BreakpointDialog, HyperDialog, RunningScreen
 from .graphview import GraphPanel
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
 from .widgets import (
+    HistoryPanel,
     LogPanel,
     LossPanel,
     ParamsPanel,
@@ -35,22 +40,38 @@ from .widgets import (
 )
 
 if TYPE_CHECKING:
+    from optdbg.engine.breakpoints import RunResult
     from optdbg.engine.events import Event
     from optdbg.engine.graph import BackwardStep, Graph
     from optdbg.engine.session import Session, UpdateDetail
     from optdbg.engine.snapshot import Snapshot
 
-PANELS = ("params", "update", "graph", "loss", "log")
+PANELS = ("params", "update", "graph", "loss", "log", "history")
 PANEL_TITLES = {
     "params": "Params",
     "update": "Update",
     "graph": "Graph",
     "loss": "Loss",
     "log": "Log",
+    "history": "History",
 }
+SESSION_ACTIONS = ("undo", "right", "continue", "edit_lr", "edit_hyper")
+"""Actions that need a loaded session (hidden from the footer otherwise)."""
+HISTORY_WINDOW = 400
+"""The history panel lists this many ops around the current point."""
 OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
 MAX_QUEUE = 16
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
+
+
+def _setter(group: int, key: str, value: Any) -> Callable[[Session], list[Event]]:
+    return lambda session: [session.set_hyper(group, key, value)]
+
+
+def _unique(events: list[Event]) -> list[Event]:
+    """Events in order without repeats (by index)."""
+    seen: set[int] = set()
+    return [e for e in events if not (e.index in seen or seen.add(e.index))]  # type: ignore[func-returns-value]
 
 
 def _load_error_text(spec: str | Path, error: BaseException) -> str:
@@ -94,6 +115,13 @@ def export_png(session: Session) -> Note:
 
 
 @dataclass(frozen=True)
+class Continued:
+    """The outcome of `continue`: why it stopped, and the ops it performed."""
+
+    result: RunResult
+
+
+@dataclass(frozen=True)
 class SlowMotion:
     """The outcome of a slow-motion backward: the op's event and the recorded steps."""
 
@@ -111,6 +139,10 @@ class View:
     selected: str | None
     values: str = ""
     """Full values of the selected parameter when it is too large for the table."""
+    timeline: tuple[Any, ...] = ()
+    """The history's entries around the current point (undone ones included)."""
+    future_losses: tuple[float, ...] = ()
+    """Losses of undone forwards: what redo would replay."""
 
 
 class OptDbgApp(App[None]):
@@ -126,12 +158,19 @@ class OptDbgApp(App[None]):
         Binding("z", "op('zero_grad')", "zero_grad", tooltip="optimizer.zero_grad()"),
         Binding("n", "op('next')", "next", tooltip="the next op of the cycle"),
         Binding("i", "op('iteration')", "iter", tooltip="forward, backward, step, zero_grad"),
+        Binding("u", "undo", "undo", tooltip="go back one op (also ←)"),
+        Binding("c", "continue", "continue", tooltip="run iterations until a key or breakpoint"),
+        Binding("l", "edit_lr", "lr", tooltip="edit the learning rate"),
         Binding("r", "reload", "reload", tooltip="load the scenario again"),
         Binding("e", "export", "export", tooltip="write the graph to PNG"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
         Binding("escape", "cancel", "cancel", tooltip="stop the running op / the replay"),
-        Binding("right", "replay_next", "next node", tooltip="next node", priority=True),
+        Binding("right", "right", "redo", tooltip="redo (slow motion: next node)", priority=True),
+        Binding("left", "undo", "undo", show=False, priority=True),
+        Binding("space", "continue", "continue", show=False),
+        Binding("H", "edit_hyper", "hyperparameters", show=False),
+        Binding("k", "breakpoint", "breakpoint", show=False),
         *(
             Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
             for i, p in enumerate(PANELS)
@@ -158,6 +197,15 @@ class OptDbgApp(App[None]):
         def __init__(self, text: str, generation: int) -> None:
             super().__init__()
             self.text = text
+            self.generation = generation
+
+    class Progress(Message):
+        """`continue` is running: the latest op and a fresh view (throttled)."""
+
+        def __init__(self, event: Event, view: View, generation: int) -> None:
+            super().__init__()
+            self.event = event
+            self.view = view
             self.generation = generation
 
     class JobDone(Message):
@@ -196,6 +244,9 @@ class OptDbgApp(App[None]):
         self._generation = 0
         self._engine: EngineThread | None = EngineThread() if session is not None else None
         self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], View] | None = None
+        self._stop: threading.Event | None = None
+        self._break_condition = ""
+        self._break_on_warning = True
         if session is not None:
             session.capture_graph = True
 
@@ -209,6 +260,7 @@ class OptDbgApp(App[None]):
             yield GraphPanel(id="graph", classes="panel")
             yield UpdatePanel(id="update", classes="panel")
             yield LossPanel(id="loss", classes="panel")
+            yield HistoryPanel(id="history", classes="panel")
             yield LogPanel(id="log", classes="panel", markup=False, wrap=True, min_width=20)
         with VerticalScroll(id="error"):
             yield Static(id="error-text")
@@ -374,7 +426,13 @@ class OptDbgApp(App[None]):
                 self.post_message(self.JobDone([], None, note, generation))
                 return
             outcome, view = result
-            if isinstance(outcome, SlowMotion):
+            if isinstance(outcome, Continued):
+                r = outcome.result
+                events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
+                severity = "warning" if r.reason in ("condition", "error") else "information"
+                note = Note(f"continue: {r.iterations} iterations, stopped: {r.message}", severity)
+                self.post_message(self.JobDone(_unique(events), view, note, generation))
+            elif isinstance(outcome, SlowMotion):
                 replay = outcome.steps
                 self.post_message(self.JobDone([outcome.event], view, None, generation, replay))
             elif isinstance(outcome, Note):
@@ -425,7 +483,13 @@ class OptDbgApp(App[None]):
         param = snap.param(name) if name else None
         large = param is not None and not param.value.is_small
         values = session.values_text(name) if large and name else ""
-        return View(snap, detail, session.graph(), name, values)
+        timeline = session.timeline()
+        future = tuple(
+            e.loss for e in timeline if e.undone and e.op == "forward" and e.loss is not None
+        )
+        here = snap.op_count
+        window = timeline[max(0, here - HISTORY_WINDOW) : here + HISTORY_WINDOW // 4]
+        return View(snap, detail, session.graph(), name, values, window, future)
 
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
         if message.generation != self._generation:
@@ -438,6 +502,8 @@ class OptDbgApp(App[None]):
         self._finish(message)
 
     def _finish(self, message: JobDone) -> None:
+        if isinstance(self.screen, RunningScreen):  # continue stopped by itself
+            self.screen.dismiss()
         log = self.query_one(LogPanel)
         if message.note is not None:
             style = {"error": "bold red", "warning": "bold yellow"}.get(message.note.severity, "")
@@ -472,12 +538,11 @@ class OptDbgApp(App[None]):
         graph = self.query_one(GraphPanel)
         if graph.graph is not view.graph:
             graph.graph = view.graph
-        self.query_one(LossPanel).history = view.snapshot.loss_history
+        self.query_one(LossPanel).history = (view.snapshot.loss_history, view.future_losses)
+        self.query_one(HistoryPanel).timeline = view.timeline
         self._show_details(view)
 
     def _show_details(self, view: View) -> None:
-        from optdbg.engine import fmt
-
         p = view.snapshot.param(view.selected) if view.selected else None
         panel = self.query_one(ParamsPanel)
         if p is None:
@@ -566,9 +631,85 @@ class OptDbgApp(App[None]):
         self._finish(self.JobDone(events, view, None, self._generation))
         self.refresh_bindings()
 
-    def action_replay_next(self) -> None:
+    def action_right(self) -> None:
         if self._replay is not None:
             self._advance_replay()
+        else:
+            self.action_redo()
+
+    # ------------------------------------------------------------- time travel
+
+    def action_undo(self) -> None:
+        self._enqueue("undo", lambda s: [s.undo()])
+
+    def action_redo(self) -> None:
+        self._enqueue("redo", lambda s: [s.redo()])
+
+    def on_history_panel_jump(self, message: HistoryPanel.Jump) -> None:
+        self._enqueue(f"go to op {message.index}", lambda s: [s.goto(message.index)])
+
+    def action_continue(self) -> None:
+        """Run whole iterations, the panels updating live, until a key or a breakpoint."""
+        from optdbg.engine.breakpoints import AnyOf, WarningFires, parse_condition
+
+        conditions = [WarningFires()] if self._break_on_warning else []
+        if self._break_condition:
+            conditions.append(parse_condition(self._break_condition))
+        condition = AnyOf(*conditions) if conditions else None
+        stop = threading.Event()
+        self._stop = stop
+        generation, selected = self._generation, self.selected
+
+        def job(session: Session) -> Continued:
+            def progress(event: Event) -> None:
+                view = self._capture(session, selected)
+                self.post_message(self.Progress(event, view, generation))
+
+            return Continued(session.run_until(condition, None, stop, progress, 0.1))
+
+        self._enqueue("continue", job)
+        self.push_screen(RunningScreen(), lambda _: stop.set())
+
+    def on_opt_dbg_app_progress(self, message: Progress) -> None:
+        if message.generation != self._generation or not self._busy:
+            return
+        self.query_one(StatusBar).last_event = message.event
+        self._apply(message.view)
+        if isinstance(self.screen, RunningScreen):
+            snap = message.view.snapshot
+            self.screen.show(
+                f"running: op {snap.op_count} · step {snap.step_count} · loss {fmt.num(snap.loss)}"
+            )
+
+    def action_edit_lr(self) -> None:
+        self._edit_hyper("lr")
+
+    def action_edit_hyper(self) -> None:
+        self._edit_hyper(None)
+
+    def _edit_hyper(self, only: str | None) -> None:
+        if self.view is None:
+            return
+
+        def chosen(changes: dict[tuple[int, str], Any] | None) -> None:
+            for (group, key), value in (changes or {}).items():
+                self._enqueue(f"set {key}", _setter(group, key, value))
+
+        self.push_screen(HyperDialog(self.view.snapshot.groups, only), chosen)
+
+    def action_breakpoint(self) -> None:
+        from optdbg.engine.breakpoints import NAMES
+
+        def chosen(result: tuple[str, bool] | None) -> None:
+            if result is None:
+                return
+            self._break_condition, self._break_on_warning = result
+            what = self._break_condition or "no condition"
+            extra = " or any warning" if self._break_on_warning else ""
+            self.notify(f"continue (c) stops at: {what}{extra}")
+
+        dialog = BreakpointDialog(self._break_condition, self._break_on_warning, NAMES)
+        self.push_screen(dialog, chosen)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -576,8 +717,8 @@ class OptDbgApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self._busy or self._replay is not None
-        if action == "replay_next":
-            return self._replay is not None
+        if action in SESSION_ACTIONS and self.session is None:
+            return False
         if action in ("op", "export", "slow_backward") and self.session is None:
             return self._busy  # while loading, op keys are queued; after a failure, hidden
         return True

@@ -222,6 +222,8 @@ class GraphTree(Tree[str]):
                 label = node_label(self.graph, self.graph.nodes[nid])
                 tree_node.add_leaf(themed(label, self.app.theme_variables), data=nid)
             return
+        if data not in self.graph.nodes:  # the root label, or a node of a replaced graph
+            return
         shown: set[str] = set()
         for child in self.graph.inputs(data):
             real = self._parents.get(child) == data and child not in shown

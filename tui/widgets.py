@@ -197,26 +197,36 @@ def describe_update(detail: UpdateDetail | None, name: str | None) -> tuple[str,
 
 
 class LossPanel(PlotextPlot):
-    """The loss history as a plot, with the current value in the title."""
+    """The loss history as a plot; after undo, the undone losses dimmed and a marker."""
 
     BORDER_TITLE = "Loss"
 
-    history: reactive[tuple[float, ...]] = reactive(())
-    """Every scalar loss computed so far, in order."""
+    history: reactive[tuple[tuple[float, ...], tuple[float, ...]]] = reactive(((), ()))
+    """(losses up to the current point, losses of undone forwards that redo would replay)."""
 
-    def watch_history(self, history: tuple[float, ...]) -> None:
+    def watch_history(self, history: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
+        past, future = history
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        finite = [(i + 1, v) for i, v in enumerate(history) if math.isfinite(v)]
+        values = past + future
+        finite = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v)]
         if finite:
-            xs, ys = zip(*finite, strict=True)
+            ys = [v for _, v in finite]
             if min(ys) > 0 and max(ys) / min(ys) > 1e3:
                 plt.yscale("log")
-            plt.plot(list(xs), list(ys), marker="braille")
-        last = fmt.num(history[-1]) if history else "—"
-        bad = len(history) - len(finite)
-        plt.title(f"loss {last}" + (f"  ({bad} non-finite not drawn)" if bad else ""))
+            done = [(x, y) for x, y in finite if x <= len(past)]
+            undone = [(x, y) for x, y in finite if x > len(past)]
+            for points, color in ((done, "cyan"), (undone, "gray")):
+                if points:
+                    xs, vs = zip(*points, strict=True)
+                    plt.plot(list(xs), list(vs), marker="braille", color=color)
+            if future:
+                plt.vline(len(past), "orange")
+        last = fmt.num(past[-1]) if past else "—"
+        bad = len(values) - len(finite)
+        title = f"loss {last}" + (f"  ({bad} non-finite not drawn)" if bad else "")
+        plt.title(title + (f"  (undone: {len(future)})" if future else ""))
         self.refresh()
 
 
@@ -235,7 +245,7 @@ class LogPanel(RichLog):
 
 def event_text(event: Event) -> Text:
     text = Text()
-    text.append(f"#{event.index:<4}", style="dim")
+    text.append(f"#{event.index:<4} ", style="dim")
     text.append(f"{event.op:<10}", style="bold")
     if event.error:
         text.append(f"✗ {event.summary}\n", style="bold $error")
@@ -247,3 +257,49 @@ def event_text(event: Event) -> Text:
         text.append(f"      ⚠ {w.code} ", style="bold $warning reverse")
         text.append(f" {w.message}", style="$warning")
     return text
+
+
+class HistoryPanel(Vertical):
+    """The timeline of ops: undone ones dimmed, the current point marked; enter jumps."""
+
+    BORDER_TITLE = "History"
+
+    timeline: reactive[tuple[Any, ...]] = reactive((), always_update=True)
+    """The session's timeline entries (engine.history.TimelineEntry), undone ones included."""
+
+    class Jump(Message):
+        """The user chose a point of the timeline: the state right after op `index`."""
+
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(cursor_type="row", id="history-table")
+        table.add_columns("", "#", "op", "result", "loss")
+        yield table
+
+    def watch_timeline(self, entries: tuple[Any, ...]) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        variables = self.app.theme_variables
+        current = max((e.index for e in entries if not e.undone), default=-1)
+        table.add_row("▶" if current == -1 else "", "start", "", "initial state", "", key="-1")
+        for e in entries:
+            style = "dim strike" if e.undone else ("bold" if e.index == current else "")
+            cells = [
+                "▶" if e.index == current else ("·" if e.checkpoint else ""),
+                str(e.index),
+                e.op,
+                e.summary if e.ok else f"✗ {e.summary}",
+                fmt.num(e.loss) if e.loss is not None else "",
+            ]
+            row = [themed(Text(c, style=style), variables) for c in cells]
+            table.add_row(*row, key=str(e.index))
+        if entries:
+            table.move_cursor(row=current + 1, scroll=True)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(self.Jump(int(event.row_key.value)))

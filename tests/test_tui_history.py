@@ -1,0 +1,163 @@
+"""Time travel in the TUI: undo/redo keys, the history panel, live hyperparameters,
+continue with breakpoints."""
+
+from __future__ import annotations
+
+from pilot_helpers import log_text, press, settle, status
+from textual.widgets import Checkbox, DataTable, Input
+
+from optdbg.engine import Session
+from optdbg.tui.app import OptDbgApp
+from optdbg.tui.dialogs import BreakpointDialog, HyperDialog, RunningScreen
+from optdbg.tui.widgets import HistoryPanel, UpdatePanel
+
+WIDE = (160, 48)
+BOWL_STEP = [8.600000381469727, 7.599999904632568]
+
+
+def value(app: OptDbgApp) -> list[float]:
+    assert app.view is not None
+    return app.view.snapshot.params[0].value.values  # type: ignore[no-any-return]
+
+
+async def test_undo_and_redo_keys_restore_exact_values() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "f", "b", "s")
+        assert value(app) == BOWL_STEP
+        await press(pilot, "u")
+        assert value(app) == [10.0, 10.0]
+        assert app.view is not None and app.view.snapshot.params[0].grad is not None
+        await press(pilot, "left", "left")
+        assert app.view.snapshot.loss is None  # back before the forward
+        await press(pilot, "right", "right", "right")
+        assert value(app) == BOWL_STEP
+        await press(pilot, "right")
+        assert "nothing to redo" in log_text(app)
+
+
+async def test_undo_at_the_start_is_refused_visibly() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "u")
+        assert "nothing to undo" in log_text(app)
+
+
+async def test_history_panel_lists_ops_and_jumps_on_enter() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "f", "b", "s", "z", "u", "u")
+        table = app.query_one(HistoryPanel).query_one(DataTable)
+        assert table.row_count == 5  # the start and four ops, two of them undone
+        assert "strike" in str(table.get_row("3")[2].style)
+        table.focus()
+        table.move_cursor(row=1)  # op 0: the forward
+        await press(pilot, "enter")
+        assert app.view is not None and app.view.snapshot.op_count == 1
+        assert app.view.snapshot.loss == 201.0 and app.view.snapshot.params[0].grad is None
+
+
+async def test_learning_rate_edit_takes_effect_in_the_next_step() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "l")
+        assert isinstance(app.screen, HyperDialog)
+        app.screen.query_one(Input).value = "0.25"
+        await press(pilot, "enter")
+        assert "lr: 0.1 → 0.25" in log_text(app)
+        await press(pilot, "f", "b", "s")
+        assert value(app) == [6.5, 4.0]
+        assert "0.25·[14, 24]" in "\n".join(app.query_one(UpdatePanel).lines)
+        await press(pilot, "u", "u", "u", "u")  # the edit itself is undoable
+        assert app.view is not None and app.view.snapshot.lrs == (0.1,)
+
+
+async def test_invalid_hyperparameter_is_refused_in_the_dialog() -> None:
+    app = OptDbgApp(Session.open("classifier_adam"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "H")
+        dialog = app.screen
+        assert isinstance(dialog, HyperDialog)
+        dialog.query_one("#hp-0-betas", Input).value = "0.8, 0.99"
+        dialog.query_one("#hp-0-lr", Input).value = "fast"
+        await press(pilot, "enter")
+        assert isinstance(app.screen, HyperDialog)
+        dialog.query_one("#hp-0-lr", Input).value = "0.02"
+        await press(pilot, "enter")
+        assert app.view is not None
+        assert app.view.snapshot.groups[0]["betas"] == (0.8, 0.99)
+        assert app.view.snapshot.lrs == (0.02,)
+
+
+async def test_continue_runs_live_and_pauses_on_any_key() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, RunningScreen)
+        for _ in range(100):  # the panels update while it runs
+            await pilot.pause(0.05)
+            if app.view is not None and app.view.snapshot.op_count > 8:
+                break
+        assert app.view is not None and app.view.snapshot.op_count > 8
+        await pilot.press("f")  # any key pauses (and does not run forward)
+        await settle(pilot)
+        assert not isinstance(app.screen, RunningScreen)
+        assert "paused" in log_text(app)
+        ops = app.view.snapshot.op_count
+        await pilot.pause(0.3)
+        assert app.view.snapshot.op_count == ops
+
+
+async def test_continue_stops_at_a_breakpoint_condition() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "k")
+        dialog = app.screen
+        assert isinstance(dialog, BreakpointDialog)
+        dialog.query_one(Input).value = "loss < 8.5"
+        await press(pilot, "enter")
+        await press(pilot, "c")
+        assert not isinstance(app.screen, RunningScreen)
+        assert app.view is not None
+        snap = app.view.snapshot
+        assert snap.loss is not None and snap.loss < 8.5
+        assert snap.loss_history[-2] >= 8.5  # stopped right after the first forward below
+        assert "condition met" in log_text(app)
+
+
+async def test_breakpoint_dialog_rejects_unsafe_conditions() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "k")
+        dialog = app.screen
+        dialog.query_one(Input).value = "__import__('os').system('true')"
+        await press(pilot, "enter")
+        assert isinstance(app.screen, BreakpointDialog)
+        assert str(dialog.query_one("#dialog-error").render()).strip()
+
+
+async def test_continue_stops_when_a_warning_fires() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl_lr10"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "c")
+        assert not isinstance(app.screen, RunningScreen)
+        assert "condition met" in log_text(app) or "warning" in log_text(app)
+        assert app.view is not None
+        last = app.query_one("#status").render()
+        assert "⚠" in str(last) or "diverging" in log_text(app) or "non-finite" in log_text(app)
+        assert app.view.snapshot.step_count < 30
+
+
+async def test_breakpoint_on_warning_can_be_turned_off() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl_lr10"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "k")
+        dialog = app.screen
+        dialog.query_one(Input).value = "step >= 40"
+        dialog.query_one(Checkbox).value = False
+        await press(pilot, "enter")
+        await press(pilot, "c")
+        assert app.view is not None and app.view.snapshot.step_count == 40
+        assert "continue" in status(app) or app.view.snapshot.step_count == 40
