@@ -162,7 +162,14 @@ class RngState:
             _set_gen_state(gen, state)
 
     def same(self, other: RngState) -> bool:
-        return _same_tree(self, other)
+        return (
+            _same_bits(self.torch_cpu, other.torch_cpu)
+            and self.python == other.python
+            and self.seed == other.seed
+            and _same_tree(self.numpy, other.numpy)
+            and _same_tree(self.cuda, other.cuda)
+            and _same_tree(self.generators, other.generators)
+        )
 
     def nbytes(self) -> int:
         tensors = [self.torch_cpu, *(self.cuda or ())]
@@ -172,11 +179,6 @@ class RngState:
 def _same_tree(a: Any, b: Any) -> bool:
     if a is b:
         return True
-    if isinstance(a, RngState) and isinstance(b, RngState):
-        return all(
-            _same_tree(getattr(a, f), getattr(b, f))
-            for f in ("torch_cpu", "cuda", "seed", "python", "numpy", "generators")
-        )
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and _same_bits(a, b)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -223,8 +225,13 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.nelement() * t.element_size()
 
 
+_INTS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def _bits(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().reshape(-1).view(torch.uint8)
+    """The raw bits as integers of the same width (NaNs with equal bits compare equal)."""
+    flat = t.detach().reshape(-1)
+    return flat.view(_INTS.get(flat.element_size(), torch.uint8))
 
 
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -442,14 +449,16 @@ class History:
     def _at(self, position: int) -> Checkpoint | None:
         return next((c for c in self.checkpoints if c.position == position), None)
 
-    def _maybe_checkpoint(self) -> None:
+    def _maybe_checkpoint(self, force: bool = False) -> None:
         pos = self.position
         last = max((c for c in self.checkpoints if c.position <= pos), key=lambda c: c.position)
         if last.position == pos:
             self._pending = last if last.position > 0 else None
             return
         since = self.entries[last.position : pos]
-        if self.every is not None:
+        if force:
+            pass
+        elif self.every is not None:
             if sum(1 for e in since if e.event.op == "forward") < self.every:
                 return
         elif sum(e.event.seconds for e in since) * OVERHEAD < self._copy_seconds:
@@ -459,9 +468,9 @@ class History:
             return  # a checkpoint would not fit next to the start one
         started = time.perf_counter()
         ck = self._capture(pos)
-        self._add(ck)
-        self._pending = ck
-        self._evict()
+        if self._make_room(ck):
+            self._add(ck)
+            self._pending = ck
         self._copy_seconds = time.perf_counter() - started
 
     def _start_bytes(self) -> int:
@@ -470,15 +479,12 @@ class History:
     # ------------------------------------------------------------- budget
 
     def _add(self, ck: Checkpoint) -> None:
-        added = 0
         for obj in ck.held:
             count, size = self._refs.get(id(obj), (0, _held_bytes(obj)))
             if count == 0:
                 self.nbytes += size
-                added += size
             self._refs[id(obj)] = (count + 1, size)
         self.nbytes += _FIXED_BYTES
-        self._estimate = added + _FIXED_BYTES
         self.checkpoints.append(ck)
         self.checkpoints.sort(key=lambda c: c.position)
         self.peak_nbytes = max(self.peak_nbytes, self.nbytes)
@@ -496,30 +502,42 @@ class History:
                 self._refs[id(obj)] = (count - 1, size)
         self.nbytes -= _FIXED_BYTES
 
-    def _evict(self) -> None:
-        pos = self.position
-        while len(self.checkpoints) > 1 and (
-            self.nbytes > self.budget or len(self.checkpoints) > MAX_CHECKPOINTS
-        ):
-            cks = self.checkpoints
-            head = max((c for c in cks if c.position <= pos), key=lambda c: c.position)
+    def _incoming(self, ck: Checkpoint) -> int:
+        """Bytes that adding `ck` would add (what it shares with others is counted already)."""
+        seen: set[int] = set()
+        total = _FIXED_BYTES
+        for obj in ck.held:
+            if id(obj) not in self._refs and id(obj) not in seen:
+                seen.add(id(obj))
+                total += _held_bytes(obj)
+        return total
+
+    def _make_room(self, new: Checkpoint) -> bool:
+        """Evict checkpoints until `new` fits in the budget; False when it cannot fit.
+
+        The start checkpoint is never evicted; of the others, the one whose removal leaves
+        the smallest gap (in ops) relative to the square root of its distance from the
+        current position goes first, so checkpoints stay dense near the current position.
+        """
+        pos = new.position
+        while True:
+            need = self._incoming(new)
+            self._estimate = need
+            if self.nbytes + need <= self.budget and len(self.checkpoints) < MAX_CHECKPOINTS:
+                return True
+            cks = sorted([*self.checkpoints, new], key=lambda c: c.position)
+            end = max(len(self.entries), pos)
             best: tuple[float, Checkpoint] | None = None
-            end = len(self.entries)
             for i in range(1, len(cks)):
-                if cks[i] is head:
+                if cks[i] is new:
                     continue
-                after = cks[i + 1].position if i + 1 < len(cks) else max(end, pos)
+                after = cks[i + 1].position if i + 1 < len(cks) else end
                 gap = after - cks[i - 1].position
                 score = gap / math.sqrt(abs(pos - cks[i].position) + 1)
                 if best is None or score < best[0]:
                     best = (score, cks[i])
-            if best is None:  # only the start and the head: the head does not fit
-                if head.position == 0:
-                    break
-                self._remove(head)
-                if self._pending is head:
-                    self._pending = None
-                continue
+            if best is None:
+                return False
             self._remove(best[1])
 
     # ------------------------------------------------------------- capture and restore
@@ -702,7 +720,7 @@ class History:
                 self._set_state(value, state)
         vars(opt).update(ck.optimizer_attrs)
         s.scenario.namespace.update(ck.scalars)
-        del s.events[ck.position :]
+        s.events[:] = [e.event for e in self.entries[: ck.position]]
 
     def _steps(self, ck: Checkpoint) -> dict[str, StepRecord]:
         from .session import StepRecord
@@ -843,6 +861,11 @@ class History:
         try:
             for i in range(start, target):
                 entry = self.entries[i]
+                if entry.event.op == "forward" and i > start and entry.event.ok:
+                    # checkpoints along the way, and one before the last forward of a long
+                    # replay: undoing a few ops from where we land is then quick
+                    self._maybe_checkpoint(force=i == last_forward and target - start > 4)
+                    self._pending = None
                 s.capture_graph = capture and i >= last_forward
                 replayed = self._apply(entry)
                 if self.divergence is None:

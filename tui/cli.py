@@ -6,9 +6,17 @@ import argparse
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from optdbg.engine.events import Event
 
 EXIT_OK, EXIT_WARNINGS, EXIT_USAGE = 0, 1, 2
+DEFAULT_MAX_ITERATIONS = 1000
+
+
+def _condition_names() -> list[str]:
+    return ["loss", "step", "epoch", "batch", "iteration", "grad_norm", "warnings", "lr", "op"]
 
 
 def _version() -> str:
@@ -25,6 +33,7 @@ def _main_parser() -> argparse.ArgumentParser:
         epilog=(
             "subcommands:\n"
             "  optdbg run SCENARIO [--ops OPS] [--repeat N] [--json] [--quiet] [--strict]\n"
+            "                      [--until CONDITION] [--max-iterations N]\n"
             "                      run ops headless and print what each did\n"
             "  optdbg export SCENARIO [--ops OPS] [-o FILE] [--force]\n"
             "                      run ops headless, then write the graph to .png/.svg/.dot\n\n"
@@ -47,10 +56,27 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("scenario", help="scenario file or built-in name")
     parser.add_argument(
         "--ops",
-        default="z f b s",
-        help='whitespace-separated op words: f b s z n i or their long names (default "z f b s")',
+        default=None,
+        help="whitespace-separated op words: f b s z n i, u (undo), redo, or their long names "
+        '(default "z f b s"; with --until or --max-iterations, none)',
     )
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="perform OPS N times")
+    parser.add_argument(
+        "--until",
+        metavar="CONDITION",
+        help="after OPS, run whole iterations and stop right after the first op at which "
+        'CONDITION holds, e.g. "loss < 8.01", "\'grad-accumulated\' in warnings", '
+        '"grad_norm > 1e3 or not isfinite(loss)". Names: '
+        + ", ".join(_condition_names())
+        + "; functions: abs isnan isinf isfinite min max",
+    )
+    parser.add_argument(
+        "--max-iterations",
+        type=int,
+        metavar="N",
+        help=f"with --until, stop after N iterations at most (default {DEFAULT_MAX_ITERATIONS}); "
+        "alone, run N iterations",
+    )
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per op (JSON Lines)")
     out.add_argument("--quiet", action="store_true", help="only a one-line summary at the end")
@@ -124,8 +150,8 @@ def _op_words(parser: argparse.ArgumentParser, ops: str) -> list[str]:
     unknown = [w for w in words if w not in WORDS]
     if unknown or not words:
         parser.error(
-            f"unknown op word(s): {' '.join(unknown)}; use f b s z n i "
-            "(forward backward step zero_grad next iteration)"
+            f"unknown op word(s): {' '.join(unknown)}; use f b s z n i u redo "
+            "(forward backward step zero_grad next iteration undo redo)"
             if unknown
             else "--ops is empty"
         )
@@ -135,9 +161,20 @@ def _op_words(parser: argparse.ArgumentParser, ops: str) -> list[str]:
 def run_command(argv: list[str]) -> int:
     parser = _run_parser()
     ns = parser.parse_args(argv)
-    words = _op_words(parser, ns.ops)
+    running = ns.until is not None or ns.max_iterations is not None
+    words = [] if ns.ops is None and running else _op_words(parser, ns.ops or "z f b s")
     if ns.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if ns.max_iterations is not None and ns.max_iterations < 1:
+        parser.error("--max-iterations must be at least 1")
+    condition = None
+    if ns.until is not None:
+        from optdbg.engine.breakpoints import ConditionError, parse_condition
+
+        try:
+            condition = parse_condition(ns.until)
+        except ConditionError as e:
+            parser.error(f"invalid --until condition: {e}")
 
     from optdbg.engine import ScenarioError, Session
     from optdbg.engine.report import record, summary_line, trace_line
@@ -148,17 +185,26 @@ def run_command(argv: list[str]) -> int:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE
     events = []
+
+    def show(event: Event) -> None:
+        events.append(event)
+        if ns.json:
+            print(json.dumps(record(event, session.snapshot())), flush=True)
+        elif not ns.quiet:
+            print(trace_line(event), flush=True)
+
     for _ in range(ns.repeat):
         for word in words:
             for event in session.perform(word):
-                events.append(event)
-                if ns.json:
-                    line = json.dumps(record(event, session.snapshot()))
-                    print(line, flush=True)
-                elif not ns.quiet:
-                    print(trace_line(event), flush=True)
+                show(event)
+    stopped = None
+    if running:
+        limit = ns.max_iterations or DEFAULT_MAX_ITERATIONS
+        stopped = session.run_until(condition, max_iterations=limit, on_progress=show).message
     if ns.quiet:
         print(summary_line(events, session.snapshot()))
+    if stopped is not None:
+        print(f"stopped: {stopped}", file=sys.stderr if ns.json else sys.stdout, flush=True)
     if ns.strict and any(event.warnings for event in events):
         return EXIT_WARNINGS
     return EXIT_OK
