@@ -53,3 +53,19 @@ def test_load_error_screen(snap_compare, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.chdir(ROOT)  # the message names the path as given: keep it stable
     app = OptDbgApp(scenario="tests/data/broken_optimizer.py")
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys())
+
+
+def test_diagnostics_view_with_several_warnings(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    run = keys("f", "b", "f", "b", "s", "s", "d")
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run)
+
+
+def test_graph_panel_after_backward(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = OptDbgApp(Session.open("mlp_sequential"))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=keys("f", "b", "3"))
+
+
+def test_slow_motion_backward(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = OptDbgApp(Session.open("log_xy"))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys("f", "B", "right", "right"))

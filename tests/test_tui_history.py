@@ -161,3 +161,20 @@ async def test_breakpoint_on_warning_can_be_turned_off() -> None:
         await press(pilot, "c")
         assert app.view is not None and app.view.snapshot.step_count == 40
         assert "continue" in status(app) or app.view.snapshot.step_count == 40
+
+
+async def test_diagnostics_view_lists_each_pitfall_with_its_fix() -> None:
+    from optdbg.tui.dialogs import DiagnosticsScreen
+
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "d")
+        assert isinstance(app.screen, DiagnosticsScreen)
+        first = str(app.screen.query_one("#diagnostics-text").render())
+        assert "No pitfall found in 0 ops" in first
+        await press(pilot, "escape", "f", "b", "f", "b", "s", "s", "d")
+        text = str(app.screen.query_one("#diagnostics-text").render())
+        assert "grad-accumulated" in text and "stale-grad" in text
+        assert "fix:  call optimizer.zero_grad()" in text
+        await press(pilot, "escape")
+        assert not isinstance(app.screen, DiagnosticsScreen)

@@ -25,7 +25,7 @@ from textual.widgets import Footer, Static, Tab, Tabs
 
 from optdbg.engine import fmt
 
-from .dialogs import BreakpointDialog, HyperDialog, RunningScreen
+from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
 from .graphview import GraphPanel
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
@@ -55,7 +55,7 @@ PANEL_TITLES = {
     "log": "Log",
     "history": "History",
 }
-SESSION_ACTIONS = ("undo", "right", "continue", "edit_lr", "edit_hyper")
+SESSION_ACTIONS = ("undo", "right", "continue", "edit_lr", "edit_hyper", "diagnostics")
 """Actions that need a loaded session (hidden from the footer otherwise)."""
 HISTORY_WINDOW = 400
 """The history panel lists this many ops around the current point."""
@@ -115,6 +115,14 @@ def export_png(session: Session) -> Note:
 
 
 @dataclass(frozen=True)
+class Diagnosed:
+    """The outcome of the diagnostics job: every finding so far, grouped by code."""
+
+    diagnoses: list[Any]
+    ops: int
+
+
+@dataclass(frozen=True)
 class Continued:
     """The outcome of `continue`: why it stopped, and the ops it performed."""
 
@@ -153,22 +161,23 @@ class OptDbgApp(App[None]):
     BINDINGS = [
         Binding("f", "op('forward')", "forward", tooltip="loss = forward()"),
         Binding("b", "op('backward')", "backward", tooltip="loss.backward()"),
-        Binding("B", "slow_backward", "slow-mo", tooltip="backward one node at a time"),
         Binding("s", "op('step')", "step", tooltip="optimizer.step()"),
         Binding("z", "op('zero_grad')", "zero_grad", tooltip="optimizer.zero_grad()"),
         Binding("n", "op('next')", "next", tooltip="the next op of the cycle"),
         Binding("i", "op('iteration')", "iter", tooltip="forward, backward, step, zero_grad"),
         Binding("u", "undo", "undo", tooltip="go back one op (also ←)"),
-        Binding("c", "continue", "continue", tooltip="run iterations until a key or breakpoint"),
-        Binding("l", "edit_lr", "lr", tooltip="edit the learning rate"),
-        Binding("r", "reload", "reload", tooltip="load the scenario again"),
-        Binding("e", "export", "export", tooltip="write the graph to PNG"),
+        Binding("c", "continue", "run", tooltip="run iterations until a key or a breakpoint"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
         Binding("escape", "cancel", "cancel", tooltip="stop the running op / the replay"),
-        Binding("right", "right", "redo", tooltip="redo (slow motion: next node)", priority=True),
+        Binding("l", "edit_lr", "lr", tooltip="edit the learning rate"),
+        Binding("d", "diagnostics", "diagnose", tooltip="every pitfall found, with fixes"),
+        Binding("r", "reload", "reload", tooltip="load the scenario again"),
+        Binding("e", "export", "export", tooltip="write the graph to PNG"),
+        Binding("B", "slow_backward", "slow-mo", tooltip="backward one node at a time"),
+        Binding("right", "right", "redo", show=False, priority=True),
         Binding("left", "undo", "undo", show=False, priority=True),
-        Binding("space", "continue", "continue", show=False),
+        Binding("space", "continue", "run", show=False),
         Binding("H", "edit_hyper", "hyperparameters", show=False),
         Binding("k", "breakpoint", "breakpoint", show=False),
         *(
@@ -218,6 +227,7 @@ class OptDbgApp(App[None]):
             note: Note | None,
             generation: int,
             replay: tuple[BackwardStep, ...] = (),
+            diagnosed: Diagnosed | None = None,
         ) -> None:
             super().__init__()
             self.events = events
@@ -225,6 +235,7 @@ class OptDbgApp(App[None]):
             self.note = note
             self.generation = generation
             self.replay = replay
+            self.diagnosed = diagnosed
 
     def __init__(
         self,
@@ -426,7 +437,9 @@ class OptDbgApp(App[None]):
                 self.post_message(self.JobDone([], None, note, generation))
                 return
             outcome, view = result
-            if isinstance(outcome, Continued):
+            if isinstance(outcome, Diagnosed):
+                self.post_message(self.JobDone([], view, None, generation, diagnosed=outcome))
+            elif isinstance(outcome, Continued):
                 r = outcome.result
                 events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
                 severity = "warning" if r.reason in ("condition", "error") else "information"
@@ -500,6 +513,9 @@ class OptDbgApp(App[None]):
             self._start_replay(message.replay, message.events, message.view)
             return
         self._finish(message)
+        if message.diagnosed is not None:
+            found = message.diagnosed
+            self.push_screen(DiagnosticsScreen(found.diagnoses, found.ops))
 
     def _finish(self, message: JobDone) -> None:
         if isinstance(self.screen, RunningScreen):  # continue stopped by itself
@@ -680,6 +696,11 @@ class OptDbgApp(App[None]):
             self.screen.show(
                 f"running: op {snap.op_count} · step {snap.step_count} · loss {fmt.num(snap.loss)}"
             )
+
+    def action_diagnostics(self) -> None:
+        from optdbg.engine.detectors import diagnose
+
+        self._enqueue("diagnostics", lambda s: Diagnosed(diagnose(s.events), len(s.events)))
 
     def action_edit_lr(self) -> None:
         self._edit_hyper("lr")

@@ -147,3 +147,47 @@ class RunningScreen(ModalScreen[None]):
 
     def show(self, text: str) -> None:
         self.query_one("#running", Static).update(Text(f"▶ {text}   ·   any key pauses"))
+
+
+class DiagnosticsScreen(ModalScreen[None]):
+    """Every pitfall found so far, grouped by code: what it means, where, and the fix."""
+
+    BINDINGS = [Binding("escape,d,q", "dismiss", "Close")]
+
+    def __init__(self, diagnoses: list[Any], ops: int) -> None:
+        super().__init__()
+        self.diagnoses = diagnoses
+        self.ops = ops
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="diagnostics"):
+            yield Static(self._text(), id="diagnostics-text")
+
+    def _text(self) -> Text:
+        text = Text()
+        if not self.diagnoses:
+            text.append(f"No pitfall found in {self.ops} ops.\n", style="bold")
+            text.append("Warnings appear here as soon as a detector fires.", style="dim")
+            return text
+        total = sum(d.count for d in self.diagnoses)
+        text.append(
+            f"{len(self.diagnoses)} kinds of pitfall, {total} warnings in {self.ops} ops\n\n",
+            style="bold",
+        )
+        for d in self.diagnoses:
+            text.append(f" {d.code} ", style="bold reverse")
+            ops = ", ".join(f"#{i}" for i, _ in d.occurrences[:6])
+            more = f" and {d.count - 6} more" if d.count > 6 else ""
+            text.append(f"  ×{d.count} at op {ops}{more}")
+            if d.params:
+                text.append(f"  ({', '.join(d.params)})", style="dim")
+            text.append("\n")
+            if d.meaning:
+                text.append(f"  what: {d.meaning}\n")
+            text.append(f"  last: {d.occurrences[-1][1].message}\n", style="italic")
+            if d.fix:
+                text.append(f"  fix:  {d.fix}\n", style="bold")
+            text.append("\n")
+        hint = "escape to close · silence a code with optdbg_config in the scenario"
+        text.append(hint, style="dim")
+        return text

@@ -21,9 +21,16 @@ HELP = """\
 | `z` | zero_grad | `optimizer.zero_grad()`: grads become `None` |
 | `n` | next | the next op of the cycle forward → backward → step → zero_grad |
 | `i` | iteration | one whole forward, backward, step, zero_grad |
+| `u` / `←` | undo | go back one op, bit-exact (`→` redoes) |
+| `c` / space | run | whole iterations, live, until a key, a warning or a breakpoint |
+| `k` | breakpoint | where `c` stops: e.g. `loss < 8.01`, `step >= 100`, `'diverging' in warnings` |
+| `l` / `H` | hyperparameters | edit lr / any param-group setting, from the next step (undoable) |
+| `B` | slow motion | backward one node at a time: the chain rule with numbers (`→` next node) |
+| `d` | diagnose | every pitfall found so far, what it means and the fix |
 | `r` | reload | load the scenario file again, from a fresh state |
-| `e` | export | write the current graph to a PNG file |
-| `1`–`5` | panels | parameters, update rule, graph, loss, log (narrow terminals) |
+| `e` | export | write the current graph to `<scenario>-op<N>.png` |
+| `escape` | cancel | stop a running op (or the slow-motion replay) |
+| `1`–`6` | panels | parameters, update rule, graph, loss, log, history (narrow terminals) |
 | `?` | help | this screen |
 | `q` | quit | leave optdbg |
 
