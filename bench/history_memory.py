@@ -77,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-mb", type=float, default=1024)
     parser.add_argument("--baseline", action="store_true", help="history_mb=0: start only")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ns = parser.parse_args(argv)
 
     from optdbg.engine import Session
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if ns.threads is not None:
+        torch.set_num_threads(ns.threads)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mlp_momentum.py"
         path.write_text(SCENARIO, encoding="utf-8")
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = rss_mb()
     report = {
         "parameters": n_params,
+        "threads": torch.get_num_threads(),
         "iterations": ns.iterations,
         "ops": end_index + 1,
         "history_budget_mb": history.budget / 2**20,

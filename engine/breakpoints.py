@@ -134,11 +134,10 @@ def parse_expression(text: str) -> tuple[ast.Expression, frozenset[str]]:
             names |= _check(node)
     except RecursionError:
         raise ConditionError("the condition is too deeply nested to read") from None
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            for arg in node.args:
-                if isinstance(arg, ast.Name) and arg.id in FUNCTIONS:
-                    raise ConditionError(f"{arg.id} is a function: call it, e.g. {arg.id}(loss)")
+        if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
+            raise ConditionError(f"{node.id} is a function: call it, e.g. {node.id}(loss)")
     return tree, frozenset(names)
 
 
