@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import fmt
+from .detectors import Detectors, Diagnosis, diagnose
 from .events import OPS, WORDS, Event, Finding, OpError
 from .explain import explain
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
@@ -113,6 +114,9 @@ class Session:
             if track.tensor.requires_grad:
                 track.tensor.register_hook(self._grad_hook(track))
         self._zero_sets_none = _zero_grad_sets_none(self.optimizer)
+        self.detectors = Detectors(self)
+        """The pitfall detectors: their warnings land on each op's event; `pending` holds
+        what was found at load (attached to the first event)."""
         self.history = History(self, history_mb)
         """The op log and checkpoints behind undo/redo/goto, within `history_mb` megabytes
         (default: the scenario's optdbg_config["history_mb"], else 256)."""
@@ -172,6 +176,7 @@ class Session:
         error = None
         summary, warnings = "", list[Finding]()
         self.history.before_op(op)
+        self.detectors.before(self, op)
         try:
             summary, warnings = body()
         except UsageError as e:
@@ -186,12 +191,13 @@ class Session:
             summary = summary or op
         else:
             summary = f"{error.type}: {error.message.splitlines()[0] if error.message else ''}"
+        found = self.detectors.after(self, op, error, warnings)
         event = Event(
             index=len(self.events),
             op=op,
             summary=summary,
             loss=self.loss_value,
-            warnings=tuple(warnings),
+            warnings=found,
             error=error,
             seconds=time.perf_counter() - start,
         )
@@ -504,6 +510,14 @@ class Session:
             state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()},
             requires_grad=p.requires_grad,
         )
+
+    def findings(self) -> list[Diagnosis]:
+        """Every warning so far grouped by code, with what it means and how to fix it (plus,
+        before the first op, what the detectors found at load)."""
+        found = diagnose(self.events)
+        if not self.events and self.detectors.pending:
+            found = diagnose([Event(-1, "load", "", None, warnings=self.detectors.pending)])
+        return found
 
     def values_text(self, name: str, limit: int = 2000) -> str:
         """A parameter's value and grad printed in full (edges only past `limit` elements)."""

@@ -224,10 +224,12 @@ def test_readable_trace_has_one_line_per_op() -> None:
     assert op_lines[0].split(maxsplit=2)[2] == "loss = 201"
     assert op_lines[9].startswith("!") and "RuntimeError" in op_lines[9]
     extra = [line for line in lines if line.startswith("        ")]
-    assert len(extra) == 2
+    assert len(extra) == 3
     assert extra[0].strip().startswith("warning [grad-accumulated]")
     assert lines.index(extra[0]) == lines.index(op_lines[7]) + 1
+    assert extra[1].strip().startswith("warning [backward-twice]")
     assert lines.index(extra[1]) == lines.index(op_lines[9]) + 1
+    assert lines.index(extra[2]) == lines.index(op_lines[9]) + 2  # the error's explanation
 
 
 def test_quiet_prints_one_line() -> None:

@@ -1,0 +1,693 @@
+"""Pitfall detectors: each mistake is named on the op where it happens, never on a correct loop.
+
+Every test builds the situation from a scenario (a built-in or a small file written to
+tmp_path) and an op order, then asserts on which events carry which codes: the op of the
+mistake, not an earlier one and not a later one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from optdbg.engine import Event, ScenarioError, Session, builtin_names
+from optdbg.engine.detectors import (
+    CATALOGUE,
+    CODES,
+    EXPLANATIONS,
+    Thresholds,
+    _measure,
+    diagnose,
+)
+
+OPTDBG = Path(sys.executable).parent / "optdbg"
+
+ISSUE_CODES = {
+    "grad-accumulated",
+    "step-without-grad",
+    "stale-grad",
+    "backward-twice",
+    "stale-graph",
+    "param-not-in-graph",
+    "param-not-in-optimizer",
+    "frozen-param",
+    "loss-not-scalar",
+    "loss-no-grad",
+    "diverging",
+    "non-finite",
+    "exploding-grad",
+    "vanishing-grad",
+    "plateau",
+    "scheduler-order",
+}
+
+BOWL = """
+import torch
+t = torch.tensor([10.0, 10.0], requires_grad=True)
+optimizer = torch.optim.SGD([t], lr={lr})
+{extra}
+def forward():
+    return (t[0] - 3) ** 2 + (t[1] + 2) ** 2 + 8
+"""
+
+
+def write(tmp_path: Path, source: str, name: str = "scenario.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+    return path
+
+
+def bowl(tmp_path: Path, lr: float, extra: str = "") -> Path:
+    return write(tmp_path, BOWL.format(lr=lr, extra=extra))
+
+
+def run(session: Session, ops: str, repeat: int = 1) -> list[Event]:
+    events: list[Event] = []
+    for _ in range(repeat):
+        for word in ops.split():
+            events += session.perform(word)
+    assert session.detectors.error is None, session.detectors.error
+    return events
+
+
+def warned(events: list[Event], code: str | None = None) -> dict[int, tuple[str, ...]]:
+    """{event index: codes} for the events that carry warnings (of `code` if given)."""
+    found = {}
+    for e in events:
+        codes = tuple(c for c in e.codes() if code is None or c == code)
+        if codes:
+            found[e.index] = codes
+    return found
+
+
+def only(events: list[Event], code: str) -> Event:
+    """The one event carrying `code`; no other event carries any warning."""
+    at = warned(events)
+    assert len(at) == 1 and code in next(iter(at.values())), at
+    return events[next(iter(at))]
+
+
+def message(event: Event, code: str) -> str:
+    return next(w.message for w in event.warnings if w.code == code)
+
+
+# ----------------------------------------------------------------- the catalogue
+
+
+def test_catalogue_covers_the_issue_codes() -> None:
+    assert set(CODES) == ISSUE_CODES
+    for code, (meaning, fix) in EXPLANATIONS.items():
+        assert meaning and fix, code
+    assert all(callable(d) for _, d in CATALOGUE)
+
+
+# ----------------------------------------------------------------- no false alarms
+
+# Iterations of a plain correct loop each built-in must survive silently.
+SILENT_FOR = dict.fromkeys(builtin_names(), 200) | {
+    "polynomial_sin": 2000,  # its docstring runs 2000 iterations
+    "classifier_adam": 60,  # 6 epochs of mini-batches
+    "mlp_sequential": 100,
+    "linear_regression_minibatch": 150,
+    "log_xy": 52,  # the loss has no minimum: NaN at the 53rd forward (see below)
+    "lr_schedule": 120,  # the decayed lr stalls the loss: plateau later (see below)
+    "quadratic_bowl_lr10": 1,  # diverges by design (see below)
+}
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_correct_loop_on_every_builtin_raises_no_warning(name: str) -> None:
+    session = Session.open(name)
+    assert session.detectors.pending == ()
+    events = run(session, "i", repeat=SILENT_FOR[name])
+    assert all(e.ok for e in events)
+    assert warned(events) == {}, [w.message for e in events for w in e.warnings][:3]
+
+
+@pytest.mark.parametrize("name", ["quadratic_bowl", "mlp_sequential", "linear_regression"])
+def test_correct_loop_spelled_op_by_op_raises_no_warning(name: str) -> None:
+    events = run(Session.open(name), "f b s z", repeat=60)
+    assert warned(events) == {}
+    events = run(Session.open(name), "z f b s", repeat=60)  # the CLI's default order
+    assert warned(events) == {}
+
+
+def test_lr10_warns_only_of_divergence() -> None:
+    session = Session.open("quadratic_bowl_lr10")
+    events = run(session, "i", repeat=40)
+    at = warned(events)
+    assert set(c for codes in at.values() for c in codes) == {
+        "diverging",
+        "exploding-grad",
+        "non-finite",
+    }
+    assert at[4] == ("diverging",)  # the second forward: 69681 after 201
+    assert "lr=10" in message(events[4], "diverging")
+    assert "69681" in message(events[4], "diverging")
+    assert at[60] == ("non-finite",)  # the loss is inf from iteration 16, as documented
+    assert math.isinf(events[60].loss)
+    assert all(math.isfinite(e.loss) for e in events[:60] if e.op == "forward")
+    assert list(at).count(60) == 1 and sum(c == ("diverging",) for c in at.values()) == 1
+
+
+def test_log_xy_warns_when_its_loss_turns_nan() -> None:
+    events = run(Session.open("log_xy"), "i", repeat=60)
+    at = warned(events)
+    first = min(at)
+    assert first == 52 * 4 and events[first].op == "forward"  # the 53rd forward
+    assert math.isnan(events[first].loss)
+    assert {c for codes in at.values() for c in codes} <= {"non-finite"}
+
+
+def test_lr_schedule_plateaus_once_its_lr_has_decayed() -> None:
+    events = run(Session.open("lr_schedule"), "i", repeat=160)
+    at = warned(events)
+    assert list(at.values()) == [("plateau",)]
+    [index] = at
+    assert 120 * 4 < index < 160 * 4
+    text = message(events[index], "plateau")
+    assert "learning rate" in text and "decay" in text
+
+
+# ----------------------------------------------------------------- per-op mistakes
+
+
+def test_grad_accumulated_keeps_its_message() -> None:
+    events = run(Session.open("dag_toy"), "f b f b")
+    event = only(events, "grad-accumulated")
+    assert event.index == 3
+    assert message(event, "grad-accumulated") == (
+        "b.grad is -4: the sum of 2 backward passes since the last zero_grad (this pass "
+        "added -2). PyTorch adds new gradients to .grad; call optimizer.zero_grad() before "
+        "backward."
+    )
+    assert event.warnings[0].param == "b"
+
+
+def test_step_without_grad(tmp_path: Path) -> None:
+    events = run(Session.open("quadratic_bowl"), "s")
+    assert only(events, "step-without-grad").index == 0
+    assert "no backward has run yet" in message(events[0], "step-without-grad")
+
+    events = run(Session.open("quadratic_bowl"), "f b s z s")
+    event = only(events, "step-without-grad")
+    assert event.index == 4
+    text = message(event, "step-without-grad")
+    assert "zero_grad at op 3" in text and "t.grad is None" in text and "backward" in text
+
+
+def test_step_without_grad_when_zero_grad_keeps_zeros(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([10.0, 10.0], requires_grad=True)
+
+        class SGDZeros(torch.optim.SGD):
+            def zero_grad(self, set_to_none=False):
+                super().zero_grad(set_to_none=set_to_none)
+
+        optimizer = SGDZeros([t], lr=0.1)
+
+        def forward():
+            return (t ** 2).sum()
+        """,
+    )
+    events = run(Session.open(path), "f b s z s")
+    assert only(events, "step-without-grad").index == 4
+    assert "t.grad is zero" in message(events[4], "step-without-grad")
+    assert warned(run(Session.open(path), "i", repeat=30)) == {}
+
+
+def test_stale_grad() -> None:
+    events = run(Session.open("quadratic_bowl"), "f b s s")
+    event = only(events, "stale-grad")
+    assert event.index == 3
+    text = message(event, "stale-grad")
+    assert "t.grad = [14, 24]" in text and "op 2" in text and "f b" in text
+    assert event.warnings[0].param == "t"
+    # a step after a fresh backward is fine, even without zero_grad in between
+    events = run(Session.open("quadratic_bowl"), "f b s f b s")
+    assert warned(events) == {4: ("grad-accumulated",)}
+
+
+def test_backward_twice_is_explained_on_the_error_event() -> None:
+    events = run(Session.open("mlp_sequential"), "f b b")
+    event = only(events, "backward-twice")
+    assert event.index == 2 and not event.ok
+    assert "second time" in event.error.message
+    text = message(event, "backward-twice")
+    assert "op 0" in text and "op 1" in text and "retain_graph" in text and "forward" in text
+    events = run(Session.open("dag_toy"), "f b s b")  # after a step: still the freed graph
+    assert warned(events) == {3: ("backward-twice",)}
+
+
+def test_stale_graph_silent_in_pytorch() -> None:
+    session = Session.open("quadratic_bowl")
+    events = run(session, "f b f s z b")
+    event = only(events, "stale-graph")
+    assert event.index == 5 and event.ok  # PyTorch said nothing
+    text = message(event, "stale-graph")
+    assert "forward at op 2" in text and "step at op 3" in text
+    assert "did not complain" in text and "t.grad is now [14, 24]" in text
+    # forward again after the step: fine
+    assert warned(run(Session.open("quadratic_bowl"), "f b f s z f b")) == {}
+
+
+def test_stale_graph_refused_by_pytorch() -> None:
+    events = run(Session.open("mlp_sequential"), "f b f s z b")
+    event = only(events, "stale-graph")
+    assert event.index == 5 and not event.ok
+    assert "inplace" in event.error.message
+    assert "refused" in message(event, "stale-graph")
+
+
+def test_step_that_moved_nothing_does_not_make_the_graph_stale() -> None:
+    events = run(Session.open("quadratic_bowl"), "f s b")
+    assert warned(events) == {1: ("step-without-grad",)}
+
+
+def test_loss_not_scalar(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([1.0, 2.0], requires_grad=True)
+        optimizer = torch.optim.SGD([t], lr=0.1)
+
+        def forward():
+            return t * 2
+        """,
+    )
+    events = run(Session.open(path), "f b")
+    assert warned(events) == {0: ("loss-not-scalar",)}
+    assert "shape (2)" in message(events[0], "loss-not-scalar")
+    assert not events[1].ok
+
+
+def test_loss_no_grad_at_forward_before_the_backward_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([1.0, 2.0], requires_grad=True)
+        optimizer = torch.optim.SGD([t], lr=0.1)
+
+        def forward():
+            with torch.no_grad():
+                return (t ** 2).sum()
+        """,
+    )
+    events = run(Session.open(path), "f b")
+    assert warned(events) == {0: ("loss-no-grad",)}
+    assert "torch.no_grad()" in message(events[0], "loss-no-grad")
+    assert "(5)" in message(events[0], "loss-no-grad")
+    assert not events[1].ok and "grad_fn" in events[1].error.message
+
+
+def test_loss_no_grad_when_no_parameter_requires_grad(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([1.0, 2.0])
+        optimizer = torch.optim.SGD([t], lr=0.1)
+
+        def forward():
+            return (t ** 2).sum()
+        """,
+    )
+    session = Session.open(path)
+    events = run(session, "f")
+    assert events[0].codes() == ("frozen-param", "loss-no-grad")
+    assert "requires_grad=True" in message(events[0], "loss-no-grad")
+
+
+# ----------------------------------------------------------------- parameters
+
+
+def test_param_not_in_graph(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([1.0, 2.0], requires_grad=True)
+        u = torch.tensor([3.0], requires_grad=True)
+        optimizer = torch.optim.SGD([t, u], lr=0.1)
+
+        def forward():
+            return (t ** 2).sum()
+        """,
+    )
+    events = run(Session.open(path), "f b s z", repeat=5)
+    event = only(events, "param-not-in-graph")
+    assert event.index == 1 and event.warnings[0].param == "u"
+    text = message(event, "param-not-in-graph")
+    assert text.startswith("u has no gradient") and "forward at op 0" in text
+
+
+def test_param_not_in_optimizer(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([1.0, 2.0], requires_grad=True)
+        scale = torch.tensor(3.0, requires_grad=True)
+        optimizer = torch.optim.SGD([t], lr=0.1)
+
+        def forward():
+            return (scale * t ** 2).sum()
+        """,
+    )
+    events = run(Session.open(path), "f b s z", repeat=5)
+    event = only(events, "param-not-in-optimizer")
+    assert event.index == 1 and event.warnings[0].param == "scale"
+    text = message(event, "param-not-in-optimizer")
+    assert "scale (shape scalar)" in text and "norm 5" in text and "optimizer" in text
+
+
+def test_module_param_not_in_optimizer(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        from torch import nn
+        model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+        X = torch.ones(4, 2)
+        y = torch.zeros(4, 1)
+        data = [(X, y)]
+        loss_fn = nn.MSELoss()
+        optimizer = torch.optim.SGD(model[1].parameters(), lr=0.1)
+        """,
+    )
+    events = run(Session.open(path), "i", repeat=3)
+    assert warned(events) == {1: ("param-not-in-optimizer", "param-not-in-optimizer")}
+    assert {w.param for w in events[1].warnings} == {"model.0.weight", "model.0.bias"}
+
+
+def test_frozen_param_on_the_first_op(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([1.0, 2.0], requires_grad=True)
+        w = torch.tensor([5.0])
+        optimizer = torch.optim.SGD([t, w], lr=0.1)
+
+        def forward():
+            return (t ** 2).sum() + w.sum()
+        """,
+    )
+    session = Session.open(path)
+    assert [f.code for f in session.detectors.pending] == ["frozen-param"]
+    [diagnosis] = session.findings()  # visible before any op
+    assert diagnosis.code == "frozen-param" and diagnosis.params == ("w",)
+    events = run(session, "i", repeat=3)
+    event = only(events, "frozen-param")
+    assert event.index == 0 and event.warnings[0].param == "w"
+    assert "requires_grad=False" in message(event, "frozen-param")
+    # the first op carries it whatever it is
+    assert run(Session.open(path), "s")[0].codes()[0] == "frozen-param"
+
+
+# ----------------------------------------------------------------- trends
+
+
+def test_diverging_by_consecutive_rises(tmp_path: Path) -> None:
+    events = run(Session.open(bowl(tmp_path, 1.05)), "i", repeat=12)
+    event = only(events, "diverging")
+    assert event.index == 20 and event.op == "forward"  # the 6th forward: 5 rises
+    text = message(event, "diverging")
+    assert "201 → 241.5" in text and "lr=1.05" in text and "5 forwards" in text
+
+
+def test_diverging_thresholds_are_configurable(tmp_path: Path) -> None:
+    path = bowl(tmp_path, 1.05, 'optdbg_config = {"diverge_rises": 2, "diverge_min_rise": 0.2}')
+    events = run(Session.open(path), "i", repeat=12)
+    assert only(events, "diverging").index == 8  # the 3rd forward: 2 rises by 45%
+
+
+def test_maximizing_is_not_diverging() -> None:
+    events = run(Session.open("dag_toy"), "i", repeat=60)  # its loss rises on purpose
+    assert warned(events) == {}
+
+
+def test_plateau(tmp_path: Path) -> None:
+    events = run(Session.open(bowl(tmp_path, 1e-9)), "i", repeat=60)
+    event = only(events, "plateau")
+    assert event.index == 50 * 4 and event.op == "forward"  # the 51st forward
+    text = message(event, "plateau")
+    assert "50 forwards" in text and "lr=1e-09" in text and "100% of its largest" in text
+
+
+def test_plateau_patience_is_configurable(tmp_path: Path) -> None:
+    path = bowl(tmp_path, 1e-9, 'optdbg_config = {"plateau_patience": 5}')
+    events = run(Session.open(path), "i", repeat=20)
+    assert only(events, "plateau").index == 5 * 4
+
+
+def test_converged_is_not_a_plateau() -> None:
+    events = run(Session.open("quadratic_bowl_lr025"), "i", repeat=200)
+    assert events[-4].loss == 8.0
+    assert warned(events) == {}
+
+
+def _gradient_jump(tmp_path: Path, factor: float) -> Path:
+    # the loss value stays the same; only the gradient changes at the 8th forward
+    return write(
+        tmp_path,
+        f"""
+        import torch
+        t = torch.tensor([1.0, 2.0], requires_grad=True)
+        optimizer = torch.optim.SGD([t], lr=0.0)  # t stays put: only the gradient jumps
+        calls = [0]
+
+        def forward():
+            calls[0] += 1
+            s = {factor} if calls[0] == 8 else 1.0
+            loss = (t ** 2).sum()
+            return loss * s + (loss * (1 - s)).detach()
+        """,
+    )
+
+
+def test_exploding_grad(tmp_path: Path) -> None:
+    events = run(Session.open(_gradient_jump(tmp_path, 1e4)), "i", repeat=12)
+    event = only(events, "exploding-grad")
+    assert event.index == 7 * 4 + 1 and event.op == "backward"
+    text = message(event, "exploding-grad")
+    assert text.startswith("t.grad has norm") and "median of its last 7" in text
+    assert "clip_grad_norm_" in text
+
+
+def test_vanishing_grad(tmp_path: Path) -> None:
+    events = run(Session.open(_gradient_jump(tmp_path, 1e-5)), "i", repeat=12)
+    event = only(events, "vanishing-grad")
+    assert event.index == 7 * 4 + 1 and event.warnings[0].param == "t"
+
+
+def test_grad_scale_thresholds_are_configurable(tmp_path: Path) -> None:
+    path = _gradient_jump(tmp_path, 50.0)
+    assert warned(run(Session.open(path), "i", repeat=12)) == {}
+    config = 'optdbg_config = {"explode_factor": 10, "grad_warmup": 3, "grad_window": 4}'
+    source = path.read_text().replace("calls = [0]", f"calls = [0]\n{config}")
+    path.write_text(source)
+    events = run(Session.open(path), "i", repeat=12)
+    assert only(events, "exploding-grad").index == 29
+    assert "median of its last 4" in message(events[29], "exploding-grad")
+
+
+# ----------------------------------------------------------------- non-finite values
+
+
+def test_non_finite_loss_grad_and_param_once_each(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([10.0, 30.0], requires_grad=True)
+        optimizer = torch.optim.SGD([t], lr=0.1)
+
+        def forward():
+            return torch.sqrt(t - 20).sum()
+        """,
+    )
+    events = run(Session.open(path), "i", repeat=4)
+    assert warned(events) == {0: ("non-finite",), 1: ("non-finite",), 2: ("non-finite",)}
+    loss, grad, param = (events[k].warnings[0] for k in range(3))
+    assert loss.param == "loss" and "the loss is nan" in loss.message
+    assert "initial values" in loss.message and "sqrt" in loss.message
+    assert grad.param == "t.grad" and "1 of 2 elements NaN" in grad.message
+    assert param.param == "t" and "1 of 2 elements NaN" in param.message
+    assert "t.grad, which is not finite" in param.message
+
+
+def test_non_finite_param_from_an_overflowing_update() -> None:
+    events = run(Session.open("quadratic_bowl_lr10"), "i", repeat=40)
+    [step] = [e for e in events if e.op == "step" and e.warnings]
+    assert step.index == 118
+    assert message(step, "non-finite").startswith("t is not finite since the step at op 118")
+    assert "the update overflowed" in message(step, "non-finite")
+
+
+def test_measure_is_exact_about_finiteness() -> None:
+    big = torch.full((1000,), 1e20)  # finite, but its float32 squares overflow
+    norm, bad = _measure(big)
+    assert bad is None and norm == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
+    norm, bad = _measure(torch.tensor([1.0, math.nan, math.inf, 2.0]))
+    assert bad == "2 of 4 elements NaN and Inf"
+    assert _measure(torch.tensor([3.0, 4.0])) == (5.0, None)
+
+
+# ----------------------------------------------------------------- the scheduler
+
+
+def test_scheduler_stepped_while_loading(tmp_path: Path) -> None:
+    path = bowl(
+        tmp_path,
+        0.1,
+        "scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)\nscheduler.step()",
+    )
+    with pytest.warns(UserWarning, match="before `optimizer.step"):
+        session = Session.open(path)
+    assert [f.code for f in session.detectors.pending] == ["scheduler-order"]
+    events = run(session, "i", repeat=3)
+    assert only(events, "scheduler-order").index == 0
+
+
+def test_scheduler_stepped_per_epoch_before_any_step(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        import torch
+        t = torch.tensor([10.0, 10.0], requires_grad=True)
+        optimizer = torch.optim.SGD([t], lr=0.1)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        scheduler_every = "epoch"
+        data = [torch.tensor(1.0), torch.tensor(2.0)]
+
+        def forward(batch):
+            return ((t - batch) ** 2).sum()
+        """,
+    )
+    with pytest.warns(UserWarning, match="before `optimizer.step"):
+        events = run(Session.open(path), "f f f f f")
+    event = only(events, "scheduler-order")
+    assert event.index == 2  # the forward that starts epoch 2 steps the scheduler
+    assert "0.1 → 0.05" in message(event, "scheduler-order")
+    assert warned(run(Session.open(path), "i", repeat=6)) == {}
+
+
+# ----------------------------------------------------------------- configuration
+
+
+def test_codes_can_be_silenced(tmp_path: Path) -> None:
+    source = Path(Session.open("quadratic_bowl_lr10").scenario.path).read_text()
+    path = write(
+        tmp_path,
+        source + '\noptdbg_config = {"silence": ["diverging", "non-finite", "exploding-grad"]}\n',
+    )
+    assert warned(run(Session.open(path), "i", repeat=40)) == {}
+    path = bowl(tmp_path, 0.1, 'optdbg_config = {"silence": ["grad-accumulated"]}')
+    assert warned(run(Session.open(path), "f b f b")) == {}  # the Session's own codes too
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ('{"plateau_patience": 0}', "plateau_patience must be a whole number >= 1"),
+        ('{"plateau_rtol": "small"}', "plateau_rtol must be a number >= 0"),
+        ('{"silence": ["plataeu"]}', "unknown code(s) 'plataeu'"),
+        ('{"silence": 3}', "silence must be a list"),
+        ('{"grad_window": 3}', "grad_warmup cannot exceed grad_window"),
+    ],
+)
+def test_bad_config_is_a_scenario_error(tmp_path: Path, config: str, problem: str) -> None:
+    path = bowl(tmp_path, 0.1, f"optdbg_config = {config}")
+    with pytest.raises(ScenarioError) as info:
+        Session.open(path)
+    error = info.value
+    assert error.file == str(path) and error.line == 4
+    assert problem in error.problem and "optdbg_config" in error.problem
+    assert error.fix and error.expected and error.source_line.startswith("optdbg_config")
+
+
+def test_thresholds_defaults_and_overrides() -> None:
+    assert Thresholds.from_config({}) == Thresholds()
+    th = Thresholds.from_config({"plateau_rtol": 1e-6, "silence": "plateau", "other": 1})
+    assert th.plateau_rtol == 1e-6 and th.silence == frozenset({"plateau"})
+    assert Thresholds().plateau_patience == 50 and Thresholds().explode_factor == 100
+
+
+# ----------------------------------------------------------------- diagnostics
+
+
+def test_findings_grouped_by_code_with_explanations() -> None:
+    session = Session.open("quadratic_bowl_lr10")
+    run(session, "f b f b s s")
+    run(session, "i", repeat=40)
+    found = session.findings()
+    assert [d.code for d in found] == [
+        "grad-accumulated",
+        "stale-grad",
+        "diverging",
+        "exploding-grad",
+        "non-finite",
+    ]
+    for d in found:
+        assert (d.meaning, d.fix) == EXPLANATIONS[d.code]
+        assert d.count == len(d.occurrences) and d.first == d.occurrences[0][0]
+    non_finite = found[-1]
+    assert {f.param for _, f in non_finite.occurrences} == {"loss", "t", "t.grad"}
+    assert diagnose(session.events) == found
+
+
+def test_detector_memory_survives_a_history_round_trip() -> None:
+    session = Session.open("quadratic_bowl_lr10")
+    run(session, "i", repeat=5)
+    state = session.detectors.history_state()
+    run(session, "i", repeat=20)
+    session.detectors.restore_history_state(state)
+    assert session.detectors.history_state() == state
+
+
+# ----------------------------------------------------------------- the CLI
+
+
+def optdbg(*args: str) -> subprocess.CompletedProcess[str]:
+    assert OPTDBG.exists(), f"the console script is not installed at {OPTDBG}"
+    return subprocess.run(
+        [str(OPTDBG), *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def test_strict_exit_codes(tmp_path: Path) -> None:
+    result = optdbg("run", "quadratic_bowl", "--ops", "f b f b", "--strict")
+    assert result.returncode == 1, result.stderr
+    assert "warning [grad-accumulated]" in result.stdout  # printed as usual
+    result = optdbg("run", "quadratic_bowl", "--ops", "i", "--repeat", "30", "--strict")
+    assert result.returncode == 0, result.stdout
+    # 2 stays for load and argument errors
+    path = bowl(tmp_path, 0.1, 'optdbg_config = {"silence": ["nope"]}')
+    result = optdbg("run", str(path), "--strict")
+    assert result.returncode == 2 and "unknown code(s) 'nope'" in result.stderr
+    assert optdbg("run", "quadratic_bowl", "--ops", "q", "--strict").returncode == 2
+
+
+def test_strict_is_documented_in_the_help() -> None:
+    result = optdbg("run", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--strict" in text and "status 1" in text
