@@ -20,26 +20,58 @@ from .errors import ScenarioError, source_line
 
 SCENARIO_MODULE_NAME = "__optdbg_scenario__"
 
-_LOAD_HINTS: tuple[tuple[str, str], ...] = (
+_PARAMS_EXPECTED = (
+    "the optimizer built from a list of leaf tensors that require grad (or of param-group "
+    "dicts such as {'params': [w], 'lr': 0.01}), each tensor in exactly one group"
+)
+
+_LOAD_HINTS: tuple[tuple[str, str, str], ...] = (
     (
         "params argument given to the optimizer should be an iterable",
+        _PARAMS_EXPECTED,
         "pass a list of tensors, e.g. torch.optim.SGD([t], lr=0.1), not the tensor itself",
     ),
     (
         "optimizer got an empty parameter list",
+        _PARAMS_EXPECTED,
         "give the optimizer at least one tensor with requires_grad=True "
-        "(for a model: model.parameters(), after the layers are created)",
+        "(for a model: model.parameters(), after the layers are created; a generator such "
+        "as model.parameters() is empty once consumed: call it again or keep a list(...))",
     ),
     (
         "can't optimize a non-leaf Tensor",
+        _PARAMS_EXPECTED,
         "optimize a leaf tensor: create it with requires_grad=True directly, "
         "e.g. w = (torch.randn(3) * 0.1).requires_grad_()",
     ),
     (
         "some parameters appear in more than one parameter group",
-        "list each tensor in exactly one param group",
+        _PARAMS_EXPECTED,
+        "list each tensor in exactly one param group (give a tensor its own lr in one "
+        "group only: [{'params': [a]}, {'params': [b], 'lr': 0.01}])",
+    ),
+    (
+        "optimizer can only optimize Tensors",
+        _PARAMS_EXPECTED,
+        "pass tensors, e.g. torch.optim.SGD([t], lr=0.1); param groups go in a list of "
+        "dicts, each with a list under 'params': [{'params': [t]}]",
+    ),
+    (
+        "missing 1 required positional argument: 'params'",
+        _PARAMS_EXPECTED,
+        "pass the parameters first: torch.optim.SGD([t], lr=0.1)",
+    ),
+    *(
+        (
+            f"Invalid {what}",
+            "hyperparameters in their valid range: lr >= 0, momentum >= 0, "
+            "0 <= betas < 1, eps >= 0, weight_decay >= 0",
+            "correct the value PyTorch names in the message",
+        )
+        for what in ("learning rate", "momentum", "weight_decay", "beta", "epsilon", "alpha")
     ),
 )
+"""PyTorch's errors at optimizer construction: (part of its message, expected, fix)."""
 
 
 @dataclass
@@ -171,14 +203,17 @@ def _scenario_line(tb: TracebackType | None, file: str) -> int | None:
 def _load_exception(e: BaseException, file: str) -> ScenarioError:
     line = _scenario_line(e.__traceback__, file)
     message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    fix = next((hint for key, hint in _LOAD_HINTS if key in str(e)), None)
+    expected, fix = next(
+        ((exp, hint) for key, exp, hint in _LOAD_HINTS if key in str(e)),
+        ("the scenario file runs to the end without raising", None),
+    )
     if fix is None and isinstance(e, ModuleNotFoundError):
         fix = f"install the missing package ({e.name}) in the environment optdbg runs in"
     return ScenarioError(
         file,
         line,
         f"{type(e).__name__} while loading the scenario: {message}",
-        "the scenario file runs to the end without raising",
+        expected,
         fix or f"fix the code at this line; `python {file}` shows the full traceback",
         source_line=source_line(file, line),
     )
