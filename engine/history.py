@@ -38,7 +38,9 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -388,10 +390,13 @@ class History:
     def can_redo(self) -> bool:
         return self.unavailable is None and self.position < len(self.entries)
 
-    def timeline(self) -> tuple[TimelineEntry, ...]:
-        """Every op of the history, the undone (redoable) ones included."""
+    def timeline(self, start: int = 0, stop: int | None = None) -> tuple[TimelineEntry, ...]:
+        """The ops of the history from index `start` to `stop` (excluded; None: the end),
+        the undone (redoable) ones included."""
         marks = {c.position for c in self.checkpoints}
         pos = self.position
+        start = max(0, start)
+        stop = len(self.entries) if stop is None else min(stop, len(self.entries))
         return tuple(
             TimelineEntry(
                 index=i,
@@ -402,7 +407,7 @@ class History:
                 undone=i >= pos,
                 checkpoint=i in marks,
             )
-            for i, e in enumerate(self.entries)
+            for i, e in enumerate(self.entries[start:stop], start)
         )
 
     # ------------------------------------------------------------- recording
@@ -437,8 +442,9 @@ class History:
 
     def _drop_future(self, op: str) -> None:
         pos = self.position
-        if len(self.entries) > pos:
-            del self.entries[pos:]
+        if len(self.entries) <= pos:
+            return  # no redo branch (and so no checkpoint at or after this position)
+        del self.entries[pos:]
         keep_here = op == "forward" or self.session.loss is None
         for ck in [c for c in self.checkpoints if c.position > pos]:
             self._remove(ck)
@@ -638,7 +644,9 @@ class History:
             *((data[0],) if data is not None else ()),
         ):
             held.setdefault(id(obj), obj)
-        ck.held = list(held.values())
+        live = set(self._memo())
+        python = _PythonState(live, ck.extras, ck.scalars, ck.tracks, ck.received, ck.attrs)
+        ck.held = [*held.values(), python]
         return ck
 
     def _stateful(self) -> dict[str, Any]:
@@ -890,11 +898,43 @@ class History:
         raise HistoryError(f"cannot replay op {op!r}")
 
 
+class _PythonState:
+    """The Python objects of a checkpoint (counters, detector state), sized for the budget."""
+
+    def __init__(self, live: set[int], *parts: Any) -> None:
+        self.nbytes = sum(_py_bytes(p, live) for p in parts)
+
+
+def _py_bytes(obj: Any, live: set[int], depth: int = 0) -> int:
+    """Roughly the memory of plain Python data (tensors and arrays count their buffers;
+    objects in `live`, shared with the running session, count nothing)."""
+    if id(obj) in live:
+        return 0
+    if isinstance(obj, torch.Tensor):
+        return _nbytes(obj)
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    size = sys.getsizeof(obj, 64)
+    if depth > 8:
+        return size
+    if isinstance(obj, dict):
+        return size + sum(
+            _py_bytes(k, live, depth + 1) + _py_bytes(v, live, depth + 1) for k, v in obj.items()
+        )
+    if isinstance(obj, list | tuple | set | frozenset | deque):
+        return size + sum(_py_bytes(v, live, depth + 1) for v in obj)
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return size + _py_bytes(vars(obj), live, depth + 1)
+    return size
+
+
 def _held_bytes(obj: Any) -> int:
     if isinstance(obj, torch.Tensor):
         return _nbytes(obj)
     if isinstance(obj, RngState):
         return obj.nbytes()
+    if isinstance(obj, _PythonState):
+        return obj.nbytes
     return 0
 
 
