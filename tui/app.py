@@ -256,6 +256,7 @@ class OptDbgApp(App[None]):
         self._engine: EngineThread | None = EngineThread() if session is not None else None
         self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], View] | None = None
         self._stop: threading.Event | None = None
+        self._cancel_shown = False
         self._break_condition = ""
         self._break_on_warning = True
         if session is not None:
@@ -280,6 +281,7 @@ class OptDbgApp(App[None]):
     def on_mount(self) -> None:
         self._fit(self.size.width, self.size.height)
         self.set_interval(0.25, self._tick)
+        self.theme_changed_signal.subscribe(self, self._retheme)
         if self.session is not None:
             self._enqueue("start", lambda _s: None)
         elif self.scenario is not None:
@@ -287,9 +289,24 @@ class OptDbgApp(App[None]):
         else:
             self.pick()
 
+    def _retheme(self, _theme: object) -> None:
+        """Panels resolve theme colours when they build their text: rebuild it."""
+        if self.view is not None:
+            self._apply(self.view)
+            self.query_one(GraphPanel).graph = self.view.graph
+
     def _tick(self) -> None:
         if self._busy:
             self._show_activity()
+        cancellable = self._cancellable()
+        if cancellable != self._cancel_shown:
+            self._cancel_shown = cancellable
+            self.refresh_bindings()
+
+    def _cancellable(self) -> bool:
+        """Offer escape when an op has run long enough to need it, or during a replay."""
+        elapsed = self._engine.elapsed if self._engine is not None else None
+        return self._replay is not None or (self._busy and (elapsed or 0) >= 0.5)
 
     def on_resize(self, event: Any) -> None:
         self._fit(event.size.width, event.size.height)
@@ -737,7 +754,7 @@ class OptDbgApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return self._busy or self._replay is not None
+            return self._cancellable()
         if action in SESSION_ACTIONS and self.session is None:
             return False
         if action in ("op", "export", "slow_backward") and self.session is None:

@@ -51,15 +51,15 @@ def _data_grad(graph: Graph, node: Node) -> Text:
         text.append(f"  data {fmt.tensor(node.value, 4, limit=3)}", style="dim")
     flow = graph.flow.get(node.id)
     if flow is not None and flow.grad is not None:
-        text.append(f" | grad {fmt.tensor(flow.grad, 4, limit=3)}", style="$success")
+        text.append(f" | grad {fmt.tensor(flow.grad, 4, limit=3)}", style="$text-success")
     return text
 
 
 def node_label(graph: Graph, node: Node, reference: bool = False) -> Text:
     if node.is_leaf:
-        text = Text.assemble(("● ", "bold $success"), (node.label, "bold"))
+        text = Text.assemble(("● ", "bold $text-success"), (node.label, "bold"))
     else:
-        text = Text.assemble((node.label, "bold $accent"), (f"  {node.name}", "dim"))
+        text = Text.assemble((node.label, "bold $text-accent"), (f"  {node.name}", "dim"))
     text.append(f"  #{node.id}", style="dim")
     if reference:
         return Text.assemble(("↪ ", "dim"), text, ("  (shown above)", "dim italic"))
@@ -73,7 +73,7 @@ def node_details(graph: Graph, node: Node) -> Text:
     text.append(f"{node.label}", style="bold")
     text.append(f"  {node.name}  #{node.id}", style="dim")
     if node.module:
-        text.append(f"  in {node.module}", style="$accent")
+        text.append(f"  in {node.module}", style="$text-accent")
     text.append("\n")
     if node.derivative:
         text.append(f"local derivative: {node.derivative}\n")
@@ -82,13 +82,13 @@ def node_details(graph: Graph, node: Node) -> Text:
     flow = graph.flow.get(node.id)
     if flow is not None:
         for i, g in enumerate(flow.grad_in):
-            text.append(f"grad in[{i}]: {fmt.tensor(g, limit=8)}\n", style="$success")
+            text.append(f"grad in[{i}]: {fmt.tensor(g, limit=8)}\n", style="$text-success")
         for slot, g in zip(node.inputs, flow.grad_out, strict=False):
             if slot is not None:
-                text.append(f"→ #{slot} gets {fmt.tensor(g, limit=8)}\n", style="$success")
+                text.append(f"→ #{slot} gets {fmt.tensor(g, limit=8)}\n", style="$text-success")
         if node.is_leaf:
             before, after = fmt.tensor(flow.grad_before), fmt.tensor(flow.grad_after)
-            text.append(f"{node.label}.grad: {before} → {after}\n", style="bold $success")
+            text.append(f"{node.label}.grad: {before} → {after}\n", style="bold $text-success")
     elif node.param:
         text.append("no backward recorded through this graph yet (press b)\n", style="dim")
     for s in node.saved:
@@ -118,7 +118,7 @@ def step_details(graph: Graph | None, step: BackwardStep, total: int) -> Text:
         text.append(
             f"{step.param or step.label}.grad: {fmt.tensor(step.grad_before)} "
             f"+ {fmt.tensor(step.grad_in)} = {fmt.tensor(step.grad_after)}\n",
-            style="bold $success",
+            style="bold $text-success",
         )
         return text
     if step.derivative:
@@ -130,7 +130,7 @@ def step_details(graph: Graph | None, step: BackwardStep, total: int) -> Text:
         line = f"→ #{target} {label}: "
         if local is not None:
             line += f"{fmt.tensor(step.grad_in, limit=4)} · {fmt.tensor(local, limit=4)} = "
-        text.append(line + fmt.tensor(grad, limit=8) + "\n", style="$success")
+        text.append(line + fmt.tensor(grad, limit=8) + "\n", style="$text-success")
     return text
 
 

@@ -62,7 +62,7 @@ class StatusBar(Static):
             return text
         text.append(f" {snap.title} ", style="bold reverse")
         if self.activity:
-            text.append(f"  ⏳ {self.activity}", style="bold $warning")
+            text.append(f"  ⏳ {self.activity}", style="bold $text-warning")
         text.append("\n")
         parts = [
             ("op ", str(snap.op_count)),
@@ -78,7 +78,7 @@ class StatusBar(Static):
             text.append(f" {label}", style="dim")
             text.append(value, style="bold")
         text.append("  next: ", style="dim")
-        text.append(f"{snap.next_op} ({OP_KEYS[snap.next_op]})", style="bold $accent")
+        text.append(f"{snap.next_op} ({OP_KEYS[snap.next_op]})", style="bold $text-accent")
         text.append("\n")
         text.append_text(self._last_line())
         return themed(text, self.app.theme_variables)
@@ -89,9 +89,9 @@ class StatusBar(Static):
             return Text(" press f to run forward, ? for help", style="dim")
         line = Text(f" #{event.index} {event.op}: ", style="dim")
         if event.error:
-            line.append(event.summary, style="bold $error")
+            line.append(event.summary, style="bold $text-error")
         elif event.warnings:
-            line.append(f"⚠ {event.warnings[0].code}: ", style="bold $warning")
+            line.append(f"⚠ {event.warnings[0].code}: ", style="bold $text-warning")
             line.append(event.warnings[0].message)
         else:
             line.append(event.summary)
@@ -248,14 +248,14 @@ def event_text(event: Event) -> Text:
     text.append(f"#{event.index:<4} ", style="dim")
     text.append(f"{event.op:<10}", style="bold")
     if event.error:
-        text.append(f"✗ {event.summary}\n", style="bold $error")
-        text.append(f"      {event.error.explanation}", style="$error")
+        text.append(f"✗ {event.summary}\n", style="bold $text-error")
+        text.append(f"      {event.error.explanation}", style="$text-error")
     else:
         text.append(event.summary)
     for w in event.warnings:
         text.append("\n")
         text.append(f"      ⚠ {w.code} ", style="bold $warning reverse")
-        text.append(f" {w.message}", style="$warning")
+        text.append(f" {w.message}", style="$text-warning")
     return text
 
 
