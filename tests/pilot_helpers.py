@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.pilot import Pilot
 from textual.widgets import DataTable
+from textual.widgets.tree import TreeNode
 
 from optdbg.tui.app import OptDbgApp
 from optdbg.tui.widgets import LogPanel, StatusBar
@@ -38,3 +39,13 @@ async def press(pilot: Pilot[None], *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+def tree_labels(root: TreeNode[str]) -> list[str]:
+    """The labels of every node of a tree, as plain text (depth first)."""
+    found, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        found.append(str(node.label))
+        stack.extend(node.children)
+    return found

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pilot_helpers import log_text, press, row, settle, status
+from pilot_helpers import log_text, press, row, settle, status, tree_labels
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Tree
+from textual.widgets import DataTable
 
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
@@ -98,14 +98,7 @@ async def test_graph_panel_shows_the_grad_fn_tree_with_named_leaves() -> None:
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f")
-        tree = app.query_one(GraphTree)
-        labels = []
-        stack = [tree.root]
-        while stack:
-            node = stack.pop()
-            labels.append(str(node.label))
-            stack.extend(node.children)
-        text = "\n".join(labels)
+        text = "\n".join(tree_labels(app.query_one(GraphTree).root))
         for expected in ("SumBackward0", "LogBackward0", "MulBackward0", "● x", "● y"):
             assert expected in text
 
@@ -114,14 +107,7 @@ async def test_shared_nodes_are_shown_once_and_referenced() -> None:
     app = OptDbgApp(Session.open("quadratic_bowl"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f")
-        tree: Tree[str] = app.query_one(GraphTree)
-        labels = []
-        stack = [tree.root]
-        while stack:
-            node = stack.pop()
-            labels.append(str(node.label))
-            stack.extend(node.children)
-        leaves = [label for label in labels if "● t" in label]
+        leaves = [label for label in tree_labels(app.query_one(GraphTree).root) if "● t" in label]
         assert len(leaves) == 2
         assert sum("above" in label for label in leaves) == 1
 

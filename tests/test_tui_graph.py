@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pilot_helpers import press, settle
+from pilot_helpers import press, settle, tree_labels
 from textual.widgets import DataTable
-from textual.widgets.tree import TreeNode
 
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
@@ -17,15 +16,6 @@ WIDE = (160, 48)
 
 def details(app: OptDbgApp) -> str:
     return str(app.query_one("#node-details-text").render())
-
-
-def labels(node: TreeNode[str]) -> list[str]:
-    found, stack = [], [node]
-    while stack:
-        current = stack.pop()
-        found.append(str(current.label))
-        stack.extend(current.children)
-    return found
 
 
 async def test_moving_through_the_tree_shows_each_nodes_details() -> None:
@@ -46,7 +36,7 @@ async def test_after_backward_every_node_shows_data_and_grad() -> None:
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f", "b")
-        text = "\n".join(labels(app.query_one(GraphTree).root))
+        text = "\n".join(tree_labels(app.query_one(GraphTree).root))
         assert "data" in text and "| grad" in text
         app.query_one(GraphTree).focus()
         await press(pilot, "down", "down", "down", "down")  # the leaf x
