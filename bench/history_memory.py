@@ -8,21 +8,24 @@ with undo available back to the start, and reports:
   when it is exceeded;
 - the bytes the checkpoints hold (never above the budget, `--history-mb`);
 - the time per iteration, with and without history (`--baseline`);
-- the latency of undo to the start, and of jumping back to the end and to the middle
-  (replay cost), each checked bit for bit against the state it must reproduce.
+- the latency (wall ms, CPU ms) of undo to the start, of jumping back to the end, of
+  undoing one op and one iteration there, and of jumping to the middle (replay cost),
+  each jump checked bit for bit against the state it must reproduce.
 
 Usage: python bench/history_memory.py [--iterations 1500] [--history-mb 256]
-       [--limit-mb 1024] [--json] [--baseline]
+       [--limit-mb 1024] [--threads N] [--json] [--baseline]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -70,6 +73,10 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     )
 
 
+def ms(seconds: tuple[float, float]) -> tuple[float, float]:
+    return round(1000 * seconds[0], 1), round(1000 * seconds[1], 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=1500)
@@ -107,25 +114,30 @@ def main(argv: list[str] | None = None) -> int:
     end_index = len(session.events) - 1
     end_state = state(session)
 
-    t = time.perf_counter()
-    session.goto(-1)
-    undo_start_s = time.perf_counter() - t
+    def timed(jump: Callable[[], object]) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        jump()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    undo_start_s = timed(lambda: session.goto(-1))
     ok_start = same(state(session), start_state)
-
-    t = time.perf_counter()
-    session.goto(end_index)
-    redo_end_s = time.perf_counter() - t
+    redo_end_s = timed(lambda: session.goto(end_index))
     ok_end = same(state(session), end_state)
-
+    undo_one_end_s = timed(lambda: session.undo())
+    session.redo()
+    undo_iteration_s = timed(lambda: session.undo(4))
+    session.redo(4)
     assert middle is not None
-    t = time.perf_counter()
-    session.goto(middle[0])
-    goto_middle_s = time.perf_counter() - t
+    goto_middle_s = timed(lambda: session.goto(middle[0]))
     ok_middle = same(state(session), middle[1])
-
-    t = time.perf_counter()
-    session.undo()
-    undo_one_s = time.perf_counter() - t
+    undo_one_s = timed(lambda: session.undo())
+    positions = [c.position for c in history.checkpoints] + [end_index + 1]
+    gaps = [(b - a, b) for a, b in itertools.pairwise(positions)]
+    widest, before_next = max(gaps) if gaps else (0, 0)
+    worst = (0.0, 0.0)
+    if widest > 1:
+        session.goto(end_index)
+        worst = timed(lambda: session.goto(before_next - 2))  # replays widest - 1 ops
 
     peak = rss_mb()
     report = {
@@ -143,10 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         "limit_mb": ns.limit_mb,
         "ms_per_iteration": round(1000 * run_s / ns.iterations, 2),
         "cpu_ms_per_iteration": round(1000 * run_cpu_s / ns.iterations, 2),
-        "undo_to_start_ms": round(1000 * undo_start_s, 2),
-        "goto_end_from_start_ms": round(1000 * redo_end_s, 1),
-        "goto_middle_ms": round(1000 * goto_middle_s, 1),
-        "undo_one_op_after_goto_middle_ms": round(1000 * undo_one_s, 1),
+        "undo_to_start_ms": ms(undo_start_s),
+        "goto_end_from_start_ms": ms(redo_end_s),
+        "undo_one_op_at_end_ms": ms(undo_one_end_s),
+        "undo_one_iteration_at_end_ms": ms(undo_iteration_s),
+        "goto_middle_ms": ms(goto_middle_s),
+        "undo_one_op_after_goto_middle_ms": ms(undo_one_s),
+        "widest_checkpoint_gap_ops": widest,
+        "worst_jump_ms": ms(worst),
         "bit_exact": {"start": ok_start, "end": ok_end, "middle": ok_middle},
         "diverged": history.divergence,
     }
