@@ -43,11 +43,13 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from .errors import ScenarioError, source_line
 from .events import OPS, Event, Finding, OpError
 from .scenario import grad_tensors
 
@@ -71,6 +73,14 @@ _ATTRS = (
     "graph_error",
 )
 """Session attributes copied as they are (immutable values)."""
+
+
+def _config_line(path: Any) -> int | None:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((i for i, line in enumerate(lines, 1) if "optdbg_config" in line), None)
 
 
 class HistoryError(Exception):
@@ -330,7 +340,16 @@ class History:
         if mb is None:
             mb = DEFAULT_HISTORY_MB
         if isinstance(mb, bool) or not isinstance(mb, int | float) or not mb >= 0:
-            raise ValueError(f"history_mb must be a number of megabytes >= 0, not {mb!r}")
+            if history_mb is not None:
+                raise ValueError(f"history_mb must be a number of megabytes >= 0, not {mb!r}")
+            raise ScenarioError(
+                str(scenario.path),
+                _config_line(scenario.path),
+                f'optdbg_config["history_mb"] is {mb!r}',
+                "the megabytes undo history may keep: a number >= 0 (default 256)",
+                'e.g. optdbg_config = {"history_mb": 512}, or remove the key',
+                source_line(str(scenario.path), _config_line(scenario.path)),
+            )
         self.budget = int(mb * 1024 * 1024)
         """Bytes the checkpoints may hold (the start checkpoint is kept even past it)."""
         self.every = every

@@ -26,7 +26,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optdbg.engine import OPS, Session, builtin_names
+from optdbg.engine import OPS, ScenarioError, Session, builtin_names
 from optdbg.engine.hyper import HyperError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -733,9 +733,20 @@ def test_checkpoints_never_exceed_the_budget(tmp_path: Path) -> None:
     assert Session.open(path, history_mb=3).history.budget == 3 * 2**20  # argument wins
 
 
-def test_history_budget_must_be_a_size(tmp_path: Path) -> None:
+def test_history_budget_must_be_a_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="history_mb"):
         Session.open("quadratic_bowl", history_mb=-1)
+    path = tmp_path / "bad_budget.py"
+    path.write_text(
+        SMALL_MLP.replace('{"history_mb": 2}', '{"history_mb": "lots"}'), encoding="utf-8"
+    )
+    with pytest.raises(ScenarioError, match="history_mb"):
+        Session.open(path)
+    from optdbg.tui.cli import main
+
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "optdbg_config[\"history_mb\"] is 'lots'" in err and "Traceback" not in err
 
 
 @pytest.mark.slow
