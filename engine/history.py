@@ -643,9 +643,7 @@ class History:
             last_step=saved_steps,
             extras=extras,
             scalars=scalars,
-            optimizer_attrs={
-                k: v for k, v in vars(opt).items() if isinstance(v, _SCALARS) and k != "defaults"
-            },
+            optimizer_attrs={k: v for k, v in vars(opt).items() if _plain_attr(k, v)},
         )
         held: dict[int, Any] = {}
         for saved in saved_steps.values():
@@ -745,6 +743,9 @@ class History:
             value = getattr(s, name, None)
             if value is not None:
                 self._set_state(value, state)
+        for key in [k for k, v in vars(opt).items() if _plain_attr(k, v)]:
+            if key not in ck.optimizer_attrs:
+                delattr(opt, key)  # e.g. `_opt_called`, set by a scheduler at the first step
         vars(opt).update(ck.optimizer_attrs)
         s.scenario.namespace.update(ck.scalars)
         s.events[:] = [e.event for e in self.entries[: ck.position]]
@@ -955,6 +956,10 @@ def _held_bytes(obj: Any) -> int:
     if isinstance(obj, _PythonState):
         return obj.nbytes
     return 0
+
+
+def _plain_attr(key: str, value: Any) -> bool:
+    return isinstance(value, _SCALARS) and not key.startswith("__")
 
 
 def _has_protocol(value: Any) -> bool:
