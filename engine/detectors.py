@@ -917,9 +917,14 @@ class Detectors:
         out = list(self.pending) + list(found)
         self.pending = ()
         try:
-            ctx = self._context(session, op, error)
-            out += self._evaluate(ctx)
-            self._remember(session, ctx)
+            if op == "zero_grad" and session.scenario.scheduler is None:
+                # nothing to check (only scheduler-order looks at it): just remember it
+                if error is None:
+                    self._last_zero_index = len(session.events)
+            else:
+                ctx = self._context(session, op, error)
+                out += self._evaluate(ctx)
+                self._remember(session, ctx)
         except Exception as e:  # observing must never break an op
             self.error = f"{type(e).__name__}: {e}"
         silence = self.thresholds.silence
@@ -1073,7 +1078,7 @@ class Detectors:
             loss_shape=loss_shape,
             loss_requires_grad=loss_requires_grad,
             losses=session.loss_history,
-            series=tuple(self._series),
+            series=tuple(self._series) if op == "forward" else (),
             series_new=series_new,
             series_unit="forwards" if self._full_batch else "epochs (mean loss)",
             first=self._first,
@@ -1088,7 +1093,9 @@ class Detectors:
             last_zero_index=self._last_zero_index,
             scheduler_stepped=stepped,
             has_scheduler=sched is not None,
-            nonfinite=frozenset(k for c, k in self._active if c == "non-finite" and k),
+            nonfinite=frozenset(k for c, k in self._active if c == "non-finite" and k)
+            if self._active
+            else frozenset(),
             text=_texter(session),
         )
 
