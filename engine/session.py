@@ -529,8 +529,7 @@ class Session:
             if t is None:
                 parts.append(f"{label}: None")
                 continue
-            array = t.detach().cpu().double().numpy()
-            text = np.array2string(array, threshold=limit, precision=6, max_line_width=100)
+            text = np.array2string(_printable(t), threshold=limit, precision=6, max_line_width=100)
             parts.append(f"{label}:\n{text}")
         return "\n".join(parts)
 
@@ -633,6 +632,20 @@ class _ScenarioFailure(Exception):
     def __init__(self, error: OpError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def _printable(t: torch.Tensor) -> np.ndarray[Any, Any]:
+    """A NumPy array of a tensor's values for printing: a view when NumPy has the dtype (no
+    copy of a 400 MB parameter), complex kept complex (`.double()` dropped the imaginary
+    part), sparse made dense, and dtypes NumPy lacks (bfloat16) widened to float32."""
+    x = t.detach().cpu()
+    if x.layout != torch.strided:
+        x = x.to_dense()
+    x = x.resolve_conj().resolve_neg()
+    try:
+        return x.numpy()
+    except TypeError:
+        return (x.to(torch.complex64) if x.is_complex() else x.float()).numpy()
 
 
 def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
