@@ -168,6 +168,13 @@ EXPLANATIONS: dict[str, Explanation] = {
         "the first value of the schedule",
         "call scheduler.step() after optimizer.step(), never before the first one",
     ),
+    "replay-diverged": Explanation(
+        "undo/redo rebuilt a state by replaying ops from a checkpoint and got different "
+        "numbers than the first time: the scenario is not deterministic (unseeded randomness "
+        "outside torch, random and numpy, or state kept outside the parameters)",
+        "draw random numbers from torch, random or numpy (optdbg restores their state), or "
+        "from a generator stored in the scenario; keep mutable state in tensors",
+    ),
 }
 """Every pitfall code, in catalogue order: what it means and how to fix it."""
 

@@ -298,6 +298,10 @@ class OptDbgApp(App[None]):
     def _tick(self) -> None:
         if self._busy:
             self._show_activity()
+        self._sync_cancel()
+
+    def _sync_cancel(self) -> None:
+        """Show or hide escape in the footer when that changes (on a timer, and when idle)."""
         cancellable = self._cancellable()
         if cancellable != self._cancel_shown:
             self._cancel_shown = cancellable
@@ -438,6 +442,7 @@ class OptDbgApp(App[None]):
         if not self._queue or self.session is None or self._engine is None:
             self._busy = False
             self._show_activity()
+            self._sync_cancel()
             return
         label, job = self._queue.popleft()
         self._busy = True
@@ -644,7 +649,7 @@ class OptDbgApp(App[None]):
         self.panel = "graph"
         graph.step = (0, steps)
         graph.tree.focus()
-        self.refresh_bindings()
+        self._sync_cancel()
 
     def _advance_replay(self) -> None:
         assert self._replay is not None
