@@ -23,7 +23,7 @@ from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_no
 from .graph import with_flow as graph_with_flow
 from .history import History, TimelineEntry
 from .scenario import Scenario, grad_tensors, load
-from .snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
+from .snapshot import SMALL, ParamSnapshot, Snapshot, TensorView, plain, view
 
 if TYPE_CHECKING:
     from .breakpoints import Condition, RunResult
@@ -405,7 +405,7 @@ class Session:
         got = [t for t in self._params if t.name in self._received]
         if not got:
             return "no optimizer parameter received a gradient"
-        shown = [f"{t.name}.grad = {fmt.tensor(view(t.tensor.grad), limit=4)}" for t in got[:2]]
+        shown = [f"{t.name}.grad = {_brief(t.tensor.grad)}" for t in got[:2]]
         more = f" (+{len(got) - 2} more)" if len(got) > 2 else ""
         return "; ".join(shown) + more
 
@@ -444,10 +444,7 @@ class Session:
         parts = []
         for t in moving[:2]:
             rec = self._last_step[t.name]
-            parts.append(
-                f"{t.name}: {fmt.tensor(view(rec.before), limit=4)} → "
-                f"{fmt.tensor(view(rec.after), limit=4)}"
-            )
+            parts.append(f"{t.name}: {_brief(rec.before)} → {_brief(rec.after)}")
         more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
         return "; ".join(parts) + more
 
@@ -632,6 +629,18 @@ class _ScenarioFailure(Exception):
     def __init__(self, error: OpError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def _brief(t: torch.Tensor | None) -> str:
+    """A tensor in an op's one-line summary: its values when small, else its shape and norm.
+
+    One pass over the data: the full summary of a big tensor (mean, std, min, max, norm; std
+    alone costs 30 times a mean) is computed only where it is shown (snapshots, JSON), not
+    for every op's summary line, which `optdbg run --quiet` never prints."""
+    if t is None or t.numel() <= SMALL or t.layout != torch.strided:
+        return fmt.tensor(view(t), limit=4)
+    norm = float(torch.linalg.vector_norm(t.detach()))
+    return f"{fmt.shape(tuple(t.shape))} ‖·‖ {fmt.num(norm, 4)}"
 
 
 def _printable(t: torch.Tensor) -> np.ndarray[Any, Any]:
