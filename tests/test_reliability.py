@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -606,6 +607,52 @@ async def test_reload_while_an_op_hangs_gives_a_fresh_usable_session() -> None:
         finally:
             if old.alive:  # see the test below: the old op is still running
                 old.cancel()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_the_real_tui_quits_promptly_while_a_forward_hangs() -> None:
+    """End to end in a pseudo-terminal: `optdbg FILE`, f (never returns), q: the process
+    ends within seconds with status 0 and prints no traceback."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become optdbg on the terminal
+        os.environ.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
+        os.execv(str(OPTDBG), [str(OPTDBG), str(BROKEN / "hanging_forward.py")])
+    shown = b""
+
+    def read(seconds: float, until: bytes | None = None) -> None:
+        nonlocal shown
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (until and until in shown):
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    shown += os.read(fd, 1 << 16)
+                except OSError:
+                    return
+
+    status: int | None = None
+    try:
+        read(90, until=b"press f")
+        assert b"press f" in shown, shown[-500:]
+        os.write(fd, b"f")
+        read(30, until=b"escape: cancel")
+        assert b"escape: cancel" in shown
+        os.write(fd, b"q")
+        end = time.monotonic() + 15
+        while status is None and time.monotonic() < end:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+            read(0.1)
+        assert status is not None, "optdbg did not quit while the forward hung"
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert TRACEBACK.encode() not in shown
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
 
 
 @pytest.mark.xfail(
