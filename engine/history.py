@@ -247,6 +247,8 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.layout != torch.strided or b.layout != torch.strided:
+        return False  # sparse: never shared
     return (
         a.shape == b.shape
         and a.dtype == b.dtype
@@ -360,6 +362,8 @@ class History:
         self.divergence: str | None = None
         """How the last replay differed from the log (None: bit for bit the same)."""
         self.unavailable: str | None = None
+        self.error: str | None = None
+        """Why the last checkpoint was skipped (an op never fails because of history)."""
         self.generators = find_generators(scenario.namespace, scenario.data)
         self.epoch_rng: RngState | None = None
         self._pending: Checkpoint | None = None
@@ -437,7 +441,11 @@ class History:
             return
         self._drop_future(op)
         if op == "forward":
-            self._maybe_checkpoint()
+            try:
+                self._maybe_checkpoint()
+            except Exception as e:  # history must never break an op: skip this checkpoint
+                self.error = f"checkpoint skipped: {type(e).__name__}: {e}"
+                self._pending = None
 
     def after_op(self, event: Event, args: tuple[Any, ...] | None = None) -> None:
         """Called by the Session once the op's event is in `session.events`."""
