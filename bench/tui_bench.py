@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ def app_class() -> type[Any]:
             self.bench_applied: list[tuple[float, int]] = []
             self.bench_apply_s: list[float] = []
             self.bench_frames: list[float] = []
+            self.bench_frames_cpu: list[float] = []
 
         def _apply(self, view: Any) -> None:
             t0 = perf()
@@ -43,6 +45,7 @@ def app_class() -> type[Any]:
             super()._display(screen, renderable)
             if renderable is not None:
                 self.bench_frames.append(perf())
+                self.bench_frames_cpu.append(time.process_time())
 
     return BenchApp
 
@@ -59,14 +62,20 @@ async def wait_until(
         await asyncio.sleep(step)
 
 
-def frame_after(frames: list[float], t: float) -> float | None:
-    """The first frame at or after time t."""
+def frame_index(frames: list[float], t: float) -> int | None:
+    """The index of the first frame at or after time t."""
     found = None
-    for f in reversed(frames):
-        if f < t:
+    for i in range(len(frames) - 1, -1, -1):
+        if frames[i] < t:
             break
-        found = f
+        found = i
     return found
+
+
+def frame_after(frames: list[float], t: float) -> float | None:
+    """The time of the first frame at or after time t."""
+    i = frame_index(frames, t)
+    return None if i is None else frames[i]
 
 
 def has_continue() -> bool:
@@ -94,6 +103,7 @@ async def _latency(spec: str, presses: int) -> dict[str, Any]:
     app = app_class()(Session.open(spec))
     applied: list[float] = []
     framed: list[float] = []
+    cpu: list[float] = []
     per_op: dict[str, list[float]] = {}
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(app, lambda: len(app.bench_applied) >= 1)
@@ -103,19 +113,21 @@ async def _latency(spec: str, presses: int) -> dict[str, Any]:
         for i in range(warm + presses):
             key = "fbsz"[i % 4]
             n0 = len(app.bench_applied)
-            t0 = perf()
+            t0, cpu0 = perf(), time.process_time()
             await pilot.press(key)
             await wait_until(app, lambda n0=n0: len(app.bench_applied) > n0)
             t_applied = app.bench_applied[n0][0]
             await wait_until(
-                app, lambda t=t_applied: frame_after(app.bench_frames, t) is not None, 10
+                app, lambda t=t_applied: frame_index(app.bench_frames, t) is not None, 10
             )
-            t_frame = frame_after(app.bench_frames, t_applied)
-            assert t_frame is not None
+            k = frame_index(app.bench_frames, t_applied)
+            assert k is not None
+            t_frame, cpu_frame = app.bench_frames[k], app.bench_frames_cpu[k]
             await pilot.pause()
             if i >= warm:
                 applied.append(t_applied - t0)
                 framed.append(t_frame - t0)
+                cpu.append(cpu_frame - cpu0)
                 per_op.setdefault(key, []).append(t_frame - t0)
     return {
         "scenario": spec,
@@ -126,6 +138,8 @@ async def _latency(spec: str, presses: int) -> dict[str, Any]:
         "p50_s": percentile(framed, 50),
         "p95_s": percentile(framed, 95),
         "max_s": max(framed),
+        "cpu_p50_s": percentile(cpu, 50),
+        "cpu_p95_s": percentile(cpu, 95),
         "per_key_p50_s": {k: median(v) for k, v in per_op.items()},
         "apply_p50_s": median(app.bench_apply_s[apply0:]),
     }
