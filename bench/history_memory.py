@@ -28,7 +28,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+# Run as a file, this folder comes first on sys.path, where its modules (bench/*.py) would
+# shadow modules that torch imports.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import torch  # noqa: E402
 
 SCENARIO = '''
 """MLP 784-512-256-10 with SGD momentum on a fixed random batch of 256."""
