@@ -219,9 +219,10 @@ class Session:
         """Jump to the state right after op `index` of the history (-1: the start)."""
         return self.history.goto(index)
 
-    def timeline(self) -> tuple[TimelineEntry, ...]:
-        """Every op of the history, undone ones included (`undone=True`), for a history view."""
-        return self.history.timeline()
+    def timeline(self, start: int = 0, stop: int | None = None) -> tuple[TimelineEntry, ...]:
+        """The ops of the history from `start` to `stop` (excluded), undone ones included
+        (`undone=True`), for a history view."""
+        return self.history.timeline(start, stop)
 
     def set_hyper(self, group: int, key: str, value: Any) -> Event:
         """`optimizer.param_groups[group][key] = value`, validated and logged as op "set"."""

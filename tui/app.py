@@ -518,12 +518,13 @@ class OptDbgApp(App[None]):
         param = snap.param(name) if name else None
         large = param is not None and not param.value.is_small
         values = session.values_text(name) if large and name else ""
-        timeline = session.timeline()
-        future = tuple(
-            e.loss for e in timeline if e.undone and e.op == "forward" and e.loss is not None
-        )
         here = snap.op_count
-        window = timeline[max(0, here - HISTORY_WINDOW) : here + HISTORY_WINDOW // 4]
+        window = session.timeline(here - HISTORY_WINDOW, here + HISTORY_WINDOW // 4)
+        future = tuple(
+            e.loss
+            for e in session.timeline(here)
+            if e.undone and e.op == "forward" and e.loss is not None
+        )
         return View(snap, detail, session.graph(), name, values, window, future)
 
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
