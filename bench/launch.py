@@ -147,7 +147,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     for _ in range(reps):  # alternate, so all see the same load
         torch_s.append(python_once("import torch"))
         runs.append(launch_once())
-        if not quick:
+        if not quick and not script_s:  # once: it only puts the other two in context
             script_s.append(python_once(PLAIN_SCRIPT))
     frames = [r["first_frame_s"] for r in runs if r["first_frame_s"] is not None]
     usable = [r["usable_s"] for r in runs if r["usable_s"] is not None]

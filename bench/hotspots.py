@@ -1,6 +1,9 @@
-"""Where the time goes: cProfile of what misses its target, written to bench/profile.md.
+"""Where the time goes: cProfile of what misses its target, written to bench/hotspots.md.
 
-    .venv/bin/python -m bench.profile [--quick] [--out DIR]
+(Named hotspots, not profile: a bench/profile.py would shadow the standard library's
+`profile`, which cProfile imports, when a script in bench/ runs with bench/ on sys.path.)
+
+    .venv/bin/python -m bench.hotspots [--quick] [--out DIR]
 
 Four cases, each profiled per thread (cProfile sees one thread; the engine thread's share is
 profiled by wrapping the app's torch work, `Session.perform`/`run_until` and
@@ -179,7 +182,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> str:
     lines = [
-        "# Where the time goes (cProfile, `python -m bench.profile`)",
+        "# Where the time goes (cProfile, `python -m bench.hotspots`)",
         "",
         "Percentages are of the thread's profiled time (cProfile's overhead inflates Python",
         "code relative to torch kernels; compare rows within a table).",
@@ -201,14 +204,14 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser = argparse.ArgumentParser(prog="python -m bench.hotspots")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE)
     ns = parser.parse_args(argv)
     text = report(run(ns.quick))
     print(text)
     ns.out.mkdir(parents=True, exist_ok=True)
-    (ns.out / "profile.md").write_text(text, encoding="utf-8")
+    (ns.out / "hotspots.md").write_text(text, encoding="utf-8")
     return 0
 
 
