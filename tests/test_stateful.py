@@ -1,11 +1,12 @@
 """Stateful property tests: random op sequences on every built-in, checked against PyTorch.
 
-Hypothesis drives a Session with every op — f b s z n i, undo, redo, goto, hyperparameter
-edits and reloads — in any order, the wrong ones included. After every step the Session's
-state must equal, bit for bit, that of the plain PyTorch loop of tests/plain.py performing
-the same calls: parameters, grads (None vs tensor), optimizer state, hyperparameters and
-the loss. Nothing may raise except the documented refusals of bad arguments (ValueError for
-a goto outside the history or an invalid hyperparameter value).
+Hypothesis drives a Session with every op — f b s z n i, the slow-motion backward, undo,
+redo, goto, hyperparameter edits and reloads, with the graph watched or not — in any
+order, the wrong ones included. After every step the Session's state must equal, bit for
+bit, that of the plain PyTorch loop of tests/plain.py performing the same calls:
+parameters, grads (None vs tensor), optimizer state, hyperparameters and the loss. Nothing
+may raise except the documented refusals of bad arguments (ValueError for a goto outside
+the history or an invalid hyperparameter value).
 
 The model here is independent of engine/history.py: it keeps its own list of the ops
 performed and the position in it, and rebuilds the reference by replaying the ops up to
@@ -84,6 +85,21 @@ class SessionMachine(RuleBasedStateMachine):
         got = [(e.op, e.error.type if e.error else None) for e in events]
         assert got == want, f"{self.scenario}: {word} gave {got}, plain PyTorch {want}"
         self.performed([(op, None, error) for op, error in want])
+
+    @precondition(lambda self: hasattr(Session, "backward_steps"))
+    @rule()
+    def slow_backward(self) -> None:
+        """B in the TUI: one normal backward, recorded node by node."""
+        event, steps = self.session.backward_steps()
+        want = self.ref.perform("b")
+        assert [(event.op, event.error.type if event.error else None)] == want
+        assert (len(steps) > 0) == (event.ok and self.session.loss is not None), steps
+        self.performed([(op, None, error) for op, error in want])
+
+    @rule(on=st.booleans())
+    def watch_graph(self, on: bool) -> None:
+        """The TUI watches values in the graph (capture_graph): observing changes nothing."""
+        self.session.capture_graph = on
 
     @precondition(lambda self: HAS_HISTORY)
     @rule(n=st.integers(1, 6))
