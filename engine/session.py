@@ -311,13 +311,21 @@ class Session:
             self._data_iter = iter(data)
             batch = next(self._data_iter)
         except StopIteration:
+            one_shot = self._data_iter is data and self.epoch > 0
             self._data_iter = None
+            why = (
+                "`data` is a one-shot iterator (e.g. a generator) that the first epoch "
+                "used up, so the next epoch has no batches. Make it re-iterable: a list "
+                "or a DataLoader."
+                if one_shot
+                else "`data` is empty, so there is nothing to feed forward. Give it at "
+                "least one batch."
+            )
             raise _ScenarioFailure(
                 OpError(
                     "StopIteration",
                     "`data` yielded no batches",
-                    f"{self.scenario.location(None)}: `data` is empty, so there is nothing to "
-                    "feed forward. Give it at least one batch.",
+                    f"{self.scenario.location(None)}: {why}",
                 )
             ) from None
         except (Exception, SystemExit) as e:
