@@ -66,6 +66,8 @@ class OpsRun:
     line: int | None = None
     loss: str = ""
     """"nan" / "inf": the loss after the ops, when it is not finite."""
+    explains: str = ""
+    """Text the first error's explanation contains."""
 
 
 FBSZ_FORWARD_FAILS = (("forward", "{}"), ("backward", "UsageError"), ("step", None))
@@ -121,7 +123,15 @@ OP_ERRORS: dict[str, OpsRun] = {
         "shard 3 is corrupt",
         20,
     ),
-    "empty_data.py": OpsRun("f b s z", forward_fails("StopIteration"), "yielded no batches"),
+    "empty_data.py": OpsRun(
+        "f b s z", forward_fails("StopIteration"), "yielded no batches", explains="is empty"
+    ),
+    "data_one_shot_generator.py": OpsRun(
+        "f f f f",
+        (("forward", None), ("forward", None), ("forward", None), ("forward", "StopIteration")),
+        "yielded no batches",
+        explains="one-shot iterator",
+    ),
     "loss_detached.py": OpsRun("f b s z", backward_fails("RuntimeError"), "grad_fn"),
     "loss_under_no_grad.py": OpsRun("f b s z", backward_fails("RuntimeError"), "grad_fn"),
     "recursion_in_forward.py": OpsRun(
@@ -243,6 +253,8 @@ def test_op_errors_are_recorded_and_the_session_carries_on(name: str) -> None:
         assert want.text in errors[0].message, errors[0]
     if want.line is not None:
         assert f"{path}:{want.line}" in errors[0].explanation, errors[0]
+    if want.explains:
+        assert want.explains in errors[0].explanation, errors[0]
     for error in errors:
         assert error.explanation and TRACEBACK not in error.message + error.explanation
     if want.loss:
