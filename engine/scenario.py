@@ -313,6 +313,16 @@ def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Opt
             "a torch.optim.Optimizer instance",
             hint,
         )
+    needs = _required_args(optimizer.step)
+    if needs:
+        raise error(
+            "optimizer",
+            f"{type(optimizer).__name__}.step() needs a closure (an argument), but optdbg "
+            "performs step as plain optimizer.step()",
+            "an optimizer whose step() takes no argument (SGD, Adam, AdamW, RMSprop, ...)",
+            "use e.g. torch.optim.SGD or Adam; LBFGS re-evaluates the loss inside step, "
+            "which cannot be taken one op at a time",
+        )
     return optimizer
 
 
@@ -440,6 +450,16 @@ def _check_scheduler(ns: dict[str, Any], data: Any, error: ErrorFactory) -> tupl
             f"`scheduler` is a {type(scheduler).__name__} without a step() method",
             "an LR scheduler from torch.optim.lr_scheduler",
             "e.g. scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)",
+        )
+    if scheduler is not None and _required_args(scheduler.step):
+        raise error(
+            "scheduler",
+            f"`scheduler` is a {type(scheduler).__name__}, whose step() needs an argument, "
+            "but optdbg steps it as plain scheduler.step() after each optimizer step",
+            "a scheduler stepped without arguments (StepLR, ExponentialLR, "
+            "CosineAnnealingLR, OneCycleLR, LambdaLR, ...)",
+            "use a schedule that depends on the step count only (ReduceLROnPlateau needs "
+            "a validation metric, which a scenario does not have), or remove `scheduler`",
         )
     if every not in ("step", "epoch"):
         raise error(
