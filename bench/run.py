@@ -3,6 +3,7 @@
     .venv/bin/python -m bench            # the full suite (under 5 minutes on 2 cores)
     .venv/bin/python -m bench --quick    # a few iterations of everything (a smoke test)
     .venv/bin/python -m bench --only engine,tui
+    .venv/bin/python -m bench --readme   # also put the table in README.md's Performance section
 
 Every ratio is against the plain PyTorch loop measured in the same run, in alternating
 blocks. torch runs single-threaded (`torch.set_num_threads(1)`) for optdbg and the plain loop
@@ -203,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few iterations of everything")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.md/.json")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also replace the figures between the bench markers in README.md",
+    )
     ns = parser.parse_args(argv)
     only = [s.strip() for s in ns.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]
@@ -237,4 +243,33 @@ def main(argv: list[str] | None = None) -> int:
     ns.out.mkdir(parents=True, exist_ok=True)
     (ns.out / "results.md").write_text(text, encoding="utf-8")
     (ns.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    if ns.readme:
+        update_readme(HERE.parent / "README.md", results)
     return 0
+
+
+START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
+
+
+def update_readme(path: Path, results: dict[str, Any]) -> None:
+    """Replace what is between the bench markers in README.md with the machine line and the
+    table of this run (the rest of the README is left alone)."""
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"{path}: no {START} ... {END} markers to put the figures between")
+    m, load = results["machine"], results["load"]
+    body = "\n".join(
+        [
+            START,
+            f"Taken {results['date']} on a shared {m['cpus']}-core CPU ({m['cpu']}), no GPU, "
+            f"Python {m['python']}, torch {m['torch']}, torch intra-op threads "
+            f"{m['torch_threads']}; 1-minute load average during the run "
+            f"{load.get('min')}–{load.get('max')} (other work on the machine).",
+            "",
+            markdown_table(HEADER, rows(results)),
+            END,
+        ]
+    )
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    path.write_text(head + body + tail, encoding="utf-8")
