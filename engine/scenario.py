@@ -313,8 +313,7 @@ def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Opt
             "a torch.optim.Optimizer instance",
             hint,
         )
-    needs = _required_args(optimizer.step)
-    if needs:
+    if _step_needs_args(optimizer):
         raise error(
             "optimizer",
             f"{type(optimizer).__name__}.step() needs a closure (an argument), but optdbg "
@@ -340,6 +339,17 @@ def _check_params_have_data(params: list[tuple[str, torch.Tensor]], error: Error
                 'device="cpu", requires_grad=True), or call .to_empty(device="cpu") and '
                 "initialize it",
             )
+
+
+def _step_needs_args(obj: Any) -> bool:
+    """Whether `obj.step()` cannot be called without arguments, judged from its class's
+    method: an LR scheduler replaces `optimizer.step` on the instance with a wrapper whose
+    signature shows the unbound `(self, closure=None)`."""
+    method = getattr(type(obj), "step", None)
+    if method is None:
+        return False
+    needed = _required_args(method)
+    return needed is not None and needed > 1  # `self` aside
 
 
 def _required_args(fn: Callable[..., Any]) -> int | None:
@@ -451,7 +461,7 @@ def _check_scheduler(ns: dict[str, Any], data: Any, error: ErrorFactory) -> tupl
             "an LR scheduler from torch.optim.lr_scheduler",
             "e.g. scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)",
         )
-    if scheduler is not None and _required_args(scheduler.step):
+    if scheduler is not None and _step_needs_args(scheduler):
         raise error(
             "scheduler",
             f"`scheduler` is a {type(scheduler).__name__}, whose step() needs an argument, "
