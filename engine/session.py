@@ -430,8 +430,6 @@ class Session:
         }
         hyper = [_hyper(g) for g in self.optimizer.param_groups]
         self.optimizer.step()
-        if self.scenario.scheduler is not None and self.scenario.scheduler_every == "step":
-            self.scenario.scheduler.step()
         self.step_count += 1
         self._last_step = {}
         for t in moving:
@@ -445,7 +443,21 @@ class Session:
                 state_before=state_before.get(t.name, {}),
                 hyper=hyper[t.group],
             )
+        if self.scenario.scheduler is not None and self.scenario.scheduler_every == "step":
+            try:
+                self.scenario.scheduler.step()
+            except Exception as e:  # after optimizer.step(): the parameters have moved
+                raise _ScenarioFailure(self._scheduler_error(e)) from None
         return self._step_summary(moving), []
+
+    def _scheduler_error(self, e: Exception) -> OpError:
+        return OpError(
+            type(e).__name__,
+            str(e).strip(),
+            "optimizer.step() updated the parameters, then scheduler.step() raised: the "
+            "parameters have moved, as in a plain loop, but the learning rate was not "
+            f"scheduled. Fix the scheduler in {self.scenario.location(None)}, then reload (r).",
+        )
 
     def _step_summary(self, moving: list[_ParamTrack]) -> str:
         if not moving:
