@@ -99,6 +99,8 @@ LOAD_ERRORS: dict[str, LoadFails] = {
     "forward_batch_without_data.py": LoadFails(13, "there is no `data` to feed it"),
     "scheduler_wrong_type.py": LoadFails(11, "`scheduler` is a float without a step()"),
     "not_utf8.py": LoadFails(1, "the file is not UTF-8 text"),
+    "optimizer_needs_closure.py": LoadFails(10, "LBFGS.step() needs a closure"),
+    "scheduler_needs_metric.py": LoadFails(12, "ReduceLROnPlateau, whose step() needs an"),
 }
 
 OP_ERRORS: dict[str, OpsRun] = {
@@ -142,6 +144,12 @@ OP_ERRORS: dict[str, OpsRun] = {
     ),
     "huge_tensor.py": OpsRun("f b s z", OK4),
     "prints_to_stdout.py": OpsRun("f b s z", OK4),
+    "scheduler_raises_in_step.py": OpsRun(
+        "i i f b s n",
+        (*OK4, *OK4, ("forward", None), ("backward", None), *[("step", "ValueError")] * 2),
+        "Tried to step 3 times",
+        explains="the parameters have moved",
+    ),
 }
 
 CANCELLED = {
@@ -262,6 +270,26 @@ def test_op_errors_are_recorded_and_the_session_carries_on(name: str) -> None:
     # still usable: an op that needs nothing from the scenario works, the log is intact
     assert session.perform("z")[0].ok
     assert len(session.events) == len(events) + 1
+
+
+def test_a_scheduler_that_raises_after_the_step_holds_plain_pytorchs_values() -> None:
+    """optimizer.step() moved the parameters before the scheduler raised: the Session must
+    hold exactly what a plain loop holds then (compared bit for bit by test_fidelity)."""
+    from test_fidelity import check
+
+    check(
+        str(BROKEN / "scheduler_raises_in_step.py"),
+        ["i", "i", "f", "b", "s", "n", "z", "f", "b", "s"],
+    )
+    session = Session.open(BROKEN / "scheduler_raises_in_step.py")
+    for word in ["i", "i", "f", "b"]:
+        session.perform(word)
+    before = session.snapshot().param("w")
+    [event] = session.perform("s")
+    after = session.snapshot().param("w")
+    assert event.error is not None and "have moved" in event.error.explanation
+    assert before is not None and after is not None and after.value != before.value
+    assert session.step_count == 3 and session.update_detail("w") is not None
 
 
 def test_a_failed_forward_keeps_the_previous_loss_and_graph() -> None:
