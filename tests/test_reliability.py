@@ -184,10 +184,7 @@ def cases(names: list[str], xfail: dict[str, str] | None = None) -> list[object]
     return [pytest.param(n, id=n.removesuffix(".py"), marks=marks(n)) for n in names]
 
 
-CLI_BUGS = {
-    "prints_to_stdout.py": "reported: the scenario's print() output goes to stdout, "
-    "interleaved with the JSON Lines of `optdbg run --json`",
-}
+CLI_BUGS: dict[str, str] = {}
 
 
 def test_the_corpus_is_complete_and_documented() -> None:
@@ -460,7 +457,6 @@ def test_installed_cli_summarizes_a_huge_tensor() -> None:
     assert records[3]["grads"]["w"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="reported: Ctrl-C in `optdbg run` prints a traceback")
 def test_ctrl_c_during_a_hanging_op_ends_the_cli_without_a_traceback() -> None:
     proc = subprocess.Popen(
         [str(OPTDBG), "run", str(BROKEN / "hanging_forward.py"), "--ops", "z f", "--json"],
@@ -695,11 +691,6 @@ def test_the_real_tui_quits_promptly_while_a_forward_hangs() -> None:
         os.close(fd)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: r while a Python-level op hangs abandons the old engine thread "
-    "without cancelling it; the old forward spins forever, holding the GIL",
-)
 async def test_reload_while_an_op_hangs_stops_the_old_op() -> None:
     app = OptDbgApp(Session.open(BROKEN / "hanging_forward.py"))
     async with app.run_test(size=WIDE) as pilot:
@@ -818,11 +809,7 @@ UNUSUAL = {
         "emb = torch.nn.Embedding(10, 3, sparse=True)\n",
     ),
 }
-UNUSUAL_BUGS = {
-    "complex": "reported: complex values reach json.dumps (TypeError, a traceback in the CLI)",
-    "sparse_grad": "reported: snapshot.view() calls tolist() on a sparse grad "
-    "(Embedding(sparse=True)): RuntimeError, a traceback in the CLI",
-}
+UNUSUAL_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from pilot_helpers import press, settle, status
 from textual.pilot import Pilot
 from textual.widgets import DataTable
@@ -151,11 +150,6 @@ async def test_long_names_every_rank_and_unicode_at_80x24(tmp_path: Path) -> Non
         assert app.view is not None and app.view.snapshot.op_count == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: a 120-char parameter name makes the params table's name column as "
-    "wide as the terminal; at 80x24 the value/grad columns of every row are off-screen",
-)
 async def test_a_long_name_leaves_the_values_on_screen_at_80x24(tmp_path: Path) -> None:
     path = tmp_path / "odd.py"
     path.write_text(ODD, encoding="utf-8")

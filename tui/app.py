@@ -359,6 +359,7 @@ class OptDbgApp(App[None]):
     def load(self, spec: str | Path) -> None:
         """Load a scenario on a fresh engine thread (the old one is let go)."""
         if self._engine is not None:
+            self._engine.cancel()  # a Python-level op that hangs must not spin on forever
             self._engine.stop()
         self._generation += 1
         generation = self._generation
@@ -754,6 +755,12 @@ class OptDbgApp(App[None]):
 
         dialog = BreakpointDialog(self._break_condition, self._break_on_warning, NAMES)
         self.push_screen(dialog, chosen)
+
+    async def action_quit(self) -> None:
+        """Quit at once, even while an op runs: a hanging forward is cancelled first."""
+        if self._engine is not None and self._busy:
+            self._engine.cancel()
+        self.exit()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

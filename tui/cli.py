@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from optdbg.engine.events import Event
@@ -118,8 +119,22 @@ def _export_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    """The console entry point: Ctrl-C and a closed pipe end it quietly, never a traceback."""
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        print("optdbg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `optdbg run ... | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _dispatch(args: list[str]) -> int:
     if args and args[0] == "run":
         return run_command(args[1:])
     if args and args[0] == "export":
@@ -158,6 +173,13 @@ def _op_words(parser: argparse.ArgumentParser, ops: str) -> list[str]:
     return words
 
 
+def _json_value(value: object) -> object:
+    """JSON for what json cannot write itself: complex numbers as [real, imag]."""
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return str(value)
+
+
 def run_command(argv: list[str]) -> int:
     parser = _run_parser()
     ns = parser.parse_args(argv)
@@ -176,6 +198,15 @@ def run_command(argv: list[str]) -> int:
         except ConditionError as e:
             parser.error(f"invalid --until condition: {e}")
 
+    # stdout carries only optdbg's records; what the scenario prints goes to stderr
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run(ns, words, condition, running, out)
+
+
+def _run(
+    ns: argparse.Namespace, words: list[str], condition: Any, running: bool, out: TextIO
+) -> int:
     from optdbg.engine import ScenarioError, Session
     from optdbg.engine.report import record, summary_line, trace_line
 
@@ -189,9 +220,10 @@ def run_command(argv: list[str]) -> int:
     def show(event: Event) -> None:
         events.append(event)
         if ns.json:
-            print(json.dumps(record(event, session.snapshot())), flush=True)
+            line = json.dumps(record(event, session.snapshot()), default=_json_value)
+            print(line, file=out, flush=True)
         elif not ns.quiet:
-            print(trace_line(event), flush=True)
+            print(trace_line(event), file=out, flush=True)
 
     for _ in range(ns.repeat):
         for word in words:
@@ -202,9 +234,9 @@ def run_command(argv: list[str]) -> int:
         limit = ns.max_iterations or DEFAULT_MAX_ITERATIONS
         stopped = session.run_until(condition, max_iterations=limit, on_progress=show).message
     if ns.quiet:
-        print(summary_line(events, session.snapshot()))
+        print(summary_line(events, session.snapshot()), file=out)
     if stopped is not None:
-        print(f"stopped: {stopped}", file=sys.stderr if ns.json else sys.stdout, flush=True)
+        print(f"stopped: {stopped}", file=sys.stderr if ns.json else out, flush=True)
     if ns.strict and any(event.warnings for event in events):
         return EXIT_WARNINGS
     return EXIT_OK

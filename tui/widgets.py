@@ -98,12 +98,35 @@ class StatusBar(Static):
         return line
 
 
+NAME_WIDTH = 22
+REBUILD_CELLS = 60
+"""More changed cells than this in one op: rebuild the table instead of cell by cell."""
+
+
+def _width(cell: Text | str) -> int:
+    return cell.cell_len if isinstance(cell, Text) else len(cell)
+
+
+"""Longer parameter names are shortened in the table (the details pane shows them whole)."""
+
+
+def _short(name: str, width: int = NAME_WIDTH) -> str:
+    if len(name) <= width:
+        return name
+    keep = (width - 1) // 2
+    return f"{name[:keep]}…{name[-(width - 1 - keep) :]}"
+
+
 def _cell(v: TensorView | None, digits: int = 5) -> str:
+    """A table cell: the numbers of a small tensor (its first few), a summary of a big one."""
     if v is None:
         return "None"
     if v.summary is not None:
         return f"μ {fmt.num(v.summary.mean, 3)} σ {fmt.num(v.summary.std, 3)}"
-    return fmt.tensor(v, digits, limit=4)
+    flat = v.flat()
+    if len(flat) <= 4:
+        return fmt.nested(v.values, digits)
+    return "[" + ", ".join(fmt.num(x, 4) for x in flat[:3]) + ", …]"
 
 
 class ParamsPanel(Vertical):
@@ -130,6 +153,11 @@ class ParamsPanel(Vertical):
             super().__init__()
             self.name = name
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: dict[str, list[Text | str]] = {}
+        """The cells on screen, by parameter name."""
+
     def compose(self) -> ComposeResult:
         table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=True)
         table.add_columns("name", "shape", "value", "grad", "acc", "Δ last step")
@@ -138,18 +166,37 @@ class ParamsPanel(Vertical):
             yield Static(id="param-details-text")
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
+        """Update only the cells that changed; rebuild in bulk when most of them did.
+
+        DataTable re-measures a whole column for each cell updated with `update_width`, so
+        updating every cell of a big model each op grew with rows squared.
+        """
         if snap is None:
             return
         table = self.query_one(DataTable)
-        keys = [p.name for p in snap.params]
-        if [str(k.value) for k in table.rows] != keys:
-            table.clear()
-            for p in snap.params:
-                table.add_row(*self._row(p), key=p.name)
-            return
-        for p in snap.params:
-            for column, value in zip(table.columns, self._row(p), strict=True):
-                table.update_cell(p.name, column, value, update_width=True)
+        rows = {p.name: self._row(p) for p in snap.params}
+        changed = [
+            (name, i, cell)
+            for name, cells in rows.items()
+            for i, cell in enumerate(cells)
+            if self._shown.get(name, [None] * len(cells))[i] != cell
+        ]
+        if list(rows) != list(self._shown) or len(changed) > REBUILD_CELLS:
+            self._rebuild(table, rows)
+        else:
+            columns = list(table.columns.values())
+            for name, i, cell in changed:
+                wider = _width(cell) > columns[i].content_width
+                table.update_cell(name, columns[i].key, cell, update_width=wider)
+        self._shown = rows
+
+    def _rebuild(self, table: DataTable[Text | str], rows: dict[str, list[Text | str]]) -> None:
+        cursor = table.cursor_row
+        table.clear()
+        for name, cells in rows.items():
+            table.add_row(*cells, key=name)
+        if 0 <= cursor < table.row_count:
+            table.move_cursor(row=cursor)
 
     def _row(self, p: ParamSnapshot) -> list[Text | str]:
         variables = self.app.theme_variables
@@ -161,7 +208,7 @@ class ParamsPanel(Vertical):
             acc = Text(f"{p.accumulated}×⚠", style="bold $warning reverse")
         grad = Text("None", style="dim italic") if p.grad is None else Text(_cell(p.grad))
         delta = Text("–", style="dim") if p.last_update is None else Text(_cell(p.last_update))
-        return [p.name, fmt.shape(p.value.shape), _cell(p.value), grad, acc, delta]
+        return [_short(p.name), fmt.shape(p.value.shape), _cell(p.value), grad, acc, delta]
 
     def watch_details(self, text: str) -> None:
         self.query_one("#param-details-text", Static).update(Text(text))
