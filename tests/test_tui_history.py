@@ -9,7 +9,7 @@ from textual.widgets import Checkbox, DataTable, Input
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
 from optdbg.tui.dialogs import BreakpointDialog, HyperDialog, RunningScreen
-from optdbg.tui.widgets import HistoryPanel, UpdatePanel
+from optdbg.tui.widgets import HistoryPanel, StatusBar, UpdatePanel
 
 WIDE = (160, 48)
 BOWL_STEP = [8.600000381469727, 7.599999904632568]
@@ -96,11 +96,12 @@ async def test_continue_runs_live_and_pauses_on_any_key() -> None:
         await pilot.press("c")
         await pilot.pause(0.3)
         assert isinstance(app.screen, RunningScreen)
-        for _ in range(100):  # the panels update while it runs
+        status = app.query_one(StatusBar)
+        for _ in range(100):  # the status line and loss plot update while it runs
             await pilot.pause(0.05)
-            if app.view is not None and app.view.snapshot.op_count > 8:
+            if status.snapshot is not None and status.snapshot.op_count > 8:
                 break
-        assert app.view is not None and app.view.snapshot.op_count > 8
+        assert status.snapshot is not None and status.snapshot.op_count > 8
         await pilot.press("f")  # any key pauses (and does not run forward)
         await settle(pilot)
         assert not isinstance(app.screen, RunningScreen)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -115,6 +115,52 @@ def export_png(session: Session) -> Note:
 
 
 @dataclass(frozen=True)
+class Pulse:
+    """The counters of a running session: cheap to copy out several times a second."""
+
+    op_count: int
+    step_count: int
+    iteration: int
+    epoch: int
+    batch: int
+    loss: float | None
+    losses: tuple[float, ...]
+    next_op: str
+    lrs: tuple[float, ...]
+
+    @classmethod
+    def of(cls, session: Session) -> Pulse:
+        groups = session.optimizer.param_groups
+        return cls(
+            op_count=len(session.events),
+            step_count=session.step_count,
+            iteration=session.forward_count,
+            epoch=session.epoch,
+            batch=session.batch,
+            loss=session.loss_value,
+            losses=tuple(session.loss_history),
+            next_op=session.next_op,
+            lrs=tuple(float(g["lr"]) for g in groups if "lr" in g),
+        )
+
+    def applied_to(self, snap: Snapshot) -> Snapshot:
+        """The last full snapshot with these counters (for the status line)."""
+        groups = tuple({**g, "lr": lr} for g, lr in zip(snap.groups, self.lrs, strict=False))
+        return replace(
+            snap,
+            op_count=self.op_count,
+            step_count=self.step_count,
+            iteration=self.iteration,
+            epoch=self.epoch,
+            batch=self.batch,
+            loss=self.loss,
+            loss_history=self.losses,
+            next_op=self.next_op,
+            groups=groups or snap.groups,
+        )
+
+
+@dataclass(frozen=True)
 class Diagnosed:
     """The outcome of the diagnostics job: every finding so far, grouped by code."""
 
@@ -209,12 +255,12 @@ class OptDbgApp(App[None]):
             self.generation = generation
 
     class Progress(Message):
-        """`continue` is running: the latest op and a fresh view (throttled)."""
+        """`continue` is running: the latest op and the counters (a few times a second)."""
 
-        def __init__(self, event: Event, view: View, generation: int) -> None:
+        def __init__(self, event: Event, pulse: Pulse, generation: int) -> None:
             super().__init__()
             self.event = event
-            self.view = view
+            self.pulse = pulse
             self.generation = generation
 
     class JobDone(Message):
@@ -228,6 +274,7 @@ class OptDbgApp(App[None]):
             generation: int,
             replay: tuple[BackwardStep, ...] = (),
             diagnosed: Diagnosed | None = None,
+            continued: bool = False,
         ) -> None:
             super().__init__()
             self.events = events
@@ -236,6 +283,7 @@ class OptDbgApp(App[None]):
             self.generation = generation
             self.replay = replay
             self.diagnosed = diagnosed
+            self.continued = continued
 
     def __init__(
         self,
@@ -467,7 +515,8 @@ class OptDbgApp(App[None]):
                 events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
                 severity = "warning" if r.reason in ("condition", "error") else "information"
                 note = Note(f"continue: {r.iterations} iterations, stopped: {r.message}", severity)
-                self.post_message(self.JobDone(_unique(events), view, note, generation))
+                done = self.JobDone(_unique(events), view, note, generation, continued=True)
+                self.post_message(done)
             elif isinstance(outcome, SlowMotion):
                 replay = outcome.steps
                 self.post_message(self.JobDone([outcome.event], view, None, generation, replay))
@@ -542,7 +591,7 @@ class OptDbgApp(App[None]):
             self.push_screen(DiagnosticsScreen(found.diagnoses, found.ops))
 
     def _finish(self, message: JobDone) -> None:
-        if isinstance(self.screen, RunningScreen):  # continue stopped by itself
+        if message.continued and isinstance(self.screen, RunningScreen):  # stopped by itself
             self.screen.dismiss()
         log = self.query_one(LogPanel)
         if message.note is not None:
@@ -698,27 +747,37 @@ class OptDbgApp(App[None]):
         condition = AnyOf(*conditions) if conditions else None
         stop = threading.Event()
         self._stop = stop
-        generation, selected = self._generation, self.selected
+        generation = self._generation
 
         def job(session: Session) -> Continued:
             def progress(event: Event) -> None:
-                view = self._capture(session, selected)
-                self.post_message(self.Progress(event, view, generation))
+                self.post_message(self.Progress(event, Pulse.of(session), generation))
 
-            return Continued(session.run_until(condition, None, stop, progress, 0.1))
+            # graph capture costs more than the op on big models: off while running,
+            # the graph of the last loss is extracted once when it stops
+            capture, session.capture_graph = session.capture_graph, False
+            try:
+                return Continued(session.run_until(condition, None, stop, progress, 0.25))
+            finally:
+                session.capture_graph = capture
 
         self._enqueue("continue", job)
         self.push_screen(RunningScreen(), lambda _: stop.set())
 
     def on_opt_dbg_app_progress(self, message: Progress) -> None:
-        if message.generation != self._generation or not self._busy:
+        """Live while running: the status line, the loss plot and the overlay; the other
+        panels catch up when it stops (a full view each time would slow the loop)."""
+        if message.generation != self._generation or not self._busy or self.view is None:
             return
-        self.query_one(StatusBar).last_event = message.event
-        self._apply(message.view)
+        pulse = message.pulse
+        status = self.query_one(StatusBar)
+        status.last_event = message.event
+        status.snapshot = pulse.applied_to(self.view.snapshot)
+        self.query_one(LossPanel).history = (pulse.losses, ())
         if isinstance(self.screen, RunningScreen):
-            snap = message.view.snapshot
             self.screen.show(
-                f"running: op {snap.op_count} · step {snap.step_count} · loss {fmt.num(snap.loss)}"
+                f"running: op {pulse.op_count} · step {pulse.step_count} · "
+                f"loss {fmt.num(pulse.loss)}"
             )
 
     def action_diagnostics(self) -> None:
