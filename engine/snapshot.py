@@ -7,7 +7,9 @@ never live tensors of the running loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,11 +73,47 @@ def _flatten(values: Any) -> Any:
         yield values
 
 
+_memo = threading.local()
+
+
+@contextmanager
+def shared_views() -> Iterator[None]:
+    """Within the block, `view` copies each tensor out once (the same tensor object,
+    unchanged since, gives the same view): a snapshot and an update detail taken together
+    see the same grads and optimizer state. Per thread; nothing may modify tensors in it."""
+    outer = getattr(_memo, "views", None)
+    _memo.views = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _memo.views = outer
+
+
 def view(t: torch.Tensor | None, small: int = SMALL) -> TensorView | None:
     """Copy a tensor out of torch: exact values (tolist) when small, else a summary."""
     if t is None:
         return None
+    memo: dict[tuple[int, int, int], tuple[torch.Tensor, TensorView]] | None = getattr(
+        _memo, "views", None
+    )
+    if memo is None:
+        return _view(t, small)
+    try:
+        key = (id(t), t._version, small)
+    except RuntimeError:  # inference tensors keep no version counter
+        return _view(t, small)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    result = _view(t, small)
+    memo[key] = (t, result)  # keeps t alive in the block, so its id cannot be reused
+    return result
+
+
+def _view(t: torch.Tensor, small: int) -> TensorView:
     t = t.detach()
+    if t.layout != torch.strided:  # sparse grads (e.g. Embedding(sparse=True)): show them dense
+        t = t.to_dense()
     shape = tuple(t.shape)
     dtype = str(t.dtype).removeprefix("torch.")
     device = str(t.device)

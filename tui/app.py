@@ -561,21 +561,24 @@ class OptDbgApp(App[None]):
         self.set_timer(2.5, still_running)
 
     def _capture(self, session: Session, selected: str | None) -> View:
-        snap = session.snapshot()
-        names = [p.name for p in snap.params]
-        name = selected if selected in names else (names[0] if names else None)
-        detail = session.update_detail(name) if name else None
-        param = snap.param(name) if name else None
-        large = param is not None and not param.value.is_small
-        values = session.values_text(name) if large and name else ""
-        here = snap.op_count
-        window = session.timeline(here - HISTORY_WINDOW, here + HISTORY_WINDOW // 4)
-        future = tuple(
-            e.loss
-            for e in session.timeline(here)
-            if e.undone and e.op == "forward" and e.loss is not None
-        )
-        return View(snap, detail, session.graph(), name, values, window, future)
+        from optdbg.engine.snapshot import shared_views
+
+        with shared_views():
+            snap = session.snapshot()
+            names = [p.name for p in snap.params]
+            name = selected if selected in names else (names[0] if names else None)
+            detail = session.update_detail(name) if name else None
+            param = snap.param(name) if name else None
+            large = param is not None and not param.value.is_small
+            values = session.values_text(name) if large and name else ""
+            here = snap.op_count
+            window = session.timeline(here - HISTORY_WINDOW, here + HISTORY_WINDOW // 4)
+            future = tuple(
+                e.loss
+                for e in session.timeline(here)
+                if e.undone and e.op == "forward" and e.loss is not None
+            )
+            return View(snap, detail, session.graph(), name, values, window, future)
 
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
         if message.generation != self._generation:
@@ -620,16 +623,18 @@ class OptDbgApp(App[None]):
             )
 
     def _apply(self, view: View) -> None:
-        self.view = view
-        self.query_one(StatusBar).snapshot = view.snapshot
-        self.query_one(ParamsPanel).snapshot = view.snapshot
-        self.query_one(UpdatePanel).lines = describe_update(view.detail, view.selected)
-        graph = self.query_one(GraphPanel)
-        if graph.graph is not view.graph:
-            graph.graph = view.graph
-        self.query_one(LossPanel).history = (view.snapshot.loss_history, view.future_losses)
-        self.query_one(HistoryPanel).timeline = view.timeline
-        self._show_details(view)
+        """Hand a view down to the panels, in one refresh."""
+        with self.batch_update():
+            self.view = view
+            self.query_one(StatusBar).snapshot = view.snapshot
+            self.query_one(ParamsPanel).snapshot = view.snapshot
+            self.query_one(UpdatePanel).lines = describe_update(view.detail, view.selected)
+            graph = self.query_one(GraphPanel)
+            if graph.graph is not view.graph:
+                graph.graph = view.graph
+            self.query_one(LossPanel).history = (view.snapshot.loss_history, view.future_losses)
+            self.query_one(HistoryPanel).timeline = view.timeline
+            self._show_details(view)
 
     def _show_details(self, view: View) -> None:
         p = view.snapshot.param(view.selected) if view.selected else None

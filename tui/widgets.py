@@ -100,6 +100,8 @@ class StatusBar(Static):
 
 NAME_WIDTH = 22
 REBUILD_CELLS = 60
+PLOT_POINTS = 600
+"""The loss plot draws at most about this many points (evenly spaced)."""
 """More changed cells than this in one op: rebuild the table instead of cell by cell."""
 
 
@@ -257,7 +259,10 @@ class LossPanel(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         values = past + future
-        finite = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v)]
+        stride = max(1, len(values) // PLOT_POINTS)  # plotting every point grew with the run
+        finite = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v) and i % stride == 0]
+        if values and math.isfinite(values[-1]) and (len(values) - 1) % stride:
+            finite.append((len(values), values[-1]))  # always draw the latest point
         if finite:
             ys = [v for _, v in finite]
             if min(ys) > 0 and max(ys) / min(ys) > 1e3:
@@ -271,7 +276,7 @@ class LossPanel(PlotextPlot):
             if future:
                 plt.vline(len(past), "orange")
         last = fmt.num(past[-1]) if past else "—"
-        bad = len(values) - len(finite)
+        bad = sum(1 for v in values if not math.isfinite(v))
         title = f"loss {last}" + (f"  ({bad} non-finite not drawn)" if bad else "")
         plt.title(title + (f"  (undone: {len(future)})" if future else ""))
         self.refresh()
