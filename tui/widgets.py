@@ -74,8 +74,8 @@ class StatusBar(Static):
             parts += [("epoch ", str(snap.epoch)), ("batch ", f"{snap.batch}{per}")]
         loss = fmt.num(snap.loss) if snap.loss is not None else "—"
         parts += [("loss ", loss), ("lr ", _lrs(snap))]
-        for label, value in parts:
-            text.append(f" {label}", style="dim")
+        for i, (label, value) in enumerate(parts):
+            text.append((" · " if i else " ") + label, style="dim")
             text.append(value, style="bold")
         text.append("  next: ", style="dim")
         text.append(f"{snap.next_op} ({OP_KEYS[snap.next_op]})", style="bold $text-accent")
