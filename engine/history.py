@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 DEFAULT_HISTORY_MB = 256.0
 MAX_CHECKPOINTS = 4096
-OVERHEAD = 0.1
+OVERHEAD = 0.04
 """Checkpoints are spaced so that taking them costs at most this fraction of the op time."""
 _FIXED_BYTES = 2048
 """Accounting for the small Python objects of a checkpoint (counters, dicts)."""

@@ -8,6 +8,7 @@ carrying detached data, which the app hands down to the panels' reactives.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -305,6 +306,7 @@ class OptDbgApp(App[None]):
         self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], View] | None = None
         self._stop: threading.Event | None = None
         self._cancel_shown = False
+        self._plotted = 0.0
         self._break_condition = ""
         self._break_on_warning = True
         if session is not None:
@@ -762,7 +764,7 @@ class OptDbgApp(App[None]):
             # the graph of the last loss is extracted once when it stops
             capture, session.capture_graph = session.capture_graph, False
             try:
-                return Continued(session.run_until(condition, None, stop, progress, 0.25))
+                return Continued(session.run_until(condition, None, stop, progress, 0.5))
             finally:
                 session.capture_graph = capture
 
@@ -778,7 +780,10 @@ class OptDbgApp(App[None]):
         status = self.query_one(StatusBar)
         status.last_event = message.event
         status.snapshot = pulse.applied_to(self.view.snapshot)
-        self.query_one(LossPanel).history = (pulse.losses, ())
+        now = time.monotonic()
+        if now - self._plotted >= 1.0:  # plotting is the costly part: once a second
+            self._plotted = now
+            self.query_one(LossPanel).history = (pulse.losses, ())
         if isinstance(self.screen, RunningScreen):
             self.screen.show(
                 f"running: op {pulse.op_count} · step {pulse.step_count} · "
