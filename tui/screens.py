@@ -92,7 +92,9 @@ class PickerScreen(ModalScreen[str | None]):
     def _describe(self, index: int) -> None:
         if 0 <= index < len(self.scenarios):
             _, title, description = self.scenarios[index]
-            text = description or title
+            # docstrings are wrapped for the editor: let the terminal wrap them instead
+            paragraphs = (" ".join(p.split()) for p in (description or title).split("\n\n"))
+            text = "\n\n".join(paragraphs)
             self.query_one("#picker-description", Static).update(Text(text))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
