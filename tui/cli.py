@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -21,10 +20,22 @@ def _condition_names() -> list[str]:
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("optdbg")
     except PackageNotFoundError:  # running from a source tree that is not installed
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata costs ~60 ms at start-up)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> None:
+        parser.exit(message=f"optdbg {_version()}\n")
 
 
 def _main_parser() -> argparse.ArgumentParser:
@@ -45,7 +56,7 @@ def _main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("scenario", nargs="?", help="scenario file or built-in name")
     parser.add_argument("--list", action="store_true", help="list the built-in scenarios")
-    parser.add_argument("--version", action="version", version=f"optdbg {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     return parser
 
 
