@@ -35,7 +35,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> None:
-        parser.exit(message=f"optdbg {_version()}\n")
+        print(f"optdbg {_version()}")  # on stdout, as argparse's own version action does
+        parser.exit()
 
 
 def _main_parser() -> argparse.ArgumentParser:
