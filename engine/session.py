@@ -104,6 +104,7 @@ class Session:
         self.graph_error: str | None = None
         """Why the last graph extraction or flow recording failed (the op itself did not)."""
         self._last_step: dict[str, StepRecord] = {}
+        self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
         self._received: dict[str, TensorView | float | None] = {}
         self._params = [
             _ParamTrack(name, p, g)
@@ -524,7 +525,7 @@ class Session:
             value=value,
             grad=view(p.grad),
             accumulated=track.accumulated if p.grad is not None else 0,
-            last_update=view(rec.after - rec.before) if rec is not None else None,
+            last_update=view(self._delta(rec)) if rec is not None else None,
             state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()},
             requires_grad=p.requires_grad,
         )
@@ -551,6 +552,18 @@ class Session:
             parts.append(f"{label}:\n{text}")
         return "\n".join(parts)
 
+    def _delta(self, rec: StepRecord) -> torch.Tensor:
+        """after - before of a step record, computed once: every snapshot (each op) and the
+        update detail show it. Keyed by the record itself, so a new step or a history
+        restore (which replaces the records) simply misses; only current records stay."""
+        hit = self._deltas.get(id(rec))
+        if hit is None or hit[0] is not rec:
+            current = {id(r) for r in self._last_step.values()}
+            self._deltas = {k: v for k, v in self._deltas.items() if k in current}
+            hit = (rec, rec.after - rec.before)
+            self._deltas[id(rec)] = hit
+        return hit[1]
+
     def update_detail(self, name: str) -> UpdateDetail | None:
         """The last step's numbers for one parameter, for showing the update rule."""
         rec = self._last_step.get(name)
@@ -558,7 +571,7 @@ class Session:
         if rec is None or track is None:
             return None
         grad_ok = rec.grad._version == rec.grad_version
-        before, after, delta = view(rec.before), view(rec.after), view(rec.after - rec.before)
+        before, after, delta = view(rec.before), view(rec.after), view(self._delta(rec))
         assert before is not None and after is not None and delta is not None
         return UpdateDetail(
             name=name,
