@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import fmt as numfmt
 from .graph import Graph, Node
 from .snapshot import TensorView
 
@@ -161,51 +162,27 @@ def _label(lines: Iterable[str]) -> str:
     return '"' + body + '"'
 
 
-def _num(x: Any) -> str:
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "nan"
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        text = f"{x:.4g}"
-        return "0" if text == "-0" else text
-    return str(x)
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")" if shape else "scalar"
-
-
-def _nested(values: Any) -> str:
-    if isinstance(values, list):
-        return "[" + ", ".join(_nested(v) for v in values) + "]"
-    return _num(values)
-
-
 def tensor_text(v: TensorView | None, limit: int = 4, shape: bool = True) -> str:
-    """A tensor in one ASCII line: numbers when few, else (shape and) the first few or a
-    summary."""
+    """A tensor in one ASCII line (DOT fonts may lack … and ‖): numbers when few, else
+    (shape and) the first few or a summary; like fmt.tensor, with 4 significant digits."""
     if v is None:
         return "None"
-    dims = f"{_shape(v.shape)} " if shape else ""
+    dims = f"{numfmt.shape(v.shape)} " if shape else ""
     if v.summary is None:
         flat = v.flat()
         if len(flat) <= limit:
-            return _nested(v.values)
-        head = ", ".join(_num(x) for x in flat[:limit])
+            return numfmt.nested(v.values, 4)
+        head = ", ".join(numfmt.nested(x, 4) for x in flat[:limit])
         return f"{dims}[{head}, ...]"
     s = v.summary
-    return f"{dims}mean {_num(s.mean)} std {_num(s.std)} norm {_num(s.norm)}"
+    mean, std, norm = (numfmt.num(x, 4) for x in (s.mean, s.std, s.norm))
+    return f"{dims}mean {mean} std {std} norm {norm}"
 
 
 def _node_lines(graph: Graph, node: Node, inline_saved: bool) -> list[str]:
     flow = graph.flow.get(node.id)
     if node.is_leaf:
-        lines = [node.label, f" {_shape(node.value.shape)}" if node.value is not None else ""]
+        lines = [node.label, f" {numfmt.shape(node.value.shape)}" if node.value is not None else ""]
         if node.value is not None:
             lines.append(f"data {tensor_text(node.value, shape=False)}")
         if flow is not None:
@@ -231,7 +208,7 @@ def _node_lines(graph: Graph, node: Node, inline_saved: bool) -> list[str]:
 def _short_shape(s: Any) -> str:
     if s.freed:
         return " (freed)"
-    return _shape(s.value.shape) if isinstance(s.value, TensorView) else ""
+    return numfmt.shape(s.value.shape) if isinstance(s.value, TensorView) else ""
 
 
 def _saved_text(s: Any) -> str:
@@ -301,7 +278,7 @@ def to_dot(
             out.append(f"  {_q(input_id)} -> {_q(nid)}{tail}")
     if graph.root is not None:
         loss = tensor_text(graph.loss) if graph.loss is not None else ""
-        shape = _shape(graph.loss.shape) if graph.loss is not None else ""
+        shape = numfmt.shape(graph.loss.shape) if graph.loss is not None else ""
         out.append(
             f'  "loss" [label={_label(["loss", shape, loss])} fillcolor={_COLORS["output"]}]'
         )
