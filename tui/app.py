@@ -69,6 +69,24 @@ def _setter(group: int, key: str, value: Any) -> Callable[[Session], list[Event]
     return lambda session: [session.set_hyper(group, key, value)]
 
 
+def _events_and_note(outcome: Any) -> tuple[list[Event], Note | None]:
+    """What a job's outcome adds to the log: its events, and a line of its own."""
+    if isinstance(outcome, Note):
+        return [], outcome
+    if isinstance(outcome, Continued):
+        r = outcome.result
+        events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
+        severity = "warning" if r.reason in ("condition", "error") else "information"
+        return _unique(events), Note(
+            f"continue: {r.iterations} iterations, stopped: {r.message}", severity
+        )
+    if isinstance(outcome, SlowMotion):
+        return [outcome.event], None
+    if isinstance(outcome, Diagnosed):
+        return [], None
+    return list(outcome or []), None
+
+
 def _unique(events: list[Event]) -> list[Event]:
     """Events in order without repeats (by index)."""
     seen: set[int] = set()
@@ -265,26 +283,14 @@ class OptDbgApp(App[None]):
             self.generation = generation
 
     class JobDone(Message):
-        """A queued job finished: the events it produced and the new view."""
+        """A queued job finished: what it returned (events, a Note, Continued, SlowMotion,
+        Diagnosed) and the new view (None when the job failed)."""
 
-        def __init__(
-            self,
-            events: list[Event],
-            view: View | None,
-            note: Note | None,
-            generation: int,
-            replay: tuple[BackwardStep, ...] = (),
-            diagnosed: Diagnosed | None = None,
-            continued: bool = False,
-        ) -> None:
+        def __init__(self, outcome: Any, view: View | None, generation: int) -> None:
             super().__init__()
-            self.events = events
+            self.outcome = outcome
             self.view = view
-            self.note = note
             self.generation = generation
-            self.replay = replay
-            self.diagnosed = diagnosed
-            self.continued = continued
 
     def __init__(
         self,
@@ -507,25 +513,10 @@ class OptDbgApp(App[None]):
         def done(result: Any, error: BaseException | None) -> None:
             if error is not None:  # an engine bug or a cancel outside an op: never fatal
                 note = Note(f"{label} failed: {type(error).__name__}: {error}", "error")
-                self.post_message(self.JobDone([], None, note, generation))
-                return
-            outcome, view = result
-            if isinstance(outcome, Diagnosed):
-                self.post_message(self.JobDone([], view, None, generation, diagnosed=outcome))
-            elif isinstance(outcome, Continued):
-                r = outcome.result
-                events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
-                severity = "warning" if r.reason in ("condition", "error") else "information"
-                note = Note(f"continue: {r.iterations} iterations, stopped: {r.message}", severity)
-                done = self.JobDone(_unique(events), view, note, generation, continued=True)
-                self.post_message(done)
-            elif isinstance(outcome, SlowMotion):
-                replay = outcome.steps
-                self.post_message(self.JobDone([outcome.event], view, None, generation, replay))
-            elif isinstance(outcome, Note):
-                self.post_message(self.JobDone([], view, outcome, generation))
+                self.post_message(self.JobDone(note, None, generation))
             else:
-                self.post_message(self.JobDone(list(outcome or []), view, None, generation))
+                outcome, view = result
+                self.post_message(self.JobDone(outcome, view, generation))
 
         self._engine.submit(run_job(work, done))
 
@@ -585,31 +576,31 @@ class OptDbgApp(App[None]):
     def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
         if message.generation != self._generation:
             return
-        if message.replay and message.view is not None:
+        outcome, view = message.outcome, message.view
+        if isinstance(outcome, SlowMotion) and outcome.steps and view is not None:
             self._busy = False  # the engine is idle: the replay only shows what it recorded
             self._show_activity()
-            self._start_replay(message.replay, message.events, message.view)
+            self._start_replay(outcome.steps, [outcome.event], view)
             return
-        self._finish(message)
-        if message.diagnosed is not None:
-            found = message.diagnosed
-            self.push_screen(DiagnosticsScreen(found.diagnoses, found.ops))
+        if isinstance(outcome, Continued) and isinstance(self.screen, RunningScreen):
+            self.screen.dismiss()  # continue stopped by itself
+        self._finish(*_events_and_note(outcome), view)
+        if isinstance(outcome, Diagnosed):
+            self.push_screen(DiagnosticsScreen(outcome.diagnoses, outcome.ops))
 
-    def _finish(self, message: JobDone) -> None:
-        if message.continued and isinstance(self.screen, RunningScreen):  # stopped by itself
-            self.screen.dismiss()
+    def _finish(self, events: list[Event], note: Note | None, view: View | None) -> None:
         log = self.query_one(LogPanel)
-        if message.note is not None:
-            style = {"error": "bold red", "warning": "bold yellow"}.get(message.note.severity, "")
-            log.note(message.note.text, style=style)
-            self.notify(message.note.text, severity=message.note.severity, timeout=8)
-        log.add_events(message.events)
-        for event in message.events:
+        if note is not None:
+            style = {"error": "bold red", "warning": "bold yellow"}.get(note.severity, "")
+            log.note(note.text, style=style)
+            self.notify(note.text, severity=note.severity, timeout=8)
+        log.add_events(events)
+        for event in events:
             self._alert(event)
-        if message.events:
-            self.query_one(StatusBar).last_event = message.events[-1]
-        if message.view is not None:
-            self._apply(message.view)
+        if events:
+            self.query_one(StatusBar).last_event = events[-1]
+        if view is not None:
+            self._apply(view)
         self._busy = False
         self._next_job()
 
@@ -724,7 +715,7 @@ class OptDbgApp(App[None]):
         _, _, events, view = self._replay
         self._replay = None
         self.query_one(GraphPanel).step = None
-        self._finish(self.JobDone(events, view, None, self._generation))
+        self._finish(events, None, view)
         self.refresh_bindings()
 
     def action_right(self) -> None:
