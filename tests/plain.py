@@ -7,9 +7,11 @@ Engine fidelity tests compare optdbg's values against these, bit for bit.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 SCENARIOS_DIR = Path(__file__).parents[1] / "scenarios"
@@ -24,11 +26,14 @@ def scenario_path(path_or_name: str | Path) -> Path:
 
 
 def run_plain(path_or_name: str | Path) -> dict[str, Any]:
-    """Load a scenario like optdbg: seed torch with 0, exec in a fresh namespace."""
+    """Load a scenario like optdbg: seed torch, `random` and NumPy's global generator
+    with 0, exec in a fresh namespace."""
     path = scenario_path(path_or_name)
     code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
     namespace: dict[str, Any] = {"__name__": "__optdbg_scenario__", "__file__": str(path)}
     torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
     exec(code, namespace)
     return namespace
 
