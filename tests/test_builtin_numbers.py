@@ -79,11 +79,8 @@ def test_follows_the_contract(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", BUILTINS)
-def test_loading_is_deterministic_and_fast(name: str) -> None:
-    run_plain(name)  # warm up torch's lazy imports (the first optimizer is slow)
-    start = time.perf_counter()
+def test_loading_is_deterministic(name: str) -> None:
     first = PlainLoop(run_plain(name))
-    assert time.perf_counter() - start < 0.5
     second = PlainLoop.load(name)
     for loop in (first, second):
         loop.ops("f b s z", repeat=2)
