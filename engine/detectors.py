@@ -1,7 +1,8 @@
 """Pitfall detectors: every classic optimization-loop mistake named, located and explained.
 
-Each detector is a pure function over a read-only `Context` that the Session builds after
-every op (through `Detectors.after`). It yields a `Finding` (stable code, message with the
+Each detector is a pure function over a read-only `Context` built after every op (through
+`Detectors.after`) from the `LoopState` the op left, whichever driver performed it (the
+Session or the tracer). It yields a `Finding` (stable code, message with the
 actual numbers, parameter name) for a mistake it sees at this op, or a `Clear` when it
 checked a condition and found it no longer holds.
 
@@ -77,7 +78,7 @@ from .scenario import Scenario, grad_tensors
 from .snapshot import view
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .loop import LoopState
 
 
 class Explanation(NamedTuple):
@@ -853,20 +854,28 @@ class Detectors:
     """Runs the catalogue after each op of one Session and keeps what they need to remember:
     the conditions already reported, gradient-norm windows, the loss series, op indices."""
 
-    def __init__(self, session: Session) -> None:
-        scenario = session.scenario
-        self.thresholds = _thresholds(scenario)
+    def __init__(
+        self,
+        loop: LoopState,
+        thresholds: Thresholds,
+        extras: Sequence[tuple[str, torch.Tensor]] = (),
+        full_batch: bool = True,
+    ) -> None:
+        """`extras`: named tensors requiring grad outside the parameters (for
+        param-not-in-optimizer); `full_batch`: every forward sees the same data, so the loss
+        series is every loss (else the mean loss of each epoch)."""
+        self.thresholds = thresholds
         self.error: str | None = None
         """The last exception a detector raised (detectors never break an op)."""
         self._active: set[tuple[str, str | None]] = set()
-        held = {id(t.tensor) for t in session._params}
-        self._extras = [(n, t) for n, t in grad_tensors(scenario.namespace) if id(t) not in held]
+        held = {id(t.tensor) for t in loop.tracks}
+        self._extras = [(n, t) for n, t in extras if id(t) not in held]
         self._extra_before: dict[str, tuple[int, int] | None] = {}
         self._windows: dict[str, deque[float]] = {}
         th = self.thresholds
         self._series: deque[float] = deque(maxlen=max(th.plateau_patience, th.diverge_rises) + 1)
         """The recent end of the loss series: all that plateau and diverging look at."""
-        self._full_batch = _full_batch(scenario)
+        self._full_batch = full_batch
         self._epoch: int | None = None
         self._epoch_sum = 0.0
         self._epoch_count = 0
@@ -882,23 +891,23 @@ class Detectors:
         self._backward_since_step = False
         self._last_zero_index: int | None = None
         self._sched_before: tuple[int, bool, float] | None = None
-        self._maximize = bool(session.optimizer.param_groups) and all(
-            bool(g.get("maximize", False)) for g in session.optimizer.param_groups
+        self._maximize = bool(loop.param_groups) and all(
+            bool(g.get("maximize", False)) for g in loop.param_groups
         )
         self.pending: tuple[Finding, ...] = ()
         """Findings at load (frozen-param, scheduler-order), attached to the first event."""
-        sched = scenario.scheduler
+        sched = loop.scheduler
         at_load = (
             sched is not None
             and getattr(sched, "_step_count", 1) > 1
-            and not getattr(session.optimizer, "_opt_called", False)
+            and not loop.optimizer_stepped
         )
         ctx = Context(
             op="load",
             op_index=0,
             error=None,
             thresholds=self.thresholds,
-            params=tuple(self._infos(session, "load", None)),
+            params=tuple(self._infos(loop, "load", None)),
             extras=(),
             lrs=(),
             maximize=self._maximize,
@@ -908,30 +917,38 @@ class Detectors:
         )
         self.pending = tuple(self._evaluate(ctx))
 
+    @classmethod
+    def for_scenario(cls, loop: LoopState, scenario: Scenario) -> Detectors:
+        """The detectors of a scenario's session: its optdbg_config thresholds, its other
+        tensors requiring grad as extras (raises ScenarioError for a bad config)."""
+        return cls(
+            loop, _thresholds(scenario), grad_tensors(scenario.namespace), _full_batch(scenario)
+        )
+
     # ------------------------------------------------------------- hooks
 
-    def before(self, session: Session, op: str) -> None:
-        """Called by the Session just before an op runs."""
+    def before(self, loop: LoopState, op: str) -> None:
+        """Called by the driver just before an op runs."""
         try:
-            self._before(session, op)
+            self._before(loop, op)
         except Exception as e:  # observing must never break an op
             self.error = f"{type(e).__name__}: {e}"
 
     def after(
-        self, session: Session, op: str, error: OpError | None, found: Sequence[Finding]
+        self, loop: LoopState, op: str, error: OpError | None, found: Sequence[Finding]
     ) -> tuple[Finding, ...]:
         """The warnings of the op just performed: the op's own, then the catalogue's."""
         out = list(self.pending) + list(found)
         self.pending = ()
         try:
-            if op == "zero_grad" and session.scenario.scheduler is None:
+            if op == "zero_grad" and loop.scheduler is None:
                 # nothing to check (only scheduler-order looks at it): just remember it
                 if error is None:
-                    self._last_zero_index = len(session.events)
+                    self._last_zero_index = len(loop.events)
             else:
-                ctx = self._context(session, op, error)
+                ctx = self._context(loop, op, error)
                 out += self._evaluate(ctx)
-                self._remember(session, ctx)
+                self._remember(loop, ctx)
         except Exception as e:  # observing must never break an op
             self.error = f"{type(e).__name__}: {e}"
         silence = self.thresholds.silence
@@ -991,14 +1008,13 @@ class Detectors:
                 found.append(item)
         return [f for f in found if f.code not in self.thresholds.silence]
 
-    def _before(self, session: Session, op: str) -> None:
-        sched = session.scenario.scheduler
+    def _before(self, loop: LoopState, op: str) -> None:
+        sched = loop.scheduler
         if sched is not None:
-            called = bool(getattr(session.optimizer, "_opt_called", False))
             self._sched_before = (
                 int(getattr(sched, "_step_count", 0)),
-                called or session.step_count > 0,
-                _first_lr(session),
+                loop.optimizer_stepped or loop.step_count > 0,
+                _first_lr(loop),
             )
         if op == "backward":
             self._extra_before = {
@@ -1006,11 +1022,11 @@ class Detectors:
                 for n, t in self._extras
             }
 
-    def _infos(self, session: Session, op: str, error: OpError | None) -> Iterator[ParamInfo]:
+    def _infos(self, loop: LoopState, op: str, error: OpError | None) -> Iterator[ParamInfo]:
         ok = error is None
-        received = session._received if op == "backward" and ok else {}
+        received = loop.received if op == "backward" and ok else {}
         moved = op == "step" and ok
-        for track in session._params:
+        for track in loop.tracks:
             p = track.tensor
             grad = p.grad
             name = track.name
@@ -1042,10 +1058,10 @@ class Detectors:
             else:
                 yield ParamInfo(name, p.requires_grad, True, track.accumulated)
 
-    def _context(self, session: Session, op: str, error: OpError | None) -> Context:
-        index = len(session.events)
+    def _context(self, loop: LoopState, op: str, error: OpError | None) -> Context:
+        index = len(loop.events)
         ok = error is None
-        params = tuple(self._infos(session, op, error))
+        params = tuple(self._infos(loop, op, error))
         extras: list[Extra] = []
         if op == "backward" and ok:
             for name, t in self._extras:
@@ -1056,21 +1072,21 @@ class Detectors:
                     extras.append(Extra(name, tuple(t.shape), _measure(grad)[0]))
         loss_shape = loss_requires_grad = None
         series_new = False
-        if op == "forward" and ok and session.loss is not None:
-            loss_shape = tuple(session.loss.shape)
-            loss_requires_grad = bool(session.loss.requires_grad)
-            if session.loss_value is not None:
-                series_new = self._extend_series(session, session.loss_value)
+        if op == "forward" and ok and loop.loss is not None:
+            loss_shape = tuple(loop.loss.shape)
+            loss_requires_grad = bool(loop.loss.requires_grad)
+            if loop.loss_value is not None:
+                series_new = self._extend_series(loop, loop.loss_value)
         changed = None
         if op == "backward" and self._forward_index is not None:
             changed = self._changed_index
         stepped = None
-        sched = session.scenario.scheduler
+        sched = loop.scheduler
         if sched is not None and self._sched_before is not None:
             count_before, called_before, lr_before = self._sched_before
             count_after = int(getattr(sched, "_step_count", 0))
             if count_after > count_before and not called_before and op != "step":
-                stepped = (lr_before, _first_lr(session))
+                stepped = (lr_before, _first_lr(loop))
         return Context(
             op=op,
             op_index=index,
@@ -1078,13 +1094,13 @@ class Detectors:
             thresholds=self.thresholds,
             params=params,
             extras=tuple(extras),
-            lrs=tuple(float(g["lr"]) for g in session.optimizer.param_groups if "lr" in g),
+            lrs=tuple(float(g["lr"]) for g in loop.param_groups if "lr" in g),
             maximize=self._maximize,
-            step_count=session.step_count,
-            loss=session.loss_value,
+            step_count=loop.step_count,
+            loss=loop.loss_value,
             loss_shape=loss_shape,
             loss_requires_grad=loss_requires_grad,
-            losses=session.loss_history,
+            losses=loop.loss_history,
             series=tuple(self._series) if op == "forward" else (),
             series_new=series_new,
             series_unit="forwards" if self._full_batch else "epochs (mean loss)",
@@ -1103,30 +1119,30 @@ class Detectors:
             nonfinite=frozenset(k for c, k in self._active if c == "non-finite" and k)
             if self._active
             else frozenset(),
-            text=_texter(session),
+            text=_texter(loop),
         )
 
-    def _extend_series(self, session: Session, loss: float) -> bool:
+    def _extend_series(self, loop: LoopState, loss: float) -> bool:
         obj = -loss if self._maximize else loss
         if self._full_batch:
             self._series.append(obj)
             return True
         new = False
-        if self._epoch is not None and session.epoch != self._epoch and self._epoch_count:
+        if self._epoch is not None and loop.epoch != self._epoch and self._epoch_count:
             self._series.append(self._epoch_sum / self._epoch_count)
             self._epoch_sum, self._epoch_count = 0.0, 0
             new = True
-        self._epoch = session.epoch
+        self._epoch = loop.epoch
         self._epoch_sum += obj
         self._epoch_count += 1
         return new
 
-    def _remember(self, session: Session, ctx: Context) -> None:
+    def _remember(self, loop: LoopState, ctx: Context) -> None:
         if ctx.error is not None:
             return
         if ctx.op == "forward" and ctx.loss is not None and ctx.loss_shape is not None:
             self._forward_index = ctx.op_index
-            self._forward_versions = _version_sum(t.tensor for t in session._params)
+            self._forward_versions = _version_sum(t.tensor for t in loop.tracks)
             self._backward_index = None
             self._changed_index = None
             if math.isfinite(ctx.loss):
@@ -1155,7 +1171,7 @@ class Detectors:
         elif ctx.op == "step":
             self._last_step_index = ctx.op_index
             self._backward_since_step = False
-            versions = _version_sum(t.tensor for t in session._params)
+            versions = _version_sum(t.tensor for t in loop.tracks)
             if (
                 self._forward_index is not None
                 and self._changed_index is None
@@ -1166,14 +1182,14 @@ class Detectors:
             self._last_zero_index = ctx.op_index
 
 
-def _first_lr(session: Session) -> float:
-    groups = session.optimizer.param_groups
+def _first_lr(loop: LoopState) -> float:
+    groups = loop.param_groups
     return float(groups[0].get("lr", math.nan)) if groups else math.nan
 
 
-def _texter(session: Session) -> Callable[[str, str], str]:
+def _texter(loop: LoopState) -> Callable[[str, str], str]:
     def text(name: str, what: str) -> str:
-        track = next((t for t in session._params if t.name == name), None)
+        track = next((t for t in loop.tracks if t.name == name), None)
         if track is None:
             return "?"
         tensor = track.tensor.grad if what == "grad" else track.tensor

@@ -115,12 +115,34 @@ class Session:
             if track.tensor.requires_grad:
                 track.tensor.register_hook(self._grad_hook(track))
         self._zero_sets_none = _zero_grad_sets_none(self.optimizer)
-        self.detectors = Detectors(self)
+        self.detectors = Detectors.for_scenario(self, scenario)
         """The pitfall detectors: their warnings land on each op's event; `pending` holds
         what was found at load (attached to the first event)."""
         self.history = History(self, history_mb)
         """The op log and checkpoints behind undo/redo/goto, within `history_mb` megabytes
         (default: the scenario's optdbg_config["history_mb"], else 256)."""
+
+    # the LoopState that observers read (engine.loop) ----------------------
+
+    @property
+    def tracks(self) -> list[_ParamTrack]:
+        return self._params
+
+    @property
+    def received(self) -> dict[str, TensorView | float | None]:
+        return self._received
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @property
+    def scheduler(self) -> Any | None:
+        return self.scenario.scheduler
+
+    @property
+    def optimizer_stepped(self) -> bool:
+        return bool(getattr(self.optimizer, "_opt_called", False))
 
     def _names_of(self, params: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         by_id = {id(p): n for n, p in self.scenario.params}
