@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from . import fmt
-from .detectors import Detectors, Diagnosis, diagnose
 from .events import OPS, WORDS, Event, Finding, OpError
 from .explain import explain
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
 from .history import History, TimelineEntry
+from .pitfalls import Detectors, Diagnosis, diagnose
 from .scenario import Scenario, grad_tensors, load
 from .snapshot import SMALL, ParamSnapshot, Snapshot, TensorView, plain, view
 

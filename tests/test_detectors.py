@@ -18,13 +18,13 @@ import pytest
 import torch
 
 from optdbg.engine import Event, ScenarioError, Session, builtin_names
-from optdbg.engine.detectors import (
+from optdbg.engine.pitfalls import (
     CATALOGUE,
     CODES,
     EXPLANATIONS,
     Thresholds,
-    _measure,
     diagnose,
+    measure,
 )
 
 OPTDBG = Path(sys.executable).parent / "optdbg"
@@ -539,11 +539,11 @@ def test_non_finite_param_from_an_overflowing_update() -> None:
 
 def test_measure_is_exact_about_finiteness() -> None:
     big = torch.full((1000,), 1e20)  # finite, but its float32 squares overflow
-    norm, bad = _measure(big)
+    norm, bad = measure(big)
     assert bad is None and norm == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
-    norm, bad = _measure(torch.tensor([1.0, math.nan, math.inf, 2.0]))
+    norm, bad = measure(torch.tensor([1.0, math.nan, math.inf, 2.0]))
     assert bad == "2 of 4 elements NaN and Inf"
-    assert _measure(torch.tensor([3.0, 4.0])) == (5.0, None)
+    assert measure(torch.tensor([3.0, 4.0])) == (5.0, None)
 
 
 # ----------------------------------------------------------------- the scheduler

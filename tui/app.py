@@ -782,7 +782,7 @@ class OptDbgApp(App[None]):
             )
 
     def action_diagnostics(self) -> None:
-        from optdbg.engine.detectors import diagnose
+        from optdbg.engine.pitfalls import diagnose
 
         self._enqueue("diagnostics", lambda s: Diagnosed(diagnose(s.events), len(s.events)))
 

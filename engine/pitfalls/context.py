@@ -1,0 +1,126 @@
+"""What the detectors receive: the facts of one op, read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+from .. import fmt
+from ..events import Finding, OpError
+from .thresholds import Thresholds
+
+
+class Clear(NamedTuple):
+    """A condition (code, for param) was checked at this op and no longer holds."""
+
+    code: str
+    param: str | None = None
+
+
+class ParamInfo(NamedTuple):
+    """One optimizer parameter as the op left it."""
+
+    name: str
+    requires_grad: bool
+    has_grad: bool
+    """.grad is not None."""
+    accumulated: int
+    """Backward passes summed into .grad since the last zero_grad (0: none)."""
+    received: bool = False
+    """It received a gradient in this op's (successful) backward."""
+    grad_norm: float | None = None
+    """L2 norm of .grad, when it changed in this op (backward), else None."""
+    grad_nonfinite: str | None = None
+    """How .grad is non-finite ("1 of 2 elements inf"), when grad_norm is not finite."""
+    recent_norms: tuple[float, ...] = ()
+    """Norms of its recent fresh gradients (before this one), oldest first; backward only."""
+    moved: bool = False
+    """A step in this op updated it (it had a gradient)."""
+    value_nonfinite: str | None = None
+    """After a step that moved it: how its value is non-finite, or None when finite."""
+
+
+class Extra(NamedTuple):
+    """A scenario tensor requiring grad that the optimizer does not hold, which received a
+    gradient in this op's backward."""
+
+    name: str
+    shape: tuple[int, ...]
+    grad_norm: float
+
+
+class Context(NamedTuple):
+    """What one op did and the state it left, read-only, for the detectors."""
+
+    op: str
+    op_index: int
+    """Index of the event being built."""
+    error: OpError | None
+    thresholds: Thresholds
+    params: tuple[ParamInfo, ...]
+    extras: tuple[Extra, ...]
+    lrs: tuple[float, ...]
+    maximize: bool
+    """Every param group maximizes: the loss is meant to rise."""
+    step_count: int
+    loss: float | None
+    """The latest scalar loss (None before the first forward or when not scalar)."""
+    loss_shape: tuple[int, ...] | None = None
+    """Forward only: the shape of the loss tensor it returned."""
+    loss_requires_grad: bool | None = None
+    """Forward only: whether the loss is connected to autograd."""
+    losses: Sequence[float] = ()
+    """Every scalar loss so far, one per forward (this op's last)."""
+    series: Sequence[float] = ()
+    """The recent end (max(plateau_patience, diverge_rises) + 1 points) of the loss series
+    trends are judged on: every loss when each forward sees the same data, else the mean loss
+    of each complete epoch. Objective sign (negated when maximizing)."""
+    series_new: bool = False
+    """This op added a point to `series`."""
+    series_unit: str = "forwards"
+    """What one point of `series` is: "forwards" or "epochs (mean loss)"."""
+    first: float | None = None
+    """First finite loss, objective sign."""
+    best: float | None = None
+    """Best finite loss before this op, objective sign."""
+    grad_total: float | None = None
+    """Norm of all fresh gradients of the latest backward (None before any)."""
+    grad_total_max: float = 0.0
+    """Largest `grad_total` seen."""
+    forward_index: int | None = None
+    """Event index of the forward that made the current loss."""
+    backward_index: int | None = None
+    """Event index of the last successful backward on the current loss, before this op."""
+    changed_index: int | None = None
+    """Backward only: event index of the step that changed the parameters after the current
+    loss was computed (a stale graph), else None."""
+    last_step_index: int | None = None
+    """Event index of the previous successful step (before this op)."""
+    backward_since_step: bool = False
+    """Backward ran since the previous step (before this op)."""
+    last_zero_index: int | None = None
+    """Event index of the last zero_grad."""
+    scheduler_stepped: tuple[float, float] | None = None
+    """The lr (first group) before and after, when the scheduler took its first step during
+    this op while the optimizer had never stepped."""
+    scheduler_at_load: bool = False
+    has_scheduler: bool = False
+    """The scenario has an LR scheduler."""
+    nonfinite: frozenset[str] = frozenset()
+    """What was already reported non-finite before this op ("loss", "t.grad", "t")."""
+    """At load: the scenario stepped the scheduler before any optimizer step."""
+    text: Callable[[str, str], str] = lambda name, what: "?"
+    """text(param, "grad" | "value"): the tensor formatted for a message (computed lazily)."""
+
+    def param(self, name: str) -> ParamInfo | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+Detector = Callable[[Context], Iterable[Finding | Clear]]
+
+
+def lr_text(ctx: Context) -> str:
+    lrs = sorted(set(ctx.lrs))
+    if not lrs:
+        return "the learning rate"
+    return "lr=" + "/".join(fmt.num(x, 4) for x in lrs)
