@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 from . import fmt
 from .events import Event
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 def record(event: Event, snap: Snapshot) -> dict[str, Any]:
@@ -20,6 +24,18 @@ def record(event: Event, snap: Snapshot) -> dict[str, Any]:
         "warnings": [w.to_json() for w in event.warnings],
         "error": event.error.to_json() if event.error is not None else None,
     }
+
+
+def json_line(event: Event, session: Session) -> str:
+    """The `--json` line for an op the session has just performed."""
+    return json.dumps(record(event, session.snapshot()), default=_json_value)
+
+
+def _json_value(value: object) -> object:
+    """JSON for what json cannot write itself: complex numbers as [real, imag]."""
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return str(value)
 
 
 def trace_line(event: Event) -> str:

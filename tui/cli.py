@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -185,13 +184,6 @@ def _op_words(parser: argparse.ArgumentParser, ops: str) -> list[str]:
     return words
 
 
-def _json_value(value: object) -> object:
-    """JSON for what json cannot write itself: complex numbers as [real, imag]."""
-    if isinstance(value, complex):
-        return [value.real, value.imag]
-    return str(value)
-
-
 def run_command(argv: list[str]) -> int:
     parser = _run_parser()
     ns = parser.parse_args(argv)
@@ -220,7 +212,7 @@ def _run(
     ns: argparse.Namespace, words: list[str], condition: Any, running: bool, out: TextIO
 ) -> int:
     from optdbg.engine import ScenarioError, Session
-    from optdbg.engine.report import record, summary_line, trace_line
+    from optdbg.engine.report import json_line, summary_line, trace_line
 
     try:
         session = Session.open(ns.scenario)
@@ -232,8 +224,7 @@ def _run(
     def show(event: Event) -> None:
         events.append(event)
         if ns.json:
-            line = json.dumps(record(event, session.snapshot()), default=_json_value)
-            print(line, file=out, flush=True)
+            print(json_line(event, session), file=out, flush=True)
         elif not ns.quiet:
             print(trace_line(event), file=out, flush=True)
 
