@@ -12,6 +12,7 @@ blocks and the median reported.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .common import BOWL, LINREG, MLP, interleaved, median, perf
@@ -51,23 +52,29 @@ class _Plain:
 
 
 class _Engine:
-    """The `optdbg run --quiet` loop, in process."""
+    """The `optdbg run --quiet` loop, in process (`json=True`: `optdbg run --json`, each
+    op's record made and written as the CLI does, to a sink that keeps no text)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, json: bool = False) -> None:
         from optdbg.engine import Session
+        from optdbg.engine.report import json_line
 
         self.session = Session.open(spec)
         self.events: list[Any] = []
         self.op_times: list[list[float]] = [[], [], [], []]
+        self.json_line = json_line if json else None
+        self.sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives with self)
 
     def block(self, n: int) -> float:
-        session, events, times = self.session, self.events, self.op_times
+        session, events, times, line = self.session, self.events, self.op_times, self.json_line
         start = perf()
         for _ in range(n):
             for k, word in enumerate(WORDS):
                 t0 = perf()
                 for event in session.perform(word):
                     events.append(event)
+                    if line is not None:
+                        print(line(event, session), file=self.sink, flush=True)
                 times[k].append(perf() - t0)
         return (perf() - start) / n
 
@@ -115,9 +122,40 @@ def measure(spec: str, rounds: int, block_seconds: float) -> dict[str, Any]:
     }
 
 
+def json_vs_quiet(spec: str, rounds: int, block_seconds: float) -> dict[str, Any]:
+    """`run --json` against `run --quiet`: two sessions on the same scenario, alternating."""
+    quiet, loud = _Engine(spec), _Engine(spec, json=True)
+    quiet.block(3)
+    per_iter = loud.block(3)
+    n = max(3, min(2000, int(block_seconds / max(per_iter, 1e-6))))
+    q, j = interleaved(lambda: quiet.block(n), lambda: loud.block(n), rounds)
+    ratios = [b / a for a, b in zip(q, j, strict=True)]
+    return {
+        "scenario": spec,
+        "rounds": rounds,
+        "iterations_per_block": n,
+        "quiet_iter_s": median(q),
+        "json_iter_s": median(j),
+        "ratio": median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
+    """MLP at torch's default threads (as users run) and at one thread; the small scenarios
+    and `--json` at the default threads."""
+    import torch
+
     rounds = 2 if quick else 8
-    out: dict[str, Any] = {}
+    default = torch.get_num_threads()
+    out: dict[str, Any] = {"threads": default}
     for key, spec, block in (("bowl", BOWL, 0.25), ("mlp", MLP, 0.6), ("linreg", LINREG, 0.25)):
         out[key] = measure(spec, rounds, 0.02 if quick else block)
+    out["json_mlp"] = json_vs_quiet(MLP, rounds, 0.02 if quick else 0.6)
+    torch.set_num_threads(1)
+    try:
+        out["mlp_1thread"] = measure(MLP, rounds, 0.02 if quick else 0.6)
+    finally:
+        torch.set_num_threads(default)
     return out

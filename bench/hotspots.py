@@ -168,9 +168,7 @@ async def _continue(spec: str, seconds: float) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    import torch
 
-    torch.set_num_threads(1)
     cases: dict[str, Any] = {}
     t0 = time.perf_counter()
     cases["engine alone: `run --quiet` loop, MLP"] = engine_loop(5 if quick else 40)

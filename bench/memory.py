@@ -41,9 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true")
     ns = parser.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(1)
     from optdbg.engine import Session
     from optdbg.engine.scenario import load
 

@@ -145,6 +145,51 @@ async def _latency(spec: str, presses: int) -> dict[str, Any]:
     }
 
 
+async def _rhythm(spec: str, interval: float, presses: int) -> dict[str, Any]:
+    """`i` pressed every `interval` seconds, as a person does, whether or not the previous
+    one is done: for each key, the time from the press to the first frame that shows its
+    iteration (a frame showing a later one counts: intermediate frames may be dropped)."""
+    from optdbg.engine import Session
+
+    app = app_class()(Session.open(spec))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(app, lambda: len(app.bench_applied) >= 1)
+        for _ in range(2):  # warm up
+            n0 = len(app.bench_applied)
+            await pilot.press("i")
+            await wait_until(app, lambda n0=n0: len(app.bench_applied) > n0)
+        await pilot.pause()
+        ops0 = app.bench_applied[-1][1]
+        sent: list[float] = []
+        start = perf()
+        for k in range(presses):
+            await asyncio.sleep(max(0.0, start + k * interval - perf()))
+            sent.append(perf())
+            send_key(app, "i")
+        target = ops0 + 4 * presses
+        await wait_until(app, lambda: app.bench_applied[-1][1] >= target)
+        await wait_until(
+            app, lambda: frame_index(app.bench_frames, app.bench_applied[-1][0]) is not None, 10
+        )
+        latencies = []
+        for k, t0 in enumerate(sent):
+            want = ops0 + 4 * (k + 1)
+            t_applied = next(t for t, ops in app.bench_applied if ops >= want and t >= t0)
+            frame = frame_after(app.bench_frames, t_applied)
+            assert frame is not None
+            latencies.append(frame - t0)
+    return {
+        "scenario": spec,
+        "keys_per_s": 1 / interval,
+        "presses": presses,
+        "p50_s": percentile(latencies, 50),
+        "max_s": max(latencies),
+        "first_s": latencies[0],
+        "last_s": latencies[-1],
+        "latencies_s": latencies,
+    }
+
+
 # --------------------------------------------------------------------------- throughput
 
 
@@ -254,6 +299,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     out["apply_bowl_s"] = out["latency_bowl"]["apply_p50_s"]
     out["apply_mlp_s"] = out["latency_mlp"]["apply_p50_s"]
+    out["rhythm_2"] = asyncio.run(_rhythm(MLP, 0.5, 3 if quick else 16))
+    out["rhythm_4"] = asyncio.run(_rhythm(MLP, 0.25, 4 if quick else 24))
     rounds = 2 if quick else 4
     seconds = 0.5 if quick else 2.0  # per round of continuous running
     out["throughput_bowl"] = asyncio.run(_throughput(BOWL, rounds, 5 if quick else 60, seconds))

@@ -28,22 +28,30 @@ def test_bench_quick_mode_writes_the_table_and_json(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = (tmp_path / "results.md").read_text(encoding="utf-8")
-    assert "| measure | scenario | optdbg | plain / baseline | ratio | target | result |" in table
-    for measure in (
-        "engine per iteration",
+    header = "| measure | scenario | optdbg | plain / baseline | ratio | target | result | load |"
+    assert header in table
+    for measure in (  # every row of issue 17's table, and the context rows
+        "`run --quiet` per iteration vs plain",
+        "`run --json` vs `run --quiet`",
+        "TUI `i` at 2 keys/s",
+        "TUI `i` at 4 keys/s",
         "TUI continuous running",
-        "key → screen p50",
+        "launch → loaded scenario",
+        "TUI each key → screen",
+        "TUI undo",
+        "peak RSS: TUI, run",
+        "transformer LM",
+        "engine per iteration",
         "launch → first frame",
-        "launch → usable",
         "graph panel build",
         "PNG export",
-        "peak RSS",
+        "peak RSS,",
     ):
         assert measure in table, measure
     assert done.stdout.strip() == table.strip()
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["quick"] is True
-    for section in ("engine", "scaling", "graph", "tui", "launch", "memory"):
+    for section in ("engine", "scaling", "graph", "tui", "launch", "memory", "big"):
         assert results[section], section
     assert results["launch"]["failures"] == 0
     assert results["engine"]["mlp"]["op_errors"] == 0
