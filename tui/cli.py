@@ -48,7 +48,9 @@ def _main_parser() -> argparse.ArgumentParser:
             "                      [--until CONDITION] [--max-iterations N]\n"
             "                      run ops headless and print what each did\n"
             "  optdbg export SCENARIO [--ops OPS] [-o FILE] [--force]\n"
-            "                      run ops headless, then write the graph to .png/.svg/.dot\n\n"
+            "                      run ops headless, then write the graph to .png/.svg/.dot\n"
+            "  optdbg serve [SCENARIO] [--host HOST] [--port PORT]\n"
+            "                      serve the TUI to web browsers, one session per tab\n\n"
             "SCENARIO is a path to a .py file or the name of a built-in (see --list).\n"
             "Scenario files are Python and run with your rights: open only files you trust."
         ),
@@ -150,6 +152,10 @@ def _dispatch(args: list[str]) -> int:
         return run_command(args[1:])
     if args and args[0] == "export":
         return export_command(args[1:])
+    if args and args[0] == "serve":
+        from .serve import serve_command
+
+        return serve_command(args[1:])
     ns = _main_parser().parse_args(args)
     if ns.list:
         return list_command(sys.stdout)
