@@ -50,7 +50,11 @@ def _main_parser() -> argparse.ArgumentParser:
             "  optdbg export SCENARIO [--ops OPS] [-o FILE] [--force]\n"
             "                      run ops headless, then write the graph to .png/.svg/.dot\n"
             "  optdbg serve [SCENARIO] [--host HOST] [--port PORT]\n"
-            "                      serve the TUI to web browsers, one session per tab\n\n"
+            "                      serve the TUI to web browsers, one session per tab\n"
+            "  optdbg trace [--json | --quiet | --json-dir DIR] [--strict] [--max-ops N]\n"
+            "               SCRIPT [ARGS ...]\n"
+            "                      debug a training script: its own backward/step/zero_grad\n"
+            "                      calls are the ops (the TUI pauses before each)\n\n"
             "SCENARIO is a path to a .py file or the name of a built-in (see --list).\n"
             "Scenario files are Python and run with your rights: open only files you trust."
         ),
@@ -156,6 +160,10 @@ def _dispatch(args: list[str]) -> int:
         from .serve import serve_command
 
         return serve_command(args[1:])
+    if args and args[0] == "trace":
+        from .trace_cli import trace_command
+
+        return trace_command(args[1:])
     ns = _main_parser().parse_args(args)
     if ns.list:
         return list_command(sys.stdout)

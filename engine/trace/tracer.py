@@ -1,0 +1,680 @@
+"""The tracer: the second driver of the loop state, whose ops are a running script's own calls.
+
+While installed, every `Tensor.backward()` / `torch.autograd.backward()` and every `step()`
+and `zero_grad()` of every `torch.optim.Optimizer` is an op: the call itself runs exactly as
+without optdbg (same arguments, same result, same exception), and the tracer records what it
+did, from the script's line that made it, and runs the pitfall detectors on it.
+
+How: `Tensor.backward` and `torch.autograd.backward` are wrapped for the duration (one op per
+outermost call), `Optimizer.__init__` is wrapped to discover optimizers (and their
+parameters, named from the script's variables) as they are created, steps are seen through
+PyTorch's global optimizer step hooks (so LBFGS's closure backwards are ops inside its step),
+and `zero_grad` is wrapped on the optimizer classes (never on the instances: an optimizer
+pickles as before). A gradient hook on each parameter sees what each backward adds.
+
+Each optimizer is a loop of its own for the detectors (a GAN's discriminator and generator
+each have their steps, zero_grads and loss series); a backward goes to the optimizers whose
+parameters received a gradient, a step or zero_grad to its optimizer.
+
+`grad-accumulated` follows how scripts use gradients: summing several backward passes before
+a step is a technique (gradient accumulation), and a backward that also reaches parameters of
+an optimizer that will zero them first (a GAN's generator loss through the discriminator) is
+harmless. The mistake is a step using a gradient that holds passes from before an earlier
+step that already used them: no zero_grad in between. So a backward adding to a gradient a
+step already used is a candidate, warned (on that backward) once a step uses the sum, and
+dropped when the gradient is cleared first. Records wait for their warnings to be known:
+`on_final` receives them in order, at most one iteration late.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+from .. import fmt
+from ..events import Event, Finding, OpError
+from ..explain import explain
+from ..pitfalls import Detectors, Thresholds
+from ..snapshot import TensorView, view
+from . import naming
+from .naming import Where
+
+
+class TraceStopped(BaseException):
+    """Raised inside the script at its next op to stop it (`--max-ops`, `q` in the TUI).
+
+    A BaseException, so that the script's `except Exception` does not swallow it."""
+
+
+@dataclass
+class _Track:
+    """One parameter of the script's optimizers and its gradient bookkeeping."""
+
+    name: str
+    tensor: torch.Tensor
+    group: int
+    """Index of its param group among every optimizer's groups."""
+    owners: list[int]
+    """Indices of the optimizers holding it."""
+    accumulated: int = 0
+    contributions: list[TensorView | float] = field(default_factory=list)
+    used_by: int | None = None
+    """Event index of a step that used the current .grad (None: unused since cleared)."""
+    candidate: tuple[int, int, int] | None = None
+    """(backward event index, passes the used gradient held, the step that used it) of an
+    addition to a used gradient, until a step uses the sum (warned) or the gradient is
+    cleared (dropped)."""
+    seen: tuple[int, int] | None = None
+    """(id, version) of .grad as the last op left it: a change means the script changed it."""
+
+
+class _OptimizerLoop:
+    """One optimizer seen as a loop, for its detectors (the `LoopState` they read)."""
+
+    def __init__(self, tracer: Tracer, optimizer: torch.optim.Optimizer) -> None:
+        self._tracer = tracer
+        self.optimizer = optimizer
+        self.tracks: list[_Track] = []
+        self.loss: torch.Tensor | None = None
+        self.loss_value: float | None = None
+        self.loss_history: list[float] = []
+        self.step_count = 0
+        self.epoch = 0
+        self.scheduler: Any | None = None
+
+    @property
+    def received(self) -> dict[str, TensorView | float | None]:
+        return self._tracer.received
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @property
+    def optimizer_stepped(self) -> bool:
+        return bool(getattr(self.optimizer, "_opt_called", False))
+
+    @property
+    def events(self) -> list[Event]:
+        return self._tracer.events
+
+
+@dataclass
+class _Optimizer:
+    index: int
+    optimizer: torch.optim.Optimizer
+    name: str | None
+    loop: _OptimizerLoop
+    detectors: Detectors
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.index)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The op the script is about to perform (what a paused debugger shows)."""
+
+    index: int
+    op: str
+    where: Where
+    optimizer: str | None
+    loss: float | None
+
+
+@dataclass
+class TracedOp:
+    """One op of the script: its event, where it was made, and its JSON record."""
+
+    event: Event
+    where: Where
+    optimizer: str | None
+    record: dict[str, Any] | None = None
+
+    def final_record(self) -> dict[str, Any] | None:
+        if self.record is None:
+            return None
+        self.record["warnings"] = [w.to_json() for w in self.event.warnings]
+        return self.record
+
+
+@dataclass
+class _StepStart:
+    opt: _Optimizer
+    where: Where
+    start: float
+    moving: list[_Track]
+
+
+_local = threading.local()
+
+
+class Tracer:
+    """Observes the ops of the code that runs while it is installed (`with tracer:`)."""
+
+    def __init__(
+        self,
+        *,
+        records: bool = True,
+        rank: int | None = None,
+        max_ops: int | None = None,
+        on_op: Callable[[TracedOp], None] | None = None,
+        on_final: Callable[[TracedOp], None] | None = None,
+        pause: Callable[[Pending], None] | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.records = records
+        """Build each op's JSON record (`run`'s keys plus where, function, optimizer)."""
+        self.rank = rank
+        self.max_ops = max_ops
+        self.on_op = on_op
+        """Called right after each op (its warnings may still grow, see the module doc)."""
+        self.on_final = on_final
+        """Called for each op, in order, once its warnings are known."""
+        self.pause = pause
+        """Called before each op in the script's thread; may block, or raise TraceStopped."""
+        self.thresholds = thresholds or Thresholds()
+        self.events: list[Event] = []
+        self.ops: list[TracedOp] = []
+        self.tracks: list[_Track] = []
+        self.optimizers: list[_Optimizer] = []
+        self.received: dict[str, TensorView | float | None] = {}
+        """What each parameter received in the latest backward (None: a fresh .grad)."""
+        self.loss: torch.Tensor | None = None
+        self.loss_value: float | None = None
+        self.loss_history: list[float] = []
+        self.step_count = 0
+        self.forward_count = 0
+        self.stop_requested = False
+        """Set (from any thread) to stop the script at its next op."""
+        self.stopped: str | None = None
+        """Why the tracer stopped the script, once it did."""
+        self._by_param: dict[int, _Track] = {}
+        self._by_opt: dict[int, _Optimizer] = {}
+        self._open: deque[TracedOp] = deque()
+        self._steps: list[_StepStart] = []
+        self._handles: list[Any] = []
+        self._patched: list[tuple[Any, str, Any]] = []
+        self._installed = False
+
+    # ------------------------------------------------------------------ install
+
+    def __enter__(self) -> Tracer:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        if getattr(_local, "tracer", None) is not None or _Global.tracer is not None:
+            raise RuntimeError("another optdbg tracer is already installed")
+        _Global.tracer = self
+        self._installed = True
+        tracer = self
+        tensor_backward = torch.Tensor.backward
+        autograd_backward = torch.autograd.backward
+        init = torch.optim.Optimizer.__init__
+
+        def backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            return tracer._backward(self, lambda: tensor_backward(self, *args, **kwargs))
+
+        def autograd(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            return tracer._backward(tensors, lambda: autograd_backward(tensors, *args, **kwargs))
+
+        def optimizer_init(self: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            tracer._register(self)
+
+        self._patch(torch.Tensor, "backward", backward)
+        self._patch(torch.autograd, "backward", autograd)
+        self._patch(torch.optim.Optimizer, "__init__", optimizer_init)
+        self._patch_zero_grad(torch.optim.Optimizer)
+        self._handles.append(register_optimizer_step_pre_hook(self._step_pre))
+        self._handles.append(register_optimizer_step_post_hook(self._step_post))
+
+    def uninstall(self) -> None:
+        """Restore PyTorch, remove the hooks, settle the last warnings and flush."""
+        if not self._installed:
+            return
+        for owner, attr, original in reversed(self._patched):
+            setattr(owner, attr, original)
+        self._patched = []
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        _Global.tracer = None
+        self._installed = False
+        for track in self.tracks:
+            track.candidate = None
+        self._flush()
+        self.loss = None
+        for o in self.optimizers:
+            o.loop.loss = None
+
+    def _patch(self, owner: Any, attr: str, value: Any) -> None:
+        self._patched.append((owner, attr, owner.__dict__[attr]))
+        setattr(owner, attr, value)
+
+    def _patch_zero_grad(self, cls: type) -> None:
+        original = cls.__dict__["zero_grad"]
+        tracer = self
+
+        def zero_grad(self: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+            return tracer._zero_grad(self, lambda: original(self, *args, **kwargs))
+
+        self._patch(cls, "zero_grad", zero_grad)
+
+    # ------------------------------------------------------------------ LoopState
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.optimizer.param_groups]
+
+    @property
+    def scheduler(self) -> Any | None:
+        return None
+
+    @property
+    def optimizer_stepped(self) -> bool:
+        return self.step_count > 0
+
+    @property
+    def epoch(self) -> int:
+        return 0
+
+    # ------------------------------------------------------------------ discovery
+
+    def _register(self, optimizer: torch.optim.Optimizer) -> _Optimizer:
+        """The optimizer's bookkeeping, created on first sight (parameters named from the
+        script's frames); parameters added since (add_param_group) join it."""
+        o = self._by_opt.get(id(optimizer))
+        if o is None or o.optimizer is not optimizer:
+            loop = _OptimizerLoop(self, optimizer)
+            o = _Optimizer(len(self.optimizers), optimizer, None, loop, None)  # type: ignore[arg-type]
+            self.optimizers.append(o)
+            self._by_opt[id(optimizer)] = o
+            self._add_params(o)
+            o.detectors = Detectors(loop, self.thresholds)
+            if "zero_grad" in type(optimizer).__dict__ and not any(
+                owner is type(optimizer) and attr == "zero_grad" for owner, attr, _ in self._patched
+            ):
+                self._patch_zero_grad(type(optimizer))
+        elif sum(len(g["params"]) for g in optimizer.param_groups) != len(o.loop.tracks):
+            self._add_params(o)
+        return o
+
+    def _add_params(self, o: _Optimizer) -> None:
+        known = {id(t.tensor) for t in o.loop.tracks}
+        new = [p for g in o.optimizer.param_groups for p in g["params"] if id(p) not in known]
+        names = naming.param_names(new) if new else {}
+        taken = {t.name for t in self.tracks}
+        first_group = sum(len(x.optimizer.param_groups) for x in self.optimizers[: o.index])
+        for g, group in enumerate(o.optimizer.param_groups):
+            for k, p in enumerate(group["params"]):
+                if id(p) in known:
+                    continue
+                track = self._by_param.get(id(p))
+                if track is None:
+                    name = names.get(id(p)) or f"opt{o.index}.{g}.{k}"
+                    while name in taken:
+                        name += "'"
+                    taken.add(name)
+                    track = _Track(name, p, first_group + g, [o.index])
+                    self.tracks.append(track)
+                    self._by_param[id(p)] = track
+                    if p.requires_grad:
+                        self._handles.append(p.register_hook(self._grad_hook(track)))
+                else:
+                    track.owners.append(o.index)
+                o.loop.tracks.append(track)
+
+    def _grad_hook(self, track: _Track) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if track.tensor.grad is None or track.accumulated == 0:
+                self.received[track.name] = None
+            elif grad.numel() <= 8:
+                self.received[track.name] = view(grad)
+            else:
+                self.received[track.name] = float(grad.detach().norm())
+
+        return hook
+
+    def _name(self, o: _Optimizer) -> str:
+        if o.name is None:
+            o.name = naming.name_of(o.optimizer)
+        return o.label
+
+    # ------------------------------------------------------------------ ops
+
+    def _enter(self) -> bool:
+        """Start an op in this thread; False when one is already running in it (the call
+        is part of that op: Tensor.backward calls torch.autograd.backward)."""
+        if getattr(_local, "depth", 0):
+            return False
+        if self.stop_requested or (self.max_ops is not None and len(self.events) >= self.max_ops):
+            self.stopped = self.stopped or (
+                "stopped by the user" if self.stop_requested else f"--max-ops {self.max_ops}"
+            )
+            raise TraceStopped(self.stopped)
+        return True
+
+    def _pause(self, op: str, where: Where, optimizer: str | None) -> None:
+        if self.pause is not None:
+            self.pause(Pending(len(self.events), op, where, optimizer, self.loss_value))
+            if self.stop_requested:
+                self.stopped = self.stopped or "stopped by the user"
+                raise TraceStopped(self.stopped)
+
+    def _backward(self, tensors: Any, call: Callable[[], Any]) -> Any:
+        if not self._enter():
+            return call()
+        _local.depth = 1
+        try:
+            return self._backward_op(tensors, call)
+        finally:
+            _local.depth = 0
+
+    def _backward_op(self, tensors: Any, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        where = naming.where()
+        loss = _single(tensors)
+        new_loss = loss is not None and loss is not self.loss
+        if new_loss:
+            assert loss is not None
+            self._observe_loss(loss)
+        self._pause("backward", where, None)
+        self._sync_cleared()
+        self.received = {}
+        try:
+            result = call()
+        except Exception as e:
+            message = str(e).strip()
+            error = OpError(type(e).__name__, message, explain(message))
+            summary = f"{error.type}: {message.splitlines()[0] if message else ''}"
+            self._finish("backward", where, None, start, summary, error, self.optimizers, new_loss)
+            raise
+        index = len(self.events)
+        reached: list[_Optimizer] = []
+        for track in self.tracks:
+            if track.name not in self.received:
+                continue
+            contribution = self.received[track.name]
+            if contribution is None:
+                track.accumulated = 1
+                track.contributions = []
+                track.used_by = None
+                track.candidate = None
+            else:
+                track.accumulated += 1
+                track.contributions.append(contribution)
+                if track.used_by is not None and track.candidate is None:
+                    track.candidate = (index, track.accumulated - 1, track.used_by)
+            grad = track.tensor.grad
+            track.seen = None if grad is None else (id(grad), grad._version)
+            for i in track.owners:
+                if self.optimizers[i] not in reached:
+                    reached.append(self.optimizers[i])
+        got = [t for t in self.tracks if t.name in self.received]
+        if got:
+            shown = [f"{t.name}.grad = {_brief(t.tensor.grad)}" for t in got[:2]]
+            summary = "; ".join(shown) + (f" (+{len(got) - 2} more)" if len(got) > 2 else "")
+        else:
+            summary = "no optimizer parameter received a gradient"
+        self._finish("backward", where, None, start, summary, None, reached, new_loss)
+        return result
+
+    def _observe_loss(self, loss: torch.Tensor) -> None:
+        self.loss = loss
+        value = None
+        if loss.numel() == 1 and not loss.is_complex():
+            value = float(loss.detach().item())
+            self.loss_history.append(value)
+        self.loss_value = value
+        self.forward_count += 1
+
+    def _sync_cleared(self) -> None:
+        """Notice gradients the script cleared itself (model.zero_grad(), p.grad = None,
+        p.grad.zero_()) since the last op: their next backward starts a new sum."""
+        for track in self.tracks:
+            if track.accumulated == 0:
+                continue
+            grad = track.tensor.grad
+            if grad is None:
+                self._clear(track)
+            elif track.seen != (id(grad), grad._version):
+                track.seen = (id(grad), grad._version)
+                try:
+                    zero = not bool(grad.any())
+                except RuntimeError:
+                    zero = False
+                if zero:
+                    self._clear(track)
+
+    def _clear(self, track: _Track) -> None:
+        track.accumulated = 0
+        track.contributions = []
+        track.used_by = None
+        track.candidate = None
+
+    def _step_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if getattr(_local, "stepping", 0) == 0 and not self._enter():
+            return
+        o = self._register(optimizer)
+        where = naming.where()
+        self._pause("step", where, self._name(o))
+        o.detectors.before(o.loop, "step")
+        moving = [t for t in o.loop.tracks if t.tensor.grad is not None]
+        self._steps.append(_StepStart(o, where, time.perf_counter(), moving))
+        _local.stepping = getattr(_local, "stepping", 0) + 1
+
+    def _step_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        entry = next((s for s in reversed(self._steps) if s.opt.optimizer is optimizer), None)
+        if entry is None:
+            return
+        self._steps.remove(entry)
+        _local.stepping -= 1
+        o = entry.opt
+        self.step_count += 1
+        o.loop.step_count += 1
+        index = len(self.events)
+        for track in entry.moving:
+            if track.candidate is not None:
+                self._warn_accumulated(track, index, entry.where)
+            track.used_by = index
+            grad = track.tensor.grad
+            track.seen = None if grad is None else (id(grad), grad._version)
+        if entry.moving:
+            parts = [f"{t.name} → {_brief(t.tensor)}" for t in entry.moving[:2]]
+            more = f" (+{len(entry.moving) - 2} more)" if len(entry.moving) > 2 else ""
+            summary = "; ".join(parts) + more
+        else:
+            summary = "no parameter has a gradient: nothing moved"
+        self._finish("step", entry.where, o, entry.start, summary, None, [o], False)
+
+    def _zero_grad(self, optimizer: torch.optim.Optimizer, call: Callable[[], Any]) -> Any:
+        if not self._enter():
+            return call()
+        _local.depth = 1
+        try:
+            start = time.perf_counter()
+            o = self._register(optimizer)
+            where = naming.where()
+            self._pause("zero_grad", where, self._name(o))
+            o.detectors.before(o.loop, "zero_grad")
+            result = call()
+            for track in o.loop.tracks:
+                self._clear(track)
+                grad = track.tensor.grad
+                track.seen = None if grad is None else (id(grad), grad._version)
+            none = all(t.tensor.grad is None for t in o.loop.tracks)
+            summary = "grads cleared (set to None)" if none else "grads set to zero"
+            self._finish("zero_grad", where, o, start, summary, None, [o], False)
+            return result
+        finally:
+            _local.depth = 0
+
+    # ------------------------------------------------------------------ recording
+
+    def _finish(
+        self,
+        op: str,
+        where: Where,
+        opt: _Optimizer | None,
+        start: float,
+        summary: str,
+        error: OpError | None,
+        loops: Sequence[_Optimizer],
+        new_loss: bool,
+    ) -> None:
+        """Run the detectors of the optimizers the op concerns, then log the event."""
+        found: list[Finding] = []
+        for o in loops:
+            if new_loss:
+                o.loop.loss, o.loop.loss_value = self.loss, self.loss_value
+                if self.loss_value is not None:
+                    o.loop.loss_history.append(self.loss_value)
+                o.detectors.before(o.loop, "forward")
+                found += o.detectors.after(o.loop, "forward", None, [])
+            if op == "backward":
+                o.detectors.before(o.loop, "backward")
+            found += o.detectors.after(o.loop, op, error, [])
+        event = Event(
+            index=len(self.events),
+            op=op,
+            summary=summary,
+            loss=self.loss_value,
+            warnings=tuple(dict.fromkeys(found)),
+            error=error,
+            seconds=time.perf_counter() - start,
+        )
+        self.events.append(event)
+        traced = TracedOp(event, where, opt.label if opt is not None else None)
+        if self.records:
+            traced.record = self._record(event, traced)
+        self.ops.append(traced)
+        self._open.append(traced)
+        if self.on_op is not None:
+            self.on_op(traced)
+        self._flush()
+
+    def _record(self, event: Event, traced: TracedOp) -> dict[str, Any]:
+        grads = {}
+        params = {}
+        for t in self.tracks:
+            params[t.name] = _json(view(t.tensor))
+            grads[t.name] = _json(view(t.tensor.grad))
+        record: dict[str, Any] = {
+            "index": event.index,
+            "op": event.op,
+            "loss": self.loss_value,
+            "params": params,
+            "grads": grads,
+            "warnings": [],
+            "error": event.error.to_json() if event.error is not None else None,
+            "where": traced.where.short,
+            "function": traced.where.function,
+            "optimizer": traced.optimizer,
+        }
+        if self.rank is not None:
+            record["rank"] = self.rank
+        return record
+
+    def _warn_accumulated(self, track: _Track, step_index: int, step_where: Where) -> None:
+        assert track.candidate is not None
+        backward, passes, used_at = track.candidate
+        track.candidate = None
+        traced = self.ops[backward]
+        finding = Finding(
+            "grad-accumulated",
+            f"{track.name}.grad was the sum of {track.accumulated} backward passes when the "
+            f"step at op {step_index} ({step_where.short}) used it: the backward at op "
+            f"{backward} ({traced.where.short}) added its gradient to the one the step at op "
+            f"{used_at} had already used ({_passes(passes)}), with no zero_grad in between. "
+            "PyTorch adds new gradients to .grad: call "
+            "optimizer.zero_grad() once per iteration, before backward.",
+            param=track.name,
+        )
+        traced.event = replace(traced.event, warnings=(*traced.event.warnings, finding))
+        self.events[backward] = traced.event
+
+    def _flush(self) -> None:
+        waiting = {t.candidate[0] for t in self.tracks if t.candidate is not None}
+        while self._open and self._open[0].event.index not in waiting:
+            traced = self._open.popleft()
+            if self.on_final is not None:
+                self.on_final(traced)
+
+    # ------------------------------------------------------------------ results
+
+    def warned(self) -> bool:
+        return any(e.warnings for e in self.events)
+
+    def summary_line(self, script: str) -> str:
+        """The one-line summary of `--quiet`."""
+        codes = sorted({w.code for e in self.events for w in e.warnings})
+        errors = sum(1 for e in self.events if e.error)
+        return (
+            f"{script}: {len(self.events)} ops ({self.forward_count} losses, "
+            f"{self.step_count} steps, {len(self.optimizers)} optimizers), final loss "
+            f"{fmt.num(self.loss_value)}, errors {errors}, warnings: "
+            f"{', '.join(codes) if codes else 'none'}"
+        )
+
+    def records_so_far(self) -> Iterator[dict[str, Any]]:
+        for traced in self.ops:
+            record = traced.final_record()
+            if record is not None:
+                yield record
+
+
+class _Global:
+    tracer: Tracer | None = None
+
+
+def _passes(n: int) -> str:
+    return "one backward pass" if n == 1 else f"the sum of {n} passes"
+
+
+def _single(tensors: Any) -> torch.Tensor | None:
+    if isinstance(tensors, torch.Tensor):
+        return tensors
+    if isinstance(tensors, list | tuple) and len(tensors) == 1:
+        first = tensors[0]
+        return first if isinstance(first, torch.Tensor) else None
+    return None
+
+
+def _json(v: TensorView | None) -> Any:
+    return None if v is None else v.to_json()
+
+
+def _brief(t: torch.Tensor | None) -> str:
+    from ..session import _brief as brief
+
+    return brief(t)
+
+
+def env_rank() -> int | None:
+    """This process's rank under torchrun (RANK with WORLD_SIZE), else None."""
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if rank is None or world is None:
+        return None
+    try:
+        return int(rank)
+    except ValueError:
+        return None
