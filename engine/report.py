@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import fmt
 from .events import Event
-from .snapshot import Snapshot
+from .snapshot import Snapshot, TensorView
 
 if TYPE_CHECKING:
     from .session import Session
@@ -15,12 +15,18 @@ if TYPE_CHECKING:
 
 def record(event: Event, snap: Snapshot) -> dict[str, Any]:
     """The JSON Lines record for one op (the format DESIGN.md fixes)."""
+    return _record(event, snap.loss, [(p.name, p.value, p.grad) for p in snap.params])
+
+
+def _record(
+    event: Event, loss: float | None, params: list[tuple[str, TensorView, TensorView | None]]
+) -> dict[str, Any]:
     return {
         "index": event.index,
         "op": event.op,
-        "loss": snap.loss,
-        "params": {p.name: p.value.to_json() for p in snap.params},
-        "grads": {p.name: p.grad.to_json() if p.grad is not None else None for p in snap.params},
+        "loss": loss,
+        "params": {name: value.to_json() for name, value, _ in params},
+        "grads": {name: grad.to_json() if grad is not None else None for name, _, grad in params},
         "warnings": [w.to_json() for w in event.warnings],
         "error": event.error.to_json() if event.error is not None else None,
     }
@@ -28,7 +34,8 @@ def record(event: Event, snap: Snapshot) -> dict[str, Any]:
 
 def json_line(event: Event, session: Session) -> str:
     """The `--json` line for an op the session has just performed."""
-    return json.dumps(record(event, session.snapshot()), default=_json_value)
+    record = _record(event, session.loss_value, session.param_views())
+    return json.dumps(record, default=_json_value)
 
 
 def _json_value(value: object) -> object:

@@ -23,7 +23,16 @@ from .graph import with_flow as graph_with_flow
 from .history import History, TimelineEntry
 from .pitfalls import Detectors, Diagnosis, diagnose
 from .scenario import Scenario, grad_tensors, load
-from .snapshot import SMALL, ParamSnapshot, Snapshot, TensorView, plain, view
+from .snapshot import (
+    SMALL,
+    ParamSnapshot,
+    Snapshot,
+    TensorView,
+    ViewMemo,
+    plain,
+    shared_views,
+    view,
+)
 
 if TYPE_CHECKING:
     from .breakpoints import Condition, RunResult
@@ -106,6 +115,9 @@ class Session:
         self._last_step: dict[str, StepRecord] = {}
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
         self._received: dict[str, TensorView | float | None] = {}
+        self._views = ViewMemo()
+        """The views (summaries) of tensors shown so far, kept across ops that cannot change a
+        tensor without moving its version counter (see `_keeps_views`)."""
         self._params = [
             _ParamTrack(name, p, g)
             for g, group in enumerate(self.optimizer.param_groups)
@@ -226,20 +238,38 @@ class Session:
         )
         self.events.append(event)
         self.history.after_op(event)
+        if not self._keeps_views(op):
+            self._views.clear()
         return event
+
+    def _keeps_views(self, op: str) -> bool:
+        """True for an op that runs only PyTorch's own code on the tensors, which changes
+        them in place only by ops that move their version counters: backward (autograd's
+        accumulation) and a torch.optim optimizer's own zero_grad. A forward or evaluate
+        runs the scenario's code (which may write through `.data`); a step may be fused
+        (fused Adam writes without moving the counters)."""
+        if op == "backward":
+            return True
+        if op != "zero_grad":
+            return False
+        owner = next(c for c in type(self.optimizer).__mro__ if "zero_grad" in vars(c))
+        return owner.__module__.startswith("torch.")
 
     # time travel ----------------------------------------------------------
 
     def undo(self, n: int = 1) -> Event:
         """Go back `n` ops (to the start at most); the Event (op "undo") is not logged."""
+        self._views.clear()
         return self.history.undo(n)
 
     def redo(self, n: int = 1) -> Event:
         """Perform again the `n` ops undone last (a new op drops them)."""
+        self._views.clear()
         return self.history.redo(n)
 
     def goto(self, index: int) -> Event:
         """Jump to the state right after op `index` of the history (-1: the start)."""
+        self._views.clear()
         return self.history.goto(index)
 
     def timeline(self, start: int = 0, stop: int | None = None) -> tuple[TimelineEntry, ...]:
@@ -251,6 +281,7 @@ class Session:
         """`optimizer.param_groups[group][key] = value`, validated and logged as op "set"."""
         from .hyper import set_hyper
 
+        self._views.clear()
         return set_hyper(self, group, key, value)
 
     def run_until(
@@ -516,6 +547,21 @@ class Session:
 
     def snapshot(self) -> Snapshot:
         """A detached copy of everything the session holds now."""
+        with shared_views(self._views):
+            return self._snapshot()
+
+    def param_views(self) -> list[tuple[str, TensorView, TensorView | None]]:
+        """Each parameter's name, value and grad, detached (what a `--json` record holds;
+        cheaper than a snapshot: no optimizer state, no last update)."""
+        with shared_views(self._views):
+            out = []
+            for t in self._params:
+                value = view(t.tensor)
+                assert value is not None
+                out.append((t.name, value, view(t.tensor.grad)))
+            return out
+
+    def _snapshot(self) -> Snapshot:
         return Snapshot(
             scenario=self.scenario.name,
             title=self.scenario.title,
@@ -588,6 +634,10 @@ class Session:
 
     def update_detail(self, name: str) -> UpdateDetail | None:
         """The last step's numbers for one parameter, for showing the update rule."""
+        with shared_views(self._views):
+            return self._update_detail(name)
+
+    def _update_detail(self, name: str) -> UpdateDetail | None:
         rec = self._last_step.get(name)
         track = next((t for t in self._params if t.name == name), None)
         if rec is None or track is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,16 +74,49 @@ def _flatten(values: Any) -> Any:
         yield values
 
 
+class ViewMemo:
+    """Views of tensors by identity and version counter, the tensors held weakly (a memo
+    keeps no tensor alive). Valid only while nothing changes a tensor without moving its
+    version counter (an in-place op through `.data`): whoever keeps one across ops clears
+    it after every op that runs code it does not know (see Session)."""
+
+    def __init__(self) -> None:
+        self._views: dict[tuple[int, int, int], tuple[weakref.ref[torch.Tensor], TensorView]]
+        self._views = {}
+
+    def get(self, t: torch.Tensor, small: int) -> TensorView:
+        try:
+            key = (id(t), t._version, small)
+        except RuntimeError:  # inference tensors keep no version counter
+            return _view(t, small)
+        hit = self._views.get(key)
+        if hit is not None and hit[0]() is t:
+            return hit[1]
+        result = _view(t, small)
+        if len(self._views) > 4 * MEMO_PRUNE:
+            self._views = {k: v for k, v in self._views.items() if v[0]() is not None}
+        self._views[key] = (weakref.ref(t), result)
+        return result
+
+    def clear(self) -> None:
+        self._views = {}
+
+
+MEMO_PRUNE = 256
+"""Dead entries are dropped when a memo passes four times this many."""
+
 _memo = threading.local()
 
 
 @contextmanager
-def shared_views() -> Iterator[None]:
+def shared_views(memo: ViewMemo | None = None) -> Iterator[None]:
     """Within the block, `view` copies each tensor out once (the same tensor object,
     unchanged since, gives the same view): a snapshot and an update detail taken together
-    see the same grads and optimizer state. Per thread; nothing may modify tensors in it."""
+    see the same grads and optimizer state. Per thread; nothing may modify tensors in it.
+    With `memo`, the views are looked up and kept there (a Session keeps its memo across
+    the ops that cannot change a tensor behind its version counter)."""
     outer = getattr(_memo, "views", None)
-    _memo.views = {} if outer is None else outer
+    _memo.views = memo if memo is not None else (ViewMemo() if outer is None else outer)
     try:
         yield
     finally:
@@ -93,21 +127,10 @@ def view(t: torch.Tensor | None, small: int = SMALL) -> TensorView | None:
     """Copy a tensor out of torch: exact values (tolist) when small, else a summary."""
     if t is None:
         return None
-    memo: dict[tuple[int, int, int], tuple[torch.Tensor, TensorView]] | None = getattr(
-        _memo, "views", None
-    )
+    memo: ViewMemo | None = getattr(_memo, "views", None)
     if memo is None:
         return _view(t, small)
-    try:
-        key = (id(t), t._version, small)
-    except RuntimeError:  # inference tensors keep no version counter
-        return _view(t, small)
-    hit = memo.get(key)
-    if hit is not None and hit[0] is t:
-        return hit[1]
-    result = _view(t, small)
-    memo[key] = (t, result)  # keeps t alive in the block, so its id cannot be reused
-    return result
+    return memo.get(t, small)
 
 
 def _view(t: torch.Tensor, small: int) -> TensorView:

@@ -1,0 +1,101 @@
+"""Observing lazily never shows a stale value: the views (summaries) a Session keeps
+across ops equal, bit for bit, what a plain loop's tensors give at every op, including
+ops that change tensors without moving their version counters (writes through `.data`,
+fused optimizers)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from optdbg.engine import Session
+from optdbg.engine.report import json_line
+
+from plain import PlainLoop, run_plain
+
+SCENARIO = '''
+import torch
+torch.manual_seed(1)
+w = torch.randn(300, requires_grad=True)
+b = torch.randn(3, requires_grad=True)
+optimizer = torch.optim.{optimizer}
+calls = [0]
+
+def forward():
+    calls[0] += 1
+    if calls[0] % 2 == 0:
+        w.data.mul_(0.5)  # a write the version counter does not see
+    return ((w - 1) ** 2).mean() + (b ** 2).sum()
+'''
+
+
+def _expected(t: torch.Tensor | None) -> Any:
+    if t is None:
+        return None
+    t = t.detach()
+    if t.numel() <= 64:
+        return t.tolist()
+    stats = [t.mean(), t.std(), t.min(), t.max(), t.norm()]
+    return {"shape": list(t.shape), **dict(zip(("mean", "std", "min", "max", "norm"),
+                                                 [float(s) for s in stats], strict=True))}  # fmt: skip
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    ["SGD([w, b], lr=0.1, momentum=0.9)", "Adam([w, b], lr=0.1, fused=True)"],
+)
+def test_json_records_follow_unversioned_writes(tmp_path: Path, optimizer: str) -> None:
+    path = tmp_path / "scenario.py"
+    path.write_text(SCENARIO.format(optimizer=optimizer), encoding="utf-8")
+    session = Session.open(path)
+    plain = PlainLoop(run_plain(path))
+    words = "f b s z f b f b s s z z f b s".split()
+    for word in words:
+        (event,) = session.perform(word)
+        plain.op(word)
+        got = json.loads(json_line(event, session))
+        ns = plain.ns
+        for name in ("w", "b"):
+            assert _same(got["params"][name], _expected(ns[name])), (event.index, word, name)
+            assert _same(got["grads"][name], _expected(ns[name].grad)), (event.index, word, name)
+        snap = session.snapshot()
+        assert _same(snap.param("w").value.to_json(), _expected(ns["w"]))
+
+
+def test_views_survive_backward_and_zero_grad_only() -> None:
+    session = Session.open("quadratic_bowl")
+    kept = {"forward": False, "backward": True, "step": False, "zero_grad": True}
+    for op, keeps in kept.items():
+        assert session._keeps_views(op) is keeps, op
+
+
+def test_a_memo_keeps_no_tensor_alive() -> None:
+    import gc
+    import weakref
+
+    from optdbg.engine.snapshot import ViewMemo, shared_views, view
+
+    memo = ViewMemo()
+    t = torch.randn(1000)
+    ref = weakref.ref(t)
+    with shared_views(memo):
+        first = view(t)
+        assert view(t) is first
+    del t
+    gc.collect()
+    assert ref() is None
