@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import torch
+from plain import PlainLoop, run_plain
 
 from optdbg.engine import Session
 from optdbg.engine.report import json_line
 
-from plain import PlainLoop, run_plain
-
-SCENARIO = '''
+SCENARIO = """
 import torch
 torch.manual_seed(1)
 w = torch.randn(300, requires_grad=True)
@@ -31,7 +30,10 @@ def forward():
     if calls[0] % 2 == 0:
         w.data.mul_(0.5)  # a write the version counter does not see
     return ((w - 1) ** 2).mean() + (b ** 2).sum()
-'''
+"""
+
+
+KEYS = ("mean", "std", "min", "max", "norm")
 
 
 def _expected(t: torch.Tensor | None) -> Any:
@@ -40,9 +42,8 @@ def _expected(t: torch.Tensor | None) -> Any:
     t = t.detach()
     if t.numel() <= 64:
         return t.tolist()
-    stats = [t.mean(), t.std(), t.min(), t.max(), t.norm()]
-    return {"shape": list(t.shape), **dict(zip(("mean", "std", "min", "max", "norm"),
-                                                 [float(s) for s in stats], strict=True))}  # fmt: skip
+    stats = [float(s) for s in (t.mean(), t.std(), t.min(), t.max(), t.norm())]
+    return {"shape": list(t.shape), **dict(zip(KEYS, stats, strict=True))}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -64,7 +65,7 @@ def test_json_records_follow_unversioned_writes(tmp_path: Path, optimizer: str) 
     path.write_text(SCENARIO.format(optimizer=optimizer), encoding="utf-8")
     session = Session.open(path)
     plain = PlainLoop(run_plain(path))
-    words = "f b s z f b f b s s z z f b s".split()
+    words = ["f", "b", "s", "z", "f", "b", "f", "b", "s", "s", "z", "z", "f", "b", "s"]
     for word in words:
         (event,) = session.perform(word)
         plain.op(word)
