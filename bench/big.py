@@ -75,6 +75,7 @@ def _run(spec: str) -> dict[str, Any]:
     from optdbg.engine import Session
 
     session = Session.open(spec)
+    session.step_detail = False  # as `optdbg run` sets it
     times: dict[str, list[float]] = {op: [] for op in OPS}
     for _ in range(ROUNDS):
         for key, op in zip(KEYS, OPS, strict=True):

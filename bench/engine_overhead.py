@@ -60,6 +60,7 @@ class _Engine:
         from optdbg.engine.report import json_line
 
         self.session = Session.open(spec)
+        self.session.step_detail = False  # as `optdbg run` sets it
         self.events: list[Any] = []
         self.op_times: list[list[float]] = [[], [], [], []]
         self.json_line = json_line if json else None

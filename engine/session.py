@@ -113,6 +113,10 @@ class Session:
         self.graph_error: str | None = None
         """Why the last graph extraction or flow recording failed (the op itself did not)."""
         self._last_step: dict[str, StepRecord] = {}
+        self.step_detail = True
+        """Keep each step's record (values before and after, the grad, the state before) for
+        `update_detail` and the snapshot's `last_update`. `optdbg run`, which shows neither,
+        turns it off: a step then copies nothing."""
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
         self._received: dict[str, TensorView | float | None] = {}
         self._views = ViewMemo()
@@ -476,6 +480,8 @@ class Session:
 
     def _step(self) -> tuple[str, list[Finding]]:
         moving = [t for t in self._params if t.tensor.grad is not None]
+        if not self.step_detail:
+            return self._bare_step(moving)
         before = {t.name: t.tensor.detach().clone() for t in moving}
         state_before = {
             t.name: _copy_state(self.optimizer.state.get(t.tensor, {}))
@@ -497,12 +503,28 @@ class Session:
                 state_before=state_before.get(t.name, {}),
                 hyper=hyper[t.group],
             )
+        self._schedule()
+        return self._step_summary(moving), []
+
+    def _bare_step(self, moving: list[_ParamTrack]) -> tuple[str, list[Finding]]:
+        """The step without its record (`step_detail` off): no copies, the same summary."""
+        was = [_brief(t.tensor) for t in moving[:2]]
+        self.optimizer.step()
+        self.step_count += 1
+        self._last_step = {}
+        self._schedule()
+        if not moving:
+            return "no parameter has a gradient: nothing moved", []
+        parts = [f"{t.name}: {b} → {_brief(t.tensor)}" for b, t in zip(was, moving, strict=False)]
+        more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
+        return "; ".join(parts) + more, []
+
+    def _schedule(self) -> None:
         if self.scenario.scheduler is not None and self.scenario.scheduler_every == "step":
             try:
                 self.scenario.scheduler.step()
             except Exception as e:  # after optimizer.step(): the parameters have moved
                 raise _ScenarioFailure(self._scheduler_error(e)) from None
-        return self._step_summary(moving), []
 
     def _scheduler_error(self, e: Exception) -> OpError:
         return OpError(

@@ -100,3 +100,19 @@ def test_a_memo_keeps_no_tensor_alive() -> None:
     del t
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("name", ["quadratic_bowl", "linear_regression"])
+def test_a_step_without_its_record_says_and_does_the_same(name: str) -> None:
+    """`optdbg run` turns step_detail off (nothing copied at a step): the same events, the
+    same values, only the update detail is not kept."""
+    full, bare = Session.open(name), Session.open(name)
+    bare.step_detail = False
+    for word in ["z", "f", "b", "s", "s", "f", "b", "s", "z", "s", "f", "b", "s"]:
+        (a,) = full.perform(word)
+        (b,) = bare.perform(word)
+        assert (a.summary, a.loss, a.warnings, a.error) == (b.summary, b.loss, b.warnings, b.error)
+        assert json_line(a, full) == json_line(b, bare)
+    name0 = full.snapshot().params[0].name
+    assert full.update_detail(name0) is not None
+    assert bare.update_detail(name0) is None

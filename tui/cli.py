@@ -233,6 +233,7 @@ def _run(
     except ScenarioError as e:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE
+    session.step_detail = False  # no update rule is shown: a step need not copy anything
     events = []
 
     def show(event: Event) -> None:
