@@ -22,12 +22,13 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from optdbg.engine import fmt
 
 from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
 from .graphview import GraphPanel
+from .keys import KeyFooter, bindings
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
 from .widgets import (
@@ -62,6 +63,8 @@ HISTORY_WINDOW = 400
 """The history panel lists this many ops around the current point."""
 OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
 MAX_QUEUE = 16
+TOAST_CHARS = {True: 72, False: 240}
+"""The longest toast message on a compact / wide screen (the log keeps the whole text)."""
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
 
 
@@ -224,27 +227,7 @@ class OptDbgApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "optdbg"
     BINDINGS = [
-        Binding("f", "op('forward')", "forward", tooltip="loss = forward()"),
-        Binding("b", "op('backward')", "backward", tooltip="loss.backward()"),
-        Binding("s", "op('step')", "step", tooltip="optimizer.step()"),
-        Binding("z", "op('zero_grad')", "zero_grad", tooltip="optimizer.zero_grad()"),
-        Binding("n", "op('next')", "next", tooltip="the next op of the cycle"),
-        Binding("i", "op('iteration')", "iter", tooltip="forward, backward, step, zero_grad"),
-        Binding("u", "undo", "undo", tooltip="go back one op (also ←)"),
-        Binding("c", "continue", "run", tooltip="run iterations until a key or a breakpoint"),
-        Binding("question_mark", "help", "help"),
-        Binding("q", "quit", "quit"),
-        Binding("escape", "cancel", "cancel", tooltip="stop the running op / the replay"),
-        Binding("l", "edit_lr", "lr", tooltip="edit the learning rate"),
-        Binding("d", "diagnostics", "diagnose", tooltip="every pitfall found, with fixes"),
-        Binding("r", "reload", "reload", tooltip="load the scenario again"),
-        Binding("e", "export", "export", tooltip="write the graph to PNG"),
-        Binding("B", "slow_backward", "slow-mo", tooltip="backward one node at a time"),
-        Binding("right", "right", "redo", show=False, priority=True),
-        Binding("left", "undo", "undo", show=False, priority=True),
-        Binding("space", "continue", "run", show=False),
-        Binding("H", "edit_hyper", "hyperparameters", show=False),
-        Binding("k", "breakpoint", "breakpoint", show=False),
+        *bindings(),
         *(
             Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
             for i, p in enumerate(PANELS)
@@ -315,6 +298,8 @@ class OptDbgApp(App[None]):
         self._plotted = 0.0
         self._break_condition = ""
         self._break_on_warning = True
+        self._held: dict[str, Any] | None = None
+        self._last_toast: tuple[float, dict[str, Any]] | None = None
         if session is not None:
             session.capture_graph = True
 
@@ -332,7 +317,7 @@ class OptDbgApp(App[None]):
             yield LogPanel(id="log", classes="panel", markup=False, wrap=True, min_width=20)
         with VerticalScroll(id="error"):
             yield Static(id="error-text")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._fit(self.size.width, self.size.height)
@@ -355,6 +340,49 @@ class OptDbgApp(App[None]):
         if self._busy:
             self._show_activity()
         self._sync_cancel()
+        if self._held is not None and not self._dialog_open():
+            held, self._held = self._held, None
+            self.notify(**held)
+
+    # ------------------------------------------------------------- notifications
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Literal["information", "warning", "error"] = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """One toast at a time, short, out of the way: on a compact screen over the status
+        line's right half, on a wide one over the log (which keeps every message whole).
+        While a dialog is open the newest toast waits for it to close."""
+        limit = TOAST_CHARS[self.compact]
+        if len(message) > limit:
+            message = message[: limit - 1].rstrip() + "…"
+        held = {"title": title, "severity": severity, "timeout": timeout, "markup": markup}
+        if self._dialog_open():
+            self._held = {"message": message, **held}
+            return
+        self.clear_notifications()
+        self._last_toast = (time.monotonic(), {"message": message, **held})
+        super().notify(message, **held)
+
+    def push_screen(self, screen: Any, *args: Any, **kwargs: Any) -> Any:
+        """A dialog opens: the toast on screen waits for it to close (Textual would show it
+        again on the dialog)."""
+        if not isinstance(screen, RunningScreen) and self._last_toast is not None:
+            shown_at, toast = self._last_toast
+            if time.monotonic() - shown_at < (toast["timeout"] or self.NOTIFICATION_TIMEOUT):
+                self._held = toast
+            self._last_toast = None
+            self.clear_notifications()
+        return super().push_screen(screen, *args, **kwargs)
+
+    def _dialog_open(self) -> bool:
+        """A dialog (help, diagnose, an editor, the picker) is in front of the panels."""
+        return len(self.screen_stack) > 1 and not isinstance(self.screen, RunningScreen)
 
     def _sync_cancel(self) -> None:
         """Show or hide escape in the footer when that changes (on a timer, and when idle)."""
@@ -605,8 +633,12 @@ class OptDbgApp(App[None]):
         self._next_job()
 
     def _alert(self, event: Event) -> None:
-        for w in event.warnings:
-            self.notify(w.message, title=f"⚠ {w.code}", severity="warning", timeout=8)
+        if event.warnings:
+            codes = ", ".join(w.code for w in event.warnings)
+            more = len(event.warnings) - 1
+            extra = f" (+{more} more in the log)" if more else ""
+            first = event.warnings[0].message
+            self.notify(first + extra, title=f"⚠ {codes}", severity="warning", timeout=8)
         if event.error:
             self.notify(
                 f"{event.error.message.splitlines()[0][:200]}\n{event.error.explanation}",

@@ -10,29 +10,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-HELP = """\
+from .keys import help_rows
+
+HELP_TEMPLATE = """\
 # optdbg keys
 
-| key | op | what it does (exactly what plain PyTorch does) |
-|---|---|---|
-| `f` | forward | calls the scenario's forward and keeps the loss and its graph |
-| `b` | backward | `loss.backward()`: **adds** each gradient into `.grad` |
-| `s` | step | `optimizer.step()` (then the scheduler, if any) |
-| `z` | zero_grad | `optimizer.zero_grad()`: grads become `None` |
-| `n` | next | the next op of the cycle forward → backward → step → zero_grad |
-| `i` | iteration | one whole forward, backward, step, zero_grad |
-| `u` / `←` | undo | go back one op, bit-exact (`→` redoes) |
-| `c` / space | run | whole iterations, live, until a key, a warning or a breakpoint |
-| `k` | breakpoint | where `c` stops: e.g. `loss < 8.01`, `step >= 100`, `'diverging' in warnings` |
-| `l` / `H` | hyperparameters | edit lr / any param-group setting, from the next step (undoable) |
-| `B` | slow motion | backward one node at a time: the chain rule with numbers (`→` next node) |
-| `d` | diagnose | every pitfall found so far, what it means and the fix |
-| `r` | reload | load the scenario file again, from a fresh state |
-| `e` | export | write the current graph to `<scenario>-op<N>.png` |
-| `escape` | cancel | stop a running op (or the slow-motion replay) |
-| `1`–`6` | panels | parameters, update rule, graph, loss, log, history (narrow terminals) |
-| `?` | help | this screen |
-| `q` | quit | leave optdbg |
+{keys}
 
 Every op is allowed in any order, wrong ones included: that is the point.
 Press `b` twice without `z` and watch `.grad` double; a backward through a freed
@@ -43,6 +26,7 @@ backward passes summed in `.grad` since the last `zero_grad`.
 
 Scenario files are Python and run with your rights: open only files you trust.
 """
+HELP = HELP_TEMPLATE.format(keys=help_rows())
 
 
 class HelpScreen(ModalScreen[None]):

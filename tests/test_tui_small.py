@@ -1,0 +1,155 @@
+"""Small screens: the footer fits 80 columns with the keys that apply now first, and
+notifications stay out of the panels' and dialogs' way. One keys table feeds the bindings,
+the footer and the help screen; the README's table is checked against it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pilot_helpers import press, settle
+from textual.geometry import Region
+from textual.pilot import Pilot
+from textual.widget import Widget
+
+from optdbg.engine import Session
+from optdbg.engine.events import WORDS
+from optdbg.tui.app import OptDbgApp
+from optdbg.tui.dialogs import DiagnosticsScreen
+from optdbg.tui.keys import KEYS, KeyFooter
+from optdbg.tui.screens import HELP, HelpScreen
+from optdbg.tui.widgets import LogPanel, StatusBar
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+async def footer_items(pilot: Pilot[None]) -> list[str]:
+    """What the footer shows, one 'key word' per item, as drawn (left to right), once it
+    has recomposed (it does after a refresh)."""
+    app = pilot.app
+    items: list[str] = []
+    for _ in range(3):
+        await settle(pilot)
+        await pilot.pause()
+        footer = app.screen.query_one(KeyFooter)
+        keys = [w for w in footer.children if getattr(w, "key_display", None) is not None]
+        items = [f"{w.key_display} {w.description}" for w in keys if w.region.width]  # type: ignore[attr-defined]
+    return items
+
+
+def footer_fits(app: OptDbgApp) -> bool:
+    footer = app.screen.query_one(KeyFooter)
+    return all(w.region.right <= footer.region.right for w in footer.children)
+
+
+def toasts(app: OptDbgApp) -> list[Widget]:
+    return [w for screen in app.screen_stack for w in screen.query("Toast")]
+
+
+async def shown_toasts(pilot: Pilot[None], text: str = "") -> list[Widget]:
+    """The toasts once the one with `text` is laid out and the ones it replaced are gone
+    (toasts mount and unmount after a refresh); fails when that never happens."""
+    app = pilot.app
+    assert isinstance(app, OptDbgApp)
+    for _ in range(100):
+        found = [t for t in toasts(app) if text in str(t.render()) and t.region.height]
+        if found and len(toasts(app)) == 1:
+            return toasts(app)
+        await pilot.pause(0.05)
+    raise AssertionError(f"no lone toast {text!r}: {[str(t.render()) for t in toasts(app)]}")
+
+
+async def test_footer_at_80x24_shows_the_op_keys_and_quit_whole() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await press(pilot, "f")
+        items = await footer_items(pilot)
+        for item in ("f forward", "b backward", "s step", "z zero_grad", "q quit", "? help"):
+            assert item in items
+        assert footer_fits(app)
+        # the keys come in the table's order: the op keys first
+        assert items[:4] == ["f forward", "b backward", "s step", "z zero_grad"]
+
+
+async def test_footer_never_cuts_a_key_in_half_at_100_columns() -> None:
+    """Issue 11 saw the footer cut to "r r" at 100 columns: every key shown is whole."""
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(KeyFooter)
+        assert footer_fits(app)
+        assert "q quit" in await footer_items(pilot)
+        shown = sum(w.region.width + 1 for w in footer.children if w.region.width)
+        assert shown - 1 <= 100
+    wide = OptDbgApp(Session.open("quadratic_bowl"))
+    async with wide.run_test(size=(160, 48), notifications=True) as pilot:
+        await settle(pilot)
+        assert {"d diagnose", "B slow-mo", "r reload", "e export"} <= set(await footer_items(pilot))
+
+
+async def test_footer_shows_what_applies_after_a_load_failure(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("import torch\nraise ValueError('no')\n")
+    app = OptDbgApp(scenario=broken)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        items = await footer_items(pilot)
+        assert "q quit" in items and "r reload" in items
+        assert not any(i.startswith(("f ", "b ", "s ", "z ")) for i in items)  # no session
+
+
+async def test_toast_at_80x24_sits_on_the_status_line_not_the_panel() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await press(pilot, "f", "b", "f", "b")  # grad-accumulated
+        shown = await shown_toasts(pilot, "grad-accumulated")
+        assert len(shown) == 1  # one at a time: the log has them all
+        status = app.query_one(StatusBar).region
+        toast = shown[0].region
+        assert toast.height <= status.height and status.contains_region(toast)
+        await press(pilot, "b")  # backward through a freed graph: an error replaces it
+        assert len(await shown_toasts(pilot, "backward refused")) == 1
+
+
+async def test_toast_on_a_wide_screen_covers_only_the_log() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        await press(pilot, "f", "b", "b")  # an error toast: a long message
+        (toast,) = await shown_toasts(pilot, "backward refused")
+        assert app.query_one(LogPanel).region.contains_region(toast.region)
+
+
+async def test_toasts_wait_while_help_or_diagnose_is_open() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await press(pilot, "f", "b", "f", "b")  # a warning toast, and a finding for d
+        for key, screen_type in (("question_mark", HelpScreen), ("d", DiagnosticsScreen)):
+            await press(pilot, key)
+            assert isinstance(app.screen, screen_type)
+            dialog = app.screen.query_one("#help, #diagnostics").region
+            app.notify("a job finished while the dialog was open", severity="warning")
+            await pilot.pause()
+            assert list(app.screen.query("Toast")) == []  # nothing on the dialog
+            for toast in toasts(app):  # any older toast is behind the dialog's screen
+                assert toast.screen is not app.screen
+            assert not _covers(app, dialog)
+            await press(pilot, "escape")
+            assert not isinstance(app.screen, screen_type)
+            await shown_toasts(pilot, "while the dialog")  # shown once the dialog is gone
+
+
+def _covers(app: OptDbgApp, dialog: Region) -> bool:
+    return any(t.screen is app.screen and t.region.overlaps(dialog) for t in toasts(app))
+
+
+def test_help_and_readme_list_every_key_of_the_table() -> None:
+    readme = README.read_text()
+    section = readme.split("## Keys", 1)[1].split("\n## ", 1)[0]
+    listed = " ".join(line.split("|")[1] for line in section.splitlines() if line.startswith("|"))
+    for key in KEYS:
+        shown = key.display.split(" / ")[0]
+        assert shown in listed, f"README's keys table lacks {shown}"
+        assert shown in HELP
+    # the op keys are the engine's short op words
+    ops = {k.keys: k.action for k in KEYS if k.action.startswith("op(")}
+    assert ops and all(re.sub(r"op\('(\w+)'\)", r"\1", a) == WORDS[k] for k, a in ops.items())
