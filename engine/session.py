@@ -157,6 +157,11 @@ class Session:
         return self.scenario.scheduler
 
     @property
+    def moved(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Each parameter the last step moved: its value before and after (detached copies)."""
+        return {n: (r.before, r.after) for n, r in self._last_step.items()}
+
+    @property
     def optimizer_stepped(self) -> bool:
         return bool(getattr(self.optimizer, "_opt_called", False))
 

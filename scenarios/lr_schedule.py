@@ -4,8 +4,10 @@ The quadratic bowl (t0 - 3)^2 + (t1 + 2)^2 + 8 from (10, 10), SGD with
 lr 0.1 and an ExponentialLR scheduler (gamma 0.9) stepped after every
 optimizer step. Press i (or s) and watch the learning rate shown change
 step by step: 0.1 -> 0.09 -> 0.081 -> ... The steps shrink as the lr
-decays, so t stops short of the minimum (3, -2): press c and after about
-140 iterations the plateau warning names the stall (lr near 5e-8).
+decays, so t stops short of the minimum (3, -2): press c and after 85
+iterations lr-schedule-odd says the lr has been about zero (below 1e-3 of
+its start) for 20 steps; after about 140 the plateau warning names the
+stall (lr near 5e-8).
 """
 
 import torch

@@ -17,32 +17,9 @@ Two kinds of codes:
   `Clear` said it went away (per parameter where it names one).
 
 Thresholds (`Thresholds`, all configurable per scenario with
-`optdbg_config = {"plateau_patience": 100, "silence": ["plateau"]}`):
-
-=====================  =======  ==========================================================
-name                   default  meaning
-=====================  =======  ==========================================================
-diverge_rises          5        `diverging` when the loss rose on this many consecutive
-                                points of the loss series (forwards when every forward
-                                sees the same data; epoch means for mini-batches) ...
-diverge_min_rise       0.5      ... and the total rise is at least this fraction of the
-                                loss where the rises began
-diverge_factor         10       `diverging` also when a loss exceeds its best by this many
-                                times max(|first|, |best|, first - best)
-plateau_patience       50       `plateau` compares the loss series now with this many
-                                points ago ...
-plateau_rtol           1e-4     ... and fires when it moved by less than this fraction of
-                                its size ...
-plateau_grad_ratio     1e-3     ... while the gradient norm is still at least this fraction
-                                of the largest seen (a vanished gradient means converged)
-grad_window            10       exploding/vanishing compare a gradient norm with the
-                                median of this many recent norms of the same parameter ...
-grad_warmup            5        ... once at least this many are known
-explode_factor         100      `exploding-grad`: norm above factor x median
-vanish_factor          1000     `vanishing-grad`: norm below median / factor (exact zeros
-                                are not counted: a zero gradient is a converged one)
-silence                ()       codes never reported for this scenario
-=====================  =======  ==========================================================
+`optdbg_config = {"plateau_patience": 100, "silence": ["plateau"]}`): each one's meaning is in
+`thresholds.HELP`, each code's trigger and thresholds in `catalogue.TRIGGERS`; the README's
+pitfall table is generated from them (`table.markdown()`, checked by a test).
 
 With these defaults, plain correct loops (`i` repeated) on every built-in scenario stay
 silent for 200 iterations (2000 for polynomial_sin), except where the loss really blows

@@ -93,6 +93,88 @@ EXPLANATIONS: dict[str, Explanation] = {
         "the first value of the schedule",
         "call scheduler.step() after optimizer.step(), never before the first one",
     ),
+    "eval-mode-training": Explanation(
+        "a Dropout or normalization module was in eval mode during a forward that trains: "
+        "dropout is off and batch norm uses its running statistics instead of the batch's",
+        "call model.train() after each evaluation, before the training forward",
+    ),
+    "softmax-before-ce": Explanation(
+        "CrossEntropyLoss (or NLLLoss) received probabilities instead of what it expects: "
+        "cross_entropy applies log_softmax itself and wants raw logits; nll_loss wants "
+        "log-probabilities",
+        "pass the raw logits to CrossEntropyLoss (drop the softmax), or use log_softmax "
+        "with NLLLoss",
+    ),
+    "loss-broadcast": Explanation(
+        "the loss's input and target have different shapes and broadcast (e.g. (N, 1) "
+        "against (N,) gives N x N differences): the loss compares every prediction with "
+        "every target",
+        "give input and target the same shape: output.squeeze(1), or target.unsqueeze(1)",
+    ),
+    "init-loss-mismatch": Explanation(
+        "the first classification loss is far above ln(C), the loss of a uniform "
+        "prediction over C classes: the initial logits are large (bad init, unnormalized "
+        "inputs) or the labels do not match the outputs",
+        "normalize the inputs, initialize the last layer small (or its bias to the class "
+        "prior), check that the labels are class indices matching the outputs",
+    ),
+    "loss-at-chance": Explanation(
+        "the classification loss stays at ln(C), the loss of a uniform guess: the model "
+        "learns nothing from the labels",
+        "check that labels and inputs are paired (no separate shuffles), that the gradient "
+        "reaches the model, and the learning rate",
+    ),
+    "clip-order": Explanation(
+        "gradient clipping ran where it cannot matter (after step, or before backward), or "
+        "binds on most steps (then max_norm acts as a smaller learning rate)",
+        "clip between backward and step: loss.backward(); clip_grad_norm_(...); "
+        "optimizer.step(); raise max_norm if it binds on nearly every step",
+    ),
+    "update-ratio": Explanation(
+        "the size of a weight's update relative to the weight (|lr x update| / |param|) "
+        "stays far from ~1e-3 for many steps: the learning rate is too high (above) or too "
+        "low (below) for that layer",
+        "lower or raise the learning rate (per parameter group if only some layers are off)",
+    ),
+    "dead-relu": Explanation(
+        "nearly every unit of a ReLU layer outputs zero for every input of the batch: no "
+        "gradient flows through those units, so the layers before them stop learning",
+        "lower the learning rate, initialize biases at zero or small positive values "
+        "(Kaiming init), normalize the inputs, or use LeakyReLU",
+    ),
+    "decay-on-bias-norm": Explanation(
+        "notice: weight decay applies to biases and normalization weights (1-d parameters), "
+        "which usually should not be decayed",
+        "put 1-d parameters in a param group with weight_decay=0 (e.g. [{'params': "
+        "weights}, {'params': biases, 'weight_decay': 0}])",
+    ),
+    "loss-history-retained": Explanation(
+        "a loss is kept across iterations with its graph (total += loss, losses.append(loss)): "
+        "every iteration's graph stays in memory, which grows without bound",
+        "keep the number, not the tensor: total += loss.item() (or loss.detach())",
+    ),
+    "param-replaced": Explanation(
+        "a parameter was rebound to a new tensor (w = w - lr * w.grad): the name now holds a "
+        "non-leaf result, while the optimizer (or the update) still holds the old tensor",
+        "update in place under torch.no_grad(): with torch.no_grad(): w -= lr * w.grad",
+    ),
+    "inplace-saved-tensor": Explanation(
+        "an in-place op changed a tensor that autograd saved for backward, so PyTorch "
+        "refused the backward (its version counter moved)",
+        "make that op out of place (x = x + 1 instead of x += 1, relu instead of relu_, "
+        "inplace=False), or clone the tensor before modifying it",
+    ),
+    "optimizer-recreated": Explanation(
+        "a new optimizer (or a reset of its state) at every iteration: Adam's moments, "
+        "momentum buffers and step counts start over each time",
+        "create the optimizer once, before the loop",
+    ),
+    "lr-schedule-odd": Explanation(
+        "the learning-rate schedule sent the learning rate to about zero long before the "
+        "end, or far above where it started: training stalls, or diverges",
+        "check the schedule's arguments (gamma, step_size, T_max, total_steps) against the "
+        "number of steps you train for",
+    ),
     "replay-diverged": Explanation(
         "undo/redo rebuilt a state by replaying ops from a checkpoint and got different "
         "numbers than the first time: the scenario is not deterministic (unseeded randomness "
@@ -116,6 +198,123 @@ ONCE_CODES = frozenset(
         "param-not-in-optimizer",
         "frozen-param",
         "scheduler-order",
+        "eval-mode-training",
+        "softmax-before-ce",
+        "loss-broadcast",
+        "loss-at-chance",
+        "clip-order",
+        "update-ratio",
+        "dead-relu",
+        "decay-on-bias-norm",
+        "loss-history-retained",
+        "param-replaced",
+        "optimizer-recreated",
+        "lr-schedule-odd",
     }
 )
 """Codes for conditions: reported when they appear, not on every op while they last."""
+
+
+class Trigger(NamedTuple):
+    when: str
+    """When the code fires, in one line."""
+    thresholds: tuple[str, ...] = ()
+    """The `Thresholds` fields that tune it (configurable in optdbg_config)."""
+
+
+TRIGGERS: dict[str, Trigger] = {
+    "grad-accumulated": Trigger(
+        "backward into a `.grad` already holding a gradient since the last zero_grad "
+        "(silent where the iteration pattern accumulates on purpose)"
+    ),
+    "step-without-grad": Trigger("step while no optimizer parameter has a gradient"),
+    "stale-grad": Trigger("step again with gradients a previous step already used"),
+    "backward-twice": Trigger("backward through a freed graph (PyTorch's error, explained)"),
+    "stale-graph": Trigger("backward on a loss computed before the parameters last changed"),
+    "param-not-in-graph": Trigger("after backward, an optimizer parameter has no gradient"),
+    "param-not-in-optimizer": Trigger(
+        "a tensor requiring grad received a gradient the optimizer does not hold"
+    ),
+    "frozen-param": Trigger("an optimizer parameter has requires_grad=False"),
+    "loss-not-scalar": Trigger("forward returned a loss of several elements"),
+    "loss-no-grad": Trigger("forward returned a loss without grad_fn"),
+    "diverging": Trigger(
+        "the loss rose over consecutive points of the loss series, or far above its best",
+        ("diverge_rises", "diverge_min_rise", "diverge_factor"),
+    ),
+    "non-finite": Trigger("NaN or Inf in the loss, a gradient or a parameter"),
+    "exploding-grad": Trigger(
+        "a gradient norm jumps far above its recent median while the loss rises well above its "
+        "best, and lr x its norm is a good part of the parameters' norm",
+        ("explode_factor", "explode_loss_rise", "explode_rel", "grad_window", "grad_warmup"),
+    ),
+    "vanishing-grad": Trigger(
+        "a gradient norm falls far below its recent median while the loss has made little progress",
+        ("vanish_factor", "vanish_progress", "grad_window", "grad_warmup"),
+    ),
+    "plateau": Trigger(
+        "the loss stopped changing relative to its size while the gradient has not vanished",
+        ("plateau_patience", "plateau_rtol", "plateau_grad_ratio"),
+    ),
+    "scheduler-order": Trigger("the scheduler stepped before the optimizer ever did"),
+    "eval-mode-training": Trigger(
+        "forward with a loss that requires grad while a Dropout/BatchNorm/InstanceNorm "
+        "module is in eval mode"
+    ),
+    "softmax-before-ce": Trigger(
+        "the loss's graph has Softmax/LogSoftmax feeding CrossEntropyLoss, or Softmax "
+        "feeding NLLLoss"
+    ),
+    "loss-broadcast": Trigger(
+        "MSE/L1/SmoothL1/Huber loss whose input was broadcast to the target's shape"
+    ),
+    "init-loss-mismatch": Trigger(
+        "the first forward's CrossEntropy/NLL loss exceeds ln(C) (per sample) by a factor",
+        ("init_loss_factor",),
+    ),
+    "loss-at-chance": Trigger(
+        "the CrossEntropy/NLL loss stays within a tolerance of ln(C) for many forwards "
+        "without falling",
+        ("chance_patience", "chance_rtol", "chance_progress"),
+    ),
+    "clip-order": Trigger(
+        "gradients modified in place after step or before backward; or clipping that "
+        "shrank the gradient on most recent steps",
+        ("clip_window", "clip_binding"),
+    ),
+    "update-ratio": Trigger(
+        "a weight's (2-d and up) |update| / |weight| above or below bounds for consecutive "
+        "steps (below only while the gradient has not vanished)",
+        ("update_ratio_high", "update_ratio_low", "update_ratio_patience"),
+    ),
+    "dead-relu": Trigger(
+        "an nn.ReLU layer outputs zero for every input of the batch on most of its units",
+        ("dead_relu_fraction",),
+    ),
+    "decay-on-bias-norm": Trigger(
+        "notice at load: a param group with weight_decay > 0 holds 1-d parameters "
+        "(biases, norm weights)"
+    ),
+    "loss-history-retained": Trigger(
+        "a global of the scenario keeps loss tensors with their graphs of two forwards or more"
+    ),
+    "param-replaced": Trigger(
+        "a parameter's global name is rebound to another tensor (w = w - lr * w.grad)"
+    ),
+    "inplace-saved-tensor": Trigger(
+        "backward refused because an in-place op modified a saved tensor; names the op's line"
+    ),
+    "optimizer-recreated": Trigger(
+        "an optimizer with empty state steps parameters that a stateful optimizer already "
+        "stepped (a new optimizer, or its state reset)"
+    ),
+    "lr-schedule-odd": Trigger(
+        "the lr stayed near zero for many steps, a good part of the run; or rose far above "
+        "its start",
+        ("lr_zero_ratio", "lr_zero_patience", "lr_zero_share", "lr_rise_factor"),
+    ),
+    "replay-diverged": Trigger(
+        "undo/redo replayed ops and got different numbers than the first time"
+    ),
+}
+"""When each code fires and the thresholds that tune it (the README's table comes from it)."""

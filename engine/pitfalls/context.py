@@ -38,6 +38,11 @@ class ParamInfo(NamedTuple):
     """A step in this op updated it (it had a gradient)."""
     value_nonfinite: str | None = None
     """After a step that moved it: how its value is non-finite, or None when finite."""
+    update_ratio: float | None = None
+    """After a step that moved a weight (2-d or more): |after - before| / |before|."""
+    ratio_streak: int = 0
+    """Consecutive steps (this one included) its update ratio was above update_ratio_high
+    (positive) or below update_ratio_low (negative)."""
 
 
 class Extra(NamedTuple):
@@ -47,6 +52,71 @@ class Extra(NamedTuple):
     name: str
     shape: tuple[int, ...]
     grad_norm: float
+
+
+class LossFacts(NamedTuple):
+    """What the loss's graph says about the loss function (read at forward, before backward
+    frees the saved tensors)."""
+
+    chance: float | None = None
+    """When the loss is exactly a CrossEntropy/NLL loss: its value for a uniform guess (ln C
+    per sample, times the sample count for reduction="sum")."""
+    classes: int | None = None
+    probs_into: str | None = None
+    """What feeds the classification loss where logits (or log-probabilities) belong, e.g.
+    "Softmax into CrossEntropyLoss"."""
+    broadcast: tuple[str, tuple[int, ...], tuple[int, ...]] | None = None
+    """(loss, input shape, the shape it was broadcast to) for a regression loss."""
+
+
+class Relu(NamedTuple):
+    """One nn.ReLU layer at this forward."""
+
+    name: str
+    dead: int
+    """Units that output zero for every input of the batch."""
+    units: int
+    batch: int
+
+
+class OptimizerStep(NamedTuple):
+    """One optimizer.step() during the op."""
+
+    name: str
+    """Its class name."""
+    serial: int
+    """Which optimizer object (1 for the first one seen, 2 for the next, ...)."""
+    fresh: bool
+    """Its state was empty for every parameter it stepped."""
+    stateful: bool
+    """It holds per-parameter state after the step (Adam's moments, momentum buffers)."""
+    previous: str | None = None
+    """When fresh: what had stepped these parameters with state before ("Adam #1"), or
+    "reset" when it is the same optimizer whose state was emptied."""
+    steps: int = 1
+    """Fresh optimizers seen so far over these parameters (this one included)."""
+
+
+class GradRewrite(NamedTuple):
+    """Gradients changed in place outside backward (what clipping does)."""
+
+    when: str
+    """"before-backward" (during forward, or after zero_grad), "before-step" (between
+    backward and the update: the right place) or "after-step"."""
+    params: tuple[str, ...]
+    ratio: float | None = None
+    """Gradient norm after / before (all rewritten parameters together), when measured."""
+
+
+class Inplace(NamedTuple):
+    """A backward refused because an in-place op modified a tensor saved for it."""
+
+    tensor: str
+    """PyTorch's description: "[torch.FloatTensor [4, 3]], which is output 0 of ReluBackward0"."""
+    version: str
+    """"is at version 1; expected version 0"."""
+    sites: tuple[tuple[str, str], ...]
+    """(file:line, source text) of the in-place ops found in the forward's code."""
 
 
 class Context(NamedTuple):
@@ -109,7 +179,39 @@ class Context(NamedTuple):
     nonfinite: frozenset[str] = frozenset()
     """What was already reported non-finite before this op ("loss", "t.grad", "t")."""
     """At load: the scenario stepped the scheduler before any optimizer step."""
+    eval_modules: tuple[str, ...] = ()
+    """Forward with a loss requiring grad: Dropout/norm modules in eval mode."""
+    loss_facts: LossFacts | None = None
+    """Forward: what the loss's graph says about the loss function."""
+    first_forward: bool = False
+    """This is the first successful forward."""
+    chance_window: tuple[float, ...] = ()
+    """Forward: loss / chance of the last chance_patience forwards, once that many are known."""
+    relus: tuple[Relu, ...] = ()
+    """Forward: each nn.ReLU layer's dead units on this batch."""
+    retained: tuple[tuple[str, str], ...] = ()
+    """Forward: (global name, how) of globals keeping the graphs of several forwards."""
+    replaced: tuple[tuple[str, str], ...] = ()
+    """(parameter, what its global name holds now) for parameters rebound to another tensor."""
+    optimizer_steps: tuple[OptimizerStep, ...] = ()
+    """Step: every optimizer.step() the op ran."""
+    grad_rewrites: tuple[GradRewrite, ...] = ()
+    """Gradients changed in place during this op (or since the previous op) outside backward."""
+    clip_recent: tuple[bool, ...] = ()
+    """Step with clipping before it: whether clipping shrank the gradient, for the last
+    clip_window clipped steps, once that many are known."""
+    inplace: Inplace | None = None
+    """Backward refused for a saved tensor modified in place."""
+    decay_1d: tuple[tuple[int, float, tuple[str, ...]], ...] = ()
+    """Load: (group, weight_decay, 1-d parameters) of groups decaying 1-d parameters."""
+    lr_ref: tuple[float, ...] = ()
+    """Step: each group's reference lr (its initial_lr or max_lr, else the first lr seen)."""
+    lr_zero_steps: int = 0
+    """Step: consecutive steps (this one included) at which some group's lr was below
+    lr_zero_ratio of its reference."""
     text: Callable[[str, str], str] = lambda name, what: "?"
+    params_norm: Callable[[], float] = lambda: 0.0
+    """The L2 norm of all the parameters together, now (computed when a rule asks)."""
     """text(param, "grad" | "value"): the tensor formatted for a message (computed lazily)."""
 
     def param(self, name: str) -> ParamInfo | None:

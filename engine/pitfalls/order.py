@@ -125,3 +125,22 @@ def scheduler_order(ctx: Context) -> Iterator[Finding]:
             "PyTorch skips the first value of the schedule. Call scheduler.step() after "
             "optimizer.step() (step (s) at least once per epoch when stepping per epoch).",
         )
+
+
+def inplace_saved_tensor(ctx: Context) -> Iterator[Finding]:
+    """backward refused for a saved tensor an in-place op modified (not a step's doing)."""
+    found = ctx.inplace
+    if ctx.op != "backward" or found is None or ctx.changed_index is not None:
+        return
+    if found.sites:
+        shown = "; ".join(f"{where}: {text}" for where, text in found.sites[:3])
+        where = f"the in-place op in forward: {shown}"
+    else:
+        where = "an in-place op in forward (x += ..., x[...] = ..., x.op_(), inplace=True)"
+    version = f" ({found.version})" if found.version else ""
+    yield Finding(
+        "inplace-saved-tensor",
+        f"backward at op {ctx.op_index} failed: {found.tensor} was saved for backward and "
+        f"then modified{version} by {where}. Make it out of place (x = x + 1, relu instead "
+        "of relu_, inplace=False) or clone before modifying, then reload (r).",
+    )

@@ -55,3 +55,17 @@ def frozen_param(ctx: Context) -> Iterator[Finding | Clear]:
                 f"call {p.name}.requires_grad_()), or leave it out of the optimizer.",
                 param=p.name,
             )
+
+
+def param_replaced(ctx: Context) -> Iterator[Finding]:
+    """A parameter's global name rebound to another tensor (w = w - lr * w.grad)."""
+    for name, what in ctx.replaced:
+        yield Finding(
+            "param-replaced",
+            f"after the {ctx.op} at op {ctx.op_index}, the name {name} holds {what}, no longer "
+            f"the parameter being trained: the update rebinds {name} instead of changing it, "
+            f"so the optimizer (or the update) keeps the old tensor and forward now computes "
+            f"through a growing graph. Update in place: with torch.no_grad(): {name} -= lr * "
+            f"{name}.grad.",
+            param=name,
+        )

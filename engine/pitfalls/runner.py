@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +21,23 @@ from .catalogue import ONCE_CODES
 from .context import Clear, Context, Detector, Extra, ParamInfo
 from .gradients import grad_scale
 from .loss import diverging, loss_no_grad, non_finite, plateau
+from .lossfn import init_loss_mismatch, loss_at_chance, loss_broadcast, softmax_before_ce
 from .measure import measure, version_sum
-from .order import backward_twice, scheduler_order, stale_grad, stale_graph, step_without_grad
-from .params import frozen_param, param_not_in_graph, param_not_in_optimizer
+from .memory import loss_history_retained
+from .modules import dead_relu, eval_mode_training
+from .optim import decay_on_bias_norm, lr_schedule_odd, optimizer_recreated
+from .order import (
+    backward_twice,
+    inplace_saved_tensor,
+    scheduler_order,
+    stale_grad,
+    stale_graph,
+    step_without_grad,
+)
+from .params import frozen_param, param_not_in_graph, param_not_in_optimizer, param_replaced
+from .probes import Probes
 from .thresholds import Thresholds
+from .updates import clip_order, update_ratio
 
 if TYPE_CHECKING:
     from ..loop import LoopState
@@ -46,6 +59,20 @@ CATALOGUE: tuple[tuple[frozenset[str], Detector], ...] = (
     (frozenset({"backward"}), grad_scale),
     (frozenset({"forward"}), diverging),
     (frozenset({"forward"}), plateau),
+    (frozenset({"load"}), decay_on_bias_norm),
+    (frozenset({"forward"}), eval_mode_training),
+    (frozenset({"forward"}), softmax_before_ce),
+    (frozenset({"forward"}), loss_broadcast),
+    (frozenset({"forward"}), init_loss_mismatch),
+    (frozenset({"forward"}), loss_at_chance),
+    (frozenset({"forward"}), dead_relu),
+    (frozenset({"forward"}), loss_history_retained),
+    (frozenset({"backward"}), inplace_saved_tensor),
+    (ANY_OP, clip_order),
+    (frozenset({"step"}), update_ratio),
+    (frozenset({"step"}), optimizer_recreated),
+    (frozenset({"step"}), lr_schedule_odd),
+    (ANY_OP, param_replaced),
 )
 """The detectors, each with the ops it looks at (empty: every op), run in this order after
 each op (`grad-accumulated` and `loss-not-scalar` are found by the Session's backward and
@@ -73,11 +100,15 @@ class Detectors:
         thresholds: Thresholds,
         extras: Sequence[tuple[str, torch.Tensor]] = (),
         full_batch: bool = True,
+        namespace: Mapping[str, Any] | None = None,
     ) -> None:
         """`extras`: named tensors requiring grad outside the parameters (for
         param-not-in-optimizer); `full_batch`: every forward sees the same data, so the loss
-        series is every loss (else the mean loss of each epoch)."""
+        series is every loss (else the mean loss of each epoch); `namespace`: the globals of
+        the code being debugged (its modules, its forward, the names of its parameters)."""
         self.thresholds = thresholds
+        self._probes = Probes(loop, thresholds, namespace or {})
+        self._between: dict[str, Any] = {}
         self.error: str | None = None
         """The last exception a detector raised (detectors never break an op)."""
         self._active: set[tuple[str, str | None]] = set()
@@ -127,6 +158,7 @@ class Detectors:
             step_count=0,
             loss=None,
             scheduler_at_load=at_load,
+            **self._probes.load_facts(loop),
         )
         self.pending = tuple(self._evaluate(ctx))
 
@@ -135,7 +167,11 @@ class Detectors:
         """The detectors of a scenario's session: its optdbg_config thresholds, its other
         tensors requiring grad as extras (raises ScenarioError for a bad config)."""
         return cls(
-            loop, _thresholds(scenario), grad_tensors(scenario.namespace), _full_batch(scenario)
+            loop,
+            _thresholds(scenario),
+            grad_tensors(scenario.namespace),
+            _full_batch(scenario),
+            scenario.namespace,
         )
 
     # ------------------------------------------------------------- hooks
@@ -144,6 +180,7 @@ class Detectors:
         """Called by the driver just before an op runs."""
         try:
             self._before(loop, op)
+            self._between = self._probes.before(loop, op)
         except Exception as e:  # observing must never break an op
             self.error = f"{type(e).__name__}: {e}"
 
@@ -154,12 +191,14 @@ class Detectors:
         out = list(self.pending) + list(found)
         self.pending = ()
         try:
-            if op == "zero_grad" and loop.scheduler is None:
+            facts = self._between | self._probes.after(loop, op, error)
+            self._between = {}
+            if op == "zero_grad" and loop.scheduler is None and not facts:
                 # nothing to check (only scheduler-order looks at it): just remember it
                 if error is None:
                     self._last_zero_index = len(loop.events)
             else:
-                ctx = self._context(loop, op, error)
+                ctx = self._context(loop, op, error, facts)
                 out += self._evaluate(ctx)
                 self._remember(loop, ctx)
         except Exception as e:  # observing must never break an op
@@ -194,6 +233,7 @@ class Detectors:
         state["_active"] = frozenset(self._active)
         state["_windows"] = {k: tuple(v) for k, v in self._windows.items()}
         state["_series"] = tuple(self._series)
+        state["probes"] = self._probes.state()
         return state
 
     def restore_history_state(self, state: dict[str, Any]) -> None:
@@ -203,6 +243,7 @@ class Detectors:
         window = self.thresholds.grad_window
         self._windows = {k: deque(v, maxlen=window) for k, v in state["_windows"].items()}
         self._series = deque(state["_series"], maxlen=self._series.maxlen)
+        self._probes.restore(state["probes"])
 
     # ------------------------------------------------------------- internals
 
@@ -271,10 +312,20 @@ class Detectors:
             else:
                 yield ParamInfo(name, p.requires_grad, True, track.accumulated)
 
-    def _context(self, loop: LoopState, op: str, error: OpError | None) -> Context:
+    def _context(
+        self, loop: LoopState, op: str, error: OpError | None, facts: dict[str, Any]
+    ) -> Context:
         index = len(loop.events)
         ok = error is None
         params = tuple(self._infos(loop, op, error))
+        ratios = facts.pop("ratios", None)
+        if ratios:
+            params = tuple(
+                p._replace(update_ratio=ratios[p.name][0], ratio_streak=ratios[p.name][1])
+                if p.name in ratios
+                else p
+                for p in params
+            )
         extras: list[Extra] = []
         if op == "backward" and ok:
             for name, t in self._extras:
@@ -333,6 +384,8 @@ class Detectors:
             if self._active
             else frozenset(),
             text=_texter(loop),
+            params_norm=_normer(loop),
+            **facts,
         )
 
     def _extend_series(self, loop: LoopState, loss: float) -> bool:
@@ -370,6 +423,9 @@ class Detectors:
             self._backward_index = ctx.op_index
             self._backward_since_step = True
             fresh = [p for p in ctx.params if p.received]
+            self._probes.remember_grads(
+                {p.name: p.grad_norm for p in ctx.params if p.grad_norm is not None}
+            )
             th = self.thresholds
             for p in fresh:
                 norm = p.grad_norm
@@ -409,6 +465,16 @@ def _texter(loop: LoopState) -> Callable[[str, str], str]:
         return fmt.tensor(view(tensor), limit=4)
 
     return text
+
+
+def _normer(loop: LoopState) -> Callable[[], float]:
+    def norm() -> float:
+        tensors = [t.tensor.detach() for t in loop.tracks if t.tensor.is_floating_point()]
+        if not tensors:
+            return 0.0
+        return math.sqrt(math.fsum(float(n) ** 2 for n in torch._foreach_norm(tensors)))
+
+    return norm
 
 
 def _full_batch(scenario: Scenario) -> bool:

@@ -1,0 +1,465 @@
+"""The facts of the second catalogue, gathered around each op without changing a value.
+
+What each probe touches: module attributes (`training`, `inplace`); one amax over the batch
+per nn.ReLU output (a forward hook that returns nothing, active only during the forward
+op); the loss's graph near its root (node names, saved tensors' shapes); the scenario's
+globals (identity checks); `.grad` version counters (integers); during step, PyTorch's
+global optimizer step hooks (they record, never modify); and, after a step, one fused norm
+(`torch._foreach_norm`) of the moved weights and of their deltas.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+from ..events import OpError
+from .context import GradRewrite, Inplace, LossFacts, OptimizerStep, Relu
+from .lossgraph import inplace, loss_facts
+from .thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from ..loop import LoopState
+
+_MODES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+_INPLACE_ERROR = "modified by an inplace operation"
+
+Versions = tuple[tuple[int, int] | None, ...]
+
+
+class Probes:
+    """Gathers the facts for eval-mode-training, softmax-before-ce, loss-broadcast,
+    init-loss-mismatch, loss-at-chance, clip-order, update-ratio, dead-relu,
+    decay-on-bias-norm, loss-history-retained, param-replaced, inplace-saved-tensor,
+    optimizer-recreated and lr-schedule-odd."""
+
+    def __init__(
+        self, loop: LoopState, thresholds: Thresholds, namespace: Mapping[str, Any]
+    ) -> None:
+        self.thresholds = thresholds
+        self._namespace = namespace
+        self._modules = _modules(namespace)
+        self._modes = [(n, m) for n, m in self._modules if _has_mode(m)]
+        self._functions = _forward_functions(namespace, self._modules)
+        self._in_forward = False
+        self._relus: dict[str, Relu] = {}
+        for name, module in self._modules:
+            if type(module) is nn.ReLU:
+                module.register_forward_hook(self._relu_hook(name))
+        self._held: dict[str, Any] = {}
+        self._forwards = 0
+        self._chance: deque[float] = deque(maxlen=thresholds.chance_patience)
+        self._versions: Versions = ()
+        self._last_op = "load"
+        self._grad_norms: dict[str, float] = {}
+        self._clips: deque[bool] = deque(maxlen=thresholds.clip_window)
+        self._streaks: dict[str, int] = {}
+        self._serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._stepped_by: dict[int, tuple[int, str, bool]] = {}
+        """id(param) -> (serial, class, stateful) of the optimizer that stepped it last."""
+        self._fresh_count = 0
+        self._lr_first: dict[int, float] = {}
+        self._lr_zero = 0
+        self._hooks: list[Any] = []
+        self._steps: list[OptimizerStep] = []
+        self._at_update: tuple[Versions, Versions] | None = None
+        self._rewrite_ratio: float | None = None
+
+    # ------------------------------------------------------------- history protocol
+
+    _STATE = (
+        "_forwards",
+        "_versions",
+        "_last_op",
+        "_grad_norms",
+        "_streaks",
+        "_stepped_by",
+        "_fresh_count",
+        "_lr_first",
+        "_lr_zero",
+    )
+
+    def state(self) -> dict[str, Any]:
+        out = {k: _copy(getattr(self, k)) for k in self._STATE}
+        out["_chance"] = tuple(self._chance)
+        out["_clips"] = tuple(self._clips)
+        return out
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for k in self._STATE:
+            setattr(self, k, _copy(state[k]))
+        self._chance = deque(state["_chance"], maxlen=self._chance.maxlen)
+        self._clips = deque(state["_clips"], maxlen=self._clips.maxlen)
+
+    # ------------------------------------------------------------- at load
+
+    def load_facts(self, loop: LoopState) -> dict[str, Any]:
+        names = {id(t.tensor): t.name for t in loop.tracks}
+        decay = []
+        for i, group in enumerate(loop.param_groups):
+            wd = float(group.get("weight_decay", 0.0) or 0.0)
+            flat = tuple(names.get(id(p), "?") for p in group.get("params", ()) if p.dim() == 1)
+            if wd > 0 and flat:
+                decay.append((i, wd, flat))
+        return {"decay_1d": tuple(decay)}
+
+    # ------------------------------------------------------------- around an op
+
+    def before(self, loop: LoopState, op: str) -> dict[str, Any]:
+        """Called before an op; returns the facts of what happened since the previous op (a
+        traced script's own code runs between ops)."""
+        now = _versions(loop)
+        facts: dict[str, Any] = {}
+        if self._versions and now != self._versions and op != "zero_grad":
+            changed = _changed(loop, self._versions, now)
+            if changed:
+                facts["grad_rewrites"] = (self._rewrite(loop, self._when(self._last_op), changed),)
+        self._versions = now
+        if op == "forward":
+            self._in_forward = True
+            self._relus = {}
+            self._held = self._graphs_held(loop)
+        elif op == "step":
+            self._steps = []
+            self._at_update = None
+            self._rewrite_ratio = None
+            pre = register_optimizer_step_pre_hook(self._pre_step(loop))
+            post = register_optimizer_step_post_hook(self._post_step(loop))
+            self._hooks = [pre, post]
+        return facts
+
+    def after(self, loop: LoopState, op: str, error: OpError | None) -> dict[str, Any]:
+        """The facts of the op just performed (the runner puts them in the Context)."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        self._in_forward = False
+        facts: dict[str, Any] = {}
+        now = _versions(loop)
+        if error is None and op == "forward" and loop.loss is not None:
+            facts.update(self._forward_facts(loop, now))
+        elif error is None and op == "step":
+            facts.update(self._step_facts(loop, now))
+        elif op == "backward" and error is not None and _INPLACE_ERROR in error.message:
+            facts["inplace"] = self.inplace(error.message)
+        replaced = self._replaced(loop)
+        if replaced:
+            facts["replaced"] = replaced
+        self._versions = now
+        if error is None:
+            self._last_op = op
+        return facts
+
+    def remember_grads(self, norms: Mapping[str, float]) -> None:
+        """The gradient norms a backward left (the runner measured them)."""
+        self._grad_norms = dict(norms)
+
+    def inplace(self, message: str) -> Inplace:
+        return inplace(message, self._functions, self._modules)
+
+    # ------------------------------------------------------------- forward
+
+    def _forward_facts(self, loop: LoopState, now: Versions) -> dict[str, Any]:
+        loss = loop.loss
+        assert loss is not None
+        facts: dict[str, Any] = {}
+        if self._versions and now != self._versions:
+            changed = _changed(loop, self._versions, now)
+            if changed:
+                facts["grad_rewrites"] = (GradRewrite("before-backward", changed),)
+        if not loss.requires_grad:
+            return facts
+        self._forwards += 1
+        facts["first_forward"] = self._forwards == 1
+        facts["eval_modules"] = tuple(n for n, m in self._modes if not m.training)
+        lf = loss_facts(loss)
+        facts["loss_facts"] = lf
+        facts["relus"] = tuple(self._relus.values())
+        self._relus = {}
+        facts["retained"] = self._retained(loop)
+        self._held = {}
+        value = loop.loss_value
+        if lf is not None and lf.chance and value is not None and math.isfinite(value):
+            self._chance.append(value / lf.chance)
+            if len(self._chance) == self._chance.maxlen:
+                facts["chance_window"] = tuple(self._chance)
+        else:
+            self._chance.clear()
+        return facts
+
+    def _relu_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if not self._in_forward or not isinstance(output, torch.Tensor):
+                return
+            if output.dim() < 2 or output.shape[0] < 2:
+                return
+            with torch.no_grad():
+                dead = int(torch.count_nonzero(output.detach().amax(dim=0) <= 0))
+            units = output[0].numel()
+            seen = self._relus.get(name)
+            if seen is None or dead / units > seen.dead / seen.units:
+                self._relus[name] = Relu(name, dead, units, int(output.shape[0]))
+
+        return hook
+
+    def _graphs_held(self, loop: LoopState) -> dict[str, Any]:
+        """Per global: the grad_fn of the graph it holds (a tensor's, a list's last tensor's)."""
+        held = {}
+        for name, value in self._namespace.items():
+            fn = _held_fn(value)
+            if fn is not None:
+                held[name] = fn
+        return held
+
+    def _retained(self, loop: LoopState) -> tuple[tuple[str, str], ...]:
+        out = []
+        for name, before in self._held.items():
+            value = self._namespace.get(name)
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                if value is not loop.loss and before in _fn_inputs(value.grad_fn):
+                    out.append(
+                        (
+                            name,
+                            f"{name} = {name} + loss: {type(value).__name__} with "
+                            f"grad_fn {value.grad_fn.name()}",
+                        )
+                    )
+            elif isinstance(value, list | tuple) and len(value) >= 2:
+                tail = [_held_fn(v) for v in value[-2:]]
+                if before in tail and _held_fn(value) is not before:
+                    kept = sum(1 for v in value if isinstance(v, torch.Tensor) and v.grad_fn)
+                    out.append((name, f"{name} holds {kept} loss tensors with their graphs"))
+        return tuple(out)
+
+    # ------------------------------------------------------------- step
+
+    def _pre_step(self, loop: LoopState) -> Callable[..., None]:
+        def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            now = _versions(loop)
+            if now != self._versions and self._at_update is None:
+                changed = _changed(loop, self._versions, now)
+                if changed:
+                    self._rewrite_ratio = self._ratio(loop, changed)
+            self._at_update = (now, now)
+            serial = self._serials.get(optimizer)
+            if serial is None:
+                serial = self._serials[optimizer] = len(self._serials) + 1
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            fresh = all(not optimizer.state.get(p) for p in params)
+            previous = None
+            if fresh and params:
+                last = self._stepped_by.get(id(params[0]))
+                if last is not None and last[2]:
+                    previous = "reset" if last[0] == serial else f"{last[1]} #{last[0]}"
+            self._steps.append(
+                OptimizerStep(type(optimizer).__name__, serial, fresh, False, previous)
+            )
+
+        return hook
+
+    def _post_step(self, loop: LoopState) -> Callable[..., None]:
+        def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            if self._at_update is not None:
+                self._at_update = (self._at_update[0], _versions(loop))
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            stateful = any(optimizer.state.get(p) for p in params)
+            serial = self._serials.get(optimizer, 0)
+            for p in params:
+                self._stepped_by[id(p)] = (serial, type(optimizer).__name__, stateful)
+            if self._steps:
+                last = self._steps[-1]
+                if last.previous is not None:
+                    self._fresh_count += 1
+                self._steps[-1] = last._replace(stateful=stateful, steps=self._fresh_count)
+
+        return hook
+
+    def _step_facts(self, loop: LoopState, now: Versions) -> dict[str, Any]:
+        facts: dict[str, Any] = {"optimizer_steps": tuple(self._steps)}
+        rewrites = []
+        if self._at_update is not None:
+            _, after_update = self._at_update
+            changed = _changed(loop, self._versions, self._at_update[0])
+            if changed:
+                rewrites.append(GradRewrite("before-step", changed, self._rewrite_ratio))
+            if now != after_update:
+                rewrites.append(GradRewrite("after-step", _changed(loop, after_update, now)))
+        elif now != self._versions:  # a manual update: where it clipped is not known
+            changed = _changed(loop, self._versions, now)
+            if changed:
+                rewrites.append(GradRewrite("before-step", changed, self._ratio(loop, changed)))
+        for r in rewrites:
+            if r.when == "before-step" and r.ratio is not None:
+                self._clips.append(r.ratio < 1 - 1e-6)
+                if len(self._clips) == self._clips.maxlen:
+                    facts["clip_recent"] = tuple(self._clips)
+        if rewrites:
+            facts["grad_rewrites"] = tuple(rewrites)
+        facts["ratios"] = self._update_ratios(loop)
+        facts.update(self._lr_facts(loop))
+        return facts
+
+    def _ratio(self, loop: LoopState, names: tuple[str, ...]) -> float | None:
+        """Norm of these gradients now over their norm after the last backward."""
+        grads = [t.tensor.grad for t in loop.tracks if t.name in names]
+        before = [self._grad_norms.get(n) for n in names]
+        if any(g is None for g in grads) or any(b is None for b in before):
+            return None
+        norms = torch._foreach_norm([g.detach() for g in grads if g is not None])
+        after = math.sqrt(math.fsum(float(n) ** 2 for n in norms))
+        total = math.sqrt(math.fsum(b * b for b in before if b is not None))
+        return after / total if total > 0 and math.isfinite(total) else None
+
+    def _rewrite(self, loop: LoopState, when: str, changed: tuple[str, ...]) -> GradRewrite:
+        ratio = self._ratio(loop, changed) if when == "before-step" else None
+        if ratio is not None:
+            self._clips.append(ratio < 1 - 1e-6)
+        return GradRewrite(when, changed, ratio)
+
+    @staticmethod
+    def _when(last_op: str) -> str:
+        return {"backward": "before-step", "step": "after-step"}.get(last_op, "before-backward")
+
+    def _update_ratios(self, loop: LoopState) -> dict[str, tuple[float, int]]:
+        moved = getattr(loop, "moved", None)
+        if not moved:
+            return {}
+        names = [n for n, (b, _) in moved.items() if b.dim() >= 2]
+        if not names:
+            return {}
+        befores = [moved[n][0] for n in names]
+        deltas = torch._foreach_sub([moved[n][1] for n in names], befores)
+        norms = torch._foreach_norm([*befores, *deltas])
+        th = self.thresholds
+        out = {}
+        for i, name in enumerate(names):
+            size, step = float(norms[i]), float(norms[len(names) + i])
+            if not (size > 0 and math.isfinite(size) and math.isfinite(step)):
+                self._streaks.pop(name, None)
+                continue
+            ratio = step / size
+            streak = self._streaks.get(name, 0)
+            if ratio > th.update_ratio_high:
+                streak = streak + 1 if streak > 0 else 1
+            elif ratio < th.update_ratio_low:
+                streak = streak - 1 if streak < 0 else -1
+            else:
+                streak = 0
+            self._streaks[name] = streak
+            out[name] = (ratio, streak)
+        return out
+
+    def _lr_facts(self, loop: LoopState) -> dict[str, Any]:
+        refs = []
+        zero = False
+        for i, group in enumerate(loop.param_groups):
+            if "lr" not in group:
+                continue
+            lr = float(group["lr"])
+            first = self._lr_first.setdefault(i, lr)
+            ref = max(float(group.get("initial_lr", first)), float(group.get("max_lr", 0.0)))
+            refs.append(ref)
+            zero = zero or (ref > 0 and lr < self.thresholds.lr_zero_ratio * ref)
+        self._lr_zero = self._lr_zero + 1 if zero else 0
+        return {"lr_ref": tuple(refs), "lr_zero_steps": self._lr_zero}
+
+    # ------------------------------------------------------------- every op
+
+    def _replaced(self, loop: LoopState) -> tuple[tuple[str, str], ...]:
+        out = []
+        for track in loop.tracks:
+            name = track.name
+            if "." in name or name not in self._namespace:
+                continue
+            value = self._namespace[name]
+            if value is track.tensor:
+                continue
+            if isinstance(value, torch.Tensor):
+                what = (
+                    f"a non-leaf tensor (grad_fn {value.grad_fn.name()})"
+                    if value.grad_fn is not None
+                    else "another tensor"
+                )
+            else:
+                what = f"a {type(value).__name__}"
+            out.append((name, what))
+        return tuple(out)
+
+
+def _copy(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _versions(loop: LoopState) -> Versions:
+    out = []
+    for t in loop.tracks:
+        g = t.tensor.grad
+        out.append(None if g is None else (id(g), g._version))
+    return tuple(out)
+
+
+def _changed(loop: LoopState, before: Versions, after: Versions) -> tuple[str, ...]:
+    """Parameters whose (same) .grad tensor was modified in place between two readings."""
+    out = []
+    for t, a, b in zip(loop.tracks, before, after, strict=False):
+        if a is not None and b is not None and a[0] == b[0] and a[1] != b[1]:
+            out.append(t.name)
+    return tuple(out)
+
+
+def _held_fn(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.grad_fn
+    if isinstance(value, list | tuple) and value and isinstance(value[-1], torch.Tensor):
+        return value[-1].grad_fn
+    return None
+
+
+def _fn_inputs(fn: Any) -> list[Any]:
+    return [n for n, _ in fn.next_functions if n is not None]
+
+
+def _modules(namespace: Mapping[str, Any]) -> list[tuple[str, nn.Module]]:
+    out: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    for name, value in namespace.items():
+        if isinstance(value, nn.Module) and not name.startswith("_"):
+            for sub, module in value.named_modules(prefix=name):
+                if id(module) not in seen:
+                    seen.add(id(module))
+                    out.append((sub, module))
+    return out
+
+
+def _has_mode(module: nn.Module) -> bool:
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        return bool(module.track_running_stats)
+    return isinstance(module, _MODES)
+
+
+def _forward_functions(
+    namespace: Mapping[str, Any], modules: list[tuple[str, nn.Module]]
+) -> list[Any]:
+    """The scenario's forward and the forward methods of its own module classes."""
+    out = []
+    fn = namespace.get("forward")
+    if callable(fn):
+        out.append(fn)
+    for _, module in modules:
+        cls = type(module)
+        if not cls.__module__.startswith("torch.") and cls.forward not in out:
+            out.append(cls.forward)
+    return out
+
+
+__all__ = ["LossFacts", "Probes"]
