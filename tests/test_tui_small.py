@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from pilot_helpers import press, settle
 from textual.geometry import Region
 from textual.pilot import Pilot
@@ -153,3 +154,26 @@ def test_help_and_readme_list_every_key_of_the_table() -> None:
     # the op keys are the engine's short op words
     ops = {k.keys: k.action for k in KEYS if k.action.startswith("op(")}
     assert ops and all(re.sub(r"op\('(\w+)'\)", r"\1", a) == WORDS[k] for k, a in ops.items())
+
+
+async def test_ctrl_s_saves_the_screen_as_svg_next_to_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.chdir(tmp_path)
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await press(pilot, "f", "ctrl+s", "ctrl+s")
+        first, second = (
+            tmp_path / "quadratic_bowl-op1-screen.svg",
+            tmp_path / "quadratic_bowl-op1-screen-1.svg",
+        )
+        assert first.exists() and second.exists()  # never overwritten
+        root = ET.parse(first).getroot()  # well-formed XML
+        assert root.tag.endswith("svg")
+        text = "".join(root.itertext()).replace("\xa0", " ")
+        assert "loss" in text and "201" in text
+        assert any(second.name in n.message for n in app._notifications)
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Save screen as SVG" in commands

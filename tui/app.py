@@ -7,6 +7,8 @@ carrying detached data, which the app hands down to the panels' reactives.
 
 from __future__ import annotations
 
+import io
+import re
 import threading
 import time
 from collections import deque
@@ -66,6 +68,8 @@ MAX_QUEUE = 16
 TOAST_CHARS = {True: 72, False: 240}
 """The longest toast message on a compact / wide screen (the log keeps the whole text)."""
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters, which XML forbids: never written into a saved SVG."""
 
 
 def _setter(group: int, key: str, value: Any) -> Callable[[Session], list[Event]]:
@@ -712,6 +716,25 @@ class OptDbgApp(App[None]):
     def action_export(self) -> None:
         self._enqueue("export", export_png)
 
+    def action_save_screen(self) -> None:
+        """Save the screen as SVG next to the graph export, `<scenario>-op<N>-screen.svg`
+        (a free name, written atomically); in a browser (`optdbg serve`) it downloads too."""
+        from optdbg.engine.export import ExportError, default_path, write_atomic
+
+        scenario = self.session.scenario.name if self.session is not None else "optdbg"
+        ops = len(self.session.events) if self.session is not None else 0
+        path = default_path(scenario, ops, ext="-screen.svg")
+        svg = _CONTROL.sub("", self.export_screenshot(title=f"optdbg: {scenario}"))
+        try:
+            write_atomic(path, svg.encode("utf-8"))
+        except (ExportError, OSError) as e:
+            self.notify(f"cannot save the screen: {e}", severity="error")
+            return
+        if self.is_web:
+            self.deliver_text(io.StringIO(svg), save_filename=path.name, mime_type="image/svg+xml")
+        self.query_one(LogPanel).note(f"screen saved: {path.resolve()}")
+        self.notify(f"screen saved: {path.name} in {path.resolve().parent}")
+
     # ------------------------------------------------------------- slow motion
 
     def action_slow_backward(self) -> None:
@@ -876,5 +899,10 @@ class OptDbgApp(App[None]):
             )
         yield SystemCommand("Reload scenario", "Load the scenario file again", self.action_reload)
         yield SystemCommand("Export graph", "Write the graph to a PNG file", self.action_export)
+        yield SystemCommand(
+            "Save screen as SVG",
+            "Write what the screen shows to <scenario>-op<N>-screen.svg",
+            self.action_save_screen,
+        )
         yield SystemCommand("Help", "Keys and what each op does", self.action_help)
         yield SystemCommand("Open a built-in scenario", "Choose from the built-ins", self.pick)

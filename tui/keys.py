@@ -61,7 +61,7 @@ class Key:
         return [main, alias]
 
 
-_DISPLAY = {"question_mark": "?", "left": "←", "right": "→", "space": "space"}
+_DISPLAY = {"question_mark": "?", "left": "←", "right": "→"}
 
 KEYS: tuple[Key, ...] = (
     Key("escape", "cancel", "cancel", "stop a running op (or the slow-motion replay)",
@@ -92,6 +92,8 @@ KEYS: tuple[Key, ...] = (
         what="learning rate", tooltip="edit the learning rate"),
     Key("e", "export", "export", "write the current graph to `<scenario>-op<N>.png`",
         tooltip="write the graph to PNG"),
+    Key("ctrl+s", "save_screen", "svg", "save the screen as SVG, next to the graph export: "
+        "`<scenario>-op<N>-screen.svg`", what="picture", tooltip="save the screen as SVG"),
     Key("r", "reload", "reload", "load the scenario file again, from a fresh state",
         tooltip="load the scenario again"),
     Key("right", "right", "redo", "redo the op undone last (in slow motion: the next node)",
