@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .snapshot import SMALL, Summary, TensorView, plain, view
+from .snapshot import SMALL, Summary, TensorView, plain, summary_stats, view
 
 _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 
@@ -353,9 +353,14 @@ class _Views:
         self.results: list[TensorView | None] = []
         self._pending: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
         self._seen: dict[tuple[Any, ...], int] = {}
+        self._deferred: list[tuple[int, Deferred]] = []
 
-    def add(self, t: torch.Tensor | None) -> int:
+    def add(self, t: torch.Tensor | Deferred | None) -> int:
         slot = len(self.results)
+        if isinstance(t, Deferred):
+            self.results.append(None)
+            self._deferred.append((slot, t))
+            return slot
         if t is None or t.numel() <= SMALL or t.layout != torch.strided:
             self.results.append(view(t))
             return slot
@@ -406,6 +411,15 @@ class _Views:
                     summary=Summary(mean, std, lo, hi, norm),
                 )
         self._pending = {}
+        if self._deferred:  # one transfer for all of them
+            rows = torch.stack([d.stats.to("cpu", torch.float64) for _, d in self._deferred])
+            for (slot, d), (mean, std, lo, hi, norm) in zip(
+                self._deferred, rows.tolist(), strict=True
+            ):
+                self.results[slot] = TensorView(
+                    d.shape, d.dtype, d.device, summary=Summary(mean, std, lo, hi, norm)
+                )
+            self._deferred = []
         return self.results
 
 
@@ -621,24 +635,44 @@ def _source(t: torch.Tensor, by_id: Mapping[int, str]) -> str | None:
 # ------------------------------------------------------------------ gradient flow
 
 
-def _copy(t: Any) -> torch.Tensor | None:
-    return t.detach().clone() if isinstance(t, torch.Tensor) else None
+class Deferred:
+    """A big gradient seen by a flow hook, kept as its summary statistics (computed at once,
+    on its device) instead of a copy: no gradient outlives the backward, and all the
+    summaries come over in one transfer at the end."""
+
+    __slots__ = ("device", "dtype", "shape", "stats")
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.shape = tuple(t.shape)
+        self.dtype = str(t.dtype).removeprefix("torch.")
+        self.device = str(t.device)
+        self.stats = summary_stats(t)
+
+
+def _copy(t: Any) -> torch.Tensor | Deferred | None:
+    """What a flow hook keeps of a gradient: a copy, or the summary of a big one."""
+    if not isinstance(t, torch.Tensor):
+        return None
+    if t.numel() > _GRAIN and t.layout == torch.strided and t.is_floating_point():
+        return Deferred(t)
+    return t.detach().clone()
 
 
 class FlowRecorder:
     """Node hooks on every grad_fn of a graph, active for one backward pass.
 
-    Each hook copies what it sees (`detach().clone()`) and returns None, so autograd uses
-    the gradients it computed, unchanged. Use as a context manager: the hooks are removed
-    on exit, whether backward succeeded or raised.
+    Each hook copies what it sees (`detach().clone()`; a big gradient's summary instead,
+    see `Deferred`) and returns None, so autograd uses the gradients it computed, unchanged.
+    Use as a context manager: the hooks are removed on exit, whether backward succeeded or
+    raised.
     """
 
     def __init__(self, fns: Sequence[Any]) -> None:
         self.fns = fns
         self.order: list[int] = []
-        self.grad_in: dict[int, tuple[torch.Tensor | None, ...]] = {}
-        self.grad_out: dict[int, tuple[torch.Tensor | None, ...]] = {}
-        self.before: dict[int, torch.Tensor | None] = {}
+        self.grad_in: dict[int, tuple[torch.Tensor | Deferred | None, ...]] = {}
+        self.grad_out: dict[int, tuple[torch.Tensor | Deferred | None, ...]] = {}
+        self.before: dict[int, torch.Tensor | Deferred | None] = {}
         self._handles: list[Any] = []
         self._gc_was_enabled = False
 
@@ -744,9 +778,11 @@ def _with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
     return replace(graph, flow=flow, steps=tuple(steps))
 
 
-def _local(grad_in: torch.Tensor | None, grad_out: torch.Tensor | None) -> TensorView | None:
+def _local(grad_in: Any, grad_out: Any) -> TensorView | None:
     """grad_out / grad_in, elementwise: the local derivative of an elementwise op."""
-    if grad_in is None or grad_out is None or grad_in.shape != grad_out.shape:
+    if not isinstance(grad_in, torch.Tensor) or not isinstance(grad_out, torch.Tensor):
+        return None
+    if grad_in.shape != grad_out.shape:
         return None
     if grad_in.numel() > SMALL or not grad_in.is_floating_point() or bool((grad_in == 0).any()):
         return None

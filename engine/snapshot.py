@@ -147,16 +147,21 @@ def _view(t: torch.Tensor, small: int) -> TensorView:
 
 def summarize(t: torch.Tensor) -> Summary:
     """mean, std, min, max, norm computed on the torch side in one pass over the data."""
+    mean, std, lo, hi, norm = summary_stats(t).tolist()
+    return Summary(mean, std, lo, hi, norm)
+
+
+def summary_stats(t: torch.Tensor) -> torch.Tensor:
+    """The five numbers of `summarize` as one tensor on t's device (not copied out yet, so
+    many can be brought over in one transfer)."""
     x = t.detach()
     if not x.is_floating_point() and not x.is_complex():
         x = x.double()
     if x.is_complex():
         x = x.abs()
-    stats = torch.stack(
+    return torch.stack(
         [x.mean(), x.std() if x.numel() > 1 else x.new_zeros(()), x.min(), x.max(), x.norm()]
     )
-    mean, std, lo, hi, norm = stats.tolist()
-    return Summary(mean, std, lo, hi, norm)
 
 
 @dataclass(frozen=True)
