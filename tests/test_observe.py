@@ -5,6 +5,7 @@ fused optimizers)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -116,3 +117,51 @@ def test_a_step_without_its_record_says_and_does_the_same(name: str) -> None:
     name0 = full.snapshot().params[0].name
     assert full.update_detail(name0) is not None
     assert bare.update_detail(name0) is None
+
+
+SLOW = """
+import time
+import torch
+w = torch.tensor([1.0, 2.0], requires_grad=True)
+optimizer = torch.optim.SGD([w], lr=0.1)
+
+def forward():
+    time.sleep(0.15)
+    return (w ** 2).sum()
+"""
+
+
+async def test_keys_faster_than_ops_are_all_performed_with_one_frame(tmp_path: Path) -> None:
+    """Keys queued behind a running op are performed in order in one job, and the panels
+    show their end state once (no frame per intermediate op)."""
+    from pilot_helpers import log_text, settle
+
+    from optdbg.tui.app import OptDbgApp
+
+    class Counting(OptDbgApp):
+        CSS_PATH = str(Path(inspect.getfile(OptDbgApp)).parent / str(OptDbgApp.CSS_PATH))
+        applied: list[int]
+
+        def _apply(self, view: Any) -> None:
+            self.applied.append(view.snapshot.op_count)
+            super()._apply(view)
+
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW, encoding="utf-8")
+    app = Counting(Session.open(path))
+    app.applied = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.applied.clear()
+        for _ in range(4):  # what `i` does, four times before the first is done
+            app.action_op("iteration")
+        await settle(pilot)
+        assert app.view is not None and app.view.snapshot.op_count == 16
+        assert app.view.snapshot.step_count == 4
+        assert app.applied[-1] == 16 and len(app.applied) < 4, app.applied
+        text = log_text(app)
+        assert all(f"#{k}" in text for k in (0, 5, 10, 15)), text
+    plain = PlainLoop(run_plain(path))
+    for _ in range(4):
+        plain.op("i")
+    assert app.view.snapshot.param("w").value.values == plain.ns["w"].tolist()

@@ -534,13 +534,19 @@ class OptDbgApp(App[None]):
             self._sync_cancel()
             return
         label, job = self._queue.popleft()
+        jobs = [job]
+        while label in OPS and self._queue and self._queue[0][0] in OPS:
+            jobs.append(self._queue.popleft()[1])  # keys faster than ops: one frame for all
         self._busy = True
-        self._job_label = label
+        self._job_label = label if len(jobs) == 1 else f"{label} (+{len(jobs) - 1} queued ops)"
         self._show_activity()
         session, selected, generation = self.session, self.selected, self._generation
 
         def work() -> tuple[Any, View]:
-            return job(session), self._capture(session, selected)
+            if len(jobs) == 1:
+                return job(session), self._capture(session, selected)
+            events = [event for j in jobs for event in j(session)]
+            return events, self._capture(session, selected)
 
         def done(result: Any, error: BaseException | None) -> None:
             if error is not None:  # an engine bug or a cancel outside an op: never fatal
