@@ -40,6 +40,8 @@ NAMES: dict[str, str] = {
     "'grad-accumulated' in warnings",
     "lr": "param group 0's learning rate",
     "op": "the op just performed: 'forward', 'backward', 'step' or 'zero_grad'",
+    "where": "in `optdbg trace`: the script's line that made the op, e.g. 'train.py:42' "
+    "(unset for scenarios)",
 }
 """The names a condition can use, with what they mean."""
 CONSTANTS: dict[str, float] = {"nan": math.nan, "inf": math.inf}
@@ -92,6 +94,7 @@ _SAMPLE: dict[str, Any] = {
     "warnings": ("grad-accumulated",),
     "lr": 0.1,
     "op": "forward",
+    "where": "train.py:42",
 }
 
 
@@ -323,6 +326,8 @@ class Context:
             return MISSING if lr is None else lr
         if name == "op":
             return self.event.op
+        if name == "where":
+            return MISSING
         raise ConditionError(f"unknown name {name!r}")
 
 

@@ -65,8 +65,9 @@ def trace_command(argv: list[str]) -> int:
         print(f"optdbg trace: cannot run the script: {e}", file=sys.stderr)
         return EXIT_USAGE
     if not (ns.json or ns.quiet or ns.json_dir):
-        print("optdbg trace: the paused TUI is not in this build yet: use --json or --quiet")
-        return EXIT_USAGE
+        from .trace_app import open_trace_tui
+
+        return open_trace_tui(path, ns.args, max_ops=ns.max_ops)
     return _headless(ns, path)
 
 

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -45,8 +45,9 @@ from torch.optim.optimizer import (
 from .. import fmt
 from ..events import Event, Finding, OpError
 from ..explain import explain
+from ..graph import Graph, extract_nodes
 from ..pitfalls import Detectors, Thresholds
-from ..snapshot import TensorView, view
+from ..snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
 from . import naming
 from .naming import Where
 
@@ -68,7 +69,6 @@ class _Track:
     owners: list[int]
     """Indices of the optimizers holding it."""
     accumulated: int = 0
-    contributions: list[TensorView | float] = field(default_factory=list)
     used_by: int | None = None
     """Event index of a step that used the current .grad (None: unused since cleared)."""
     candidate: tuple[int, int, int] | None = None
@@ -94,7 +94,7 @@ class _OptimizerLoop:
         self.scheduler: Any | None = None
 
     @property
-    def received(self) -> dict[str, TensorView | float | None]:
+    def received(self) -> dict[str, bool | None]:
         return self._tracer.received
 
     @property
@@ -174,8 +174,16 @@ class Tracer:
         on_final: Callable[[TracedOp], None] | None = None,
         pause: Callable[[Pending], None] | None = None,
         thresholds: Thresholds | None = None,
+        detail: bool = False,
     ) -> None:
         self.records = records
+        self.detail = detail
+        """Summaries with values and each loss's graph, for the TUI; headless runs skip
+        the norms and the graphs."""
+        self.graph: Graph | None = None
+        """The autograd graph of the latest loss (with `detail`), extracted before its
+        backward ran (while its saved tensors exist)."""
+        self.graph_error: str | None = None
         """Build each op's JSON record (`run`'s keys plus where, function, optimizer)."""
         self.rank = rank
         self.max_ops = max_ops
@@ -190,8 +198,9 @@ class Tracer:
         self.ops: list[TracedOp] = []
         self.tracks: list[_Track] = []
         self.optimizers: list[_Optimizer] = []
-        self.received: dict[str, TensorView | float | None] = {}
-        """What each parameter received in the latest backward (None: a fresh .grad)."""
+        self.received: dict[str, bool | None] = {}
+        """The parameters that received a gradient in the latest backward (None: into a
+        fresh .grad, True: added to one)."""
         self.loss: torch.Tensor | None = None
         self.loss_value: float | None = None
         self.loss_history: list[float] = []
@@ -345,12 +354,8 @@ class Tracer:
 
     def _grad_hook(self, track: _Track) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
-            if track.tensor.grad is None or track.accumulated == 0:
-                self.received[track.name] = None
-            elif grad.numel() <= 8:
-                self.received[track.name] = view(grad)
-            else:
-                self.received[track.name] = float(grad.detach().norm())
+            fresh = track.tensor.grad is None or track.accumulated == 0
+            self.received[track.name] = None if fresh else True
 
         return hook
 
@@ -413,15 +418,12 @@ class Tracer:
         for track in self.tracks:
             if track.name not in self.received:
                 continue
-            contribution = self.received[track.name]
-            if contribution is None:
+            if self.received[track.name] is None:
                 track.accumulated = 1
-                track.contributions = []
                 track.used_by = None
                 track.candidate = None
             else:
                 track.accumulated += 1
-                track.contributions.append(contribution)
                 if track.used_by is not None and track.candidate is None:
                     track.candidate = (index, track.accumulated - 1, track.used_by)
             grad = track.tensor.grad
@@ -430,7 +432,9 @@ class Tracer:
                 if self.optimizers[i] not in reached:
                     reached.append(self.optimizers[i])
         got = [t for t in self.tracks if t.name in self.received]
-        if got:
+        if got and not self.detail:
+            summary = f"{len(got)} parameters received a gradient"
+        elif got:
             shown = [f"{t.name}.grad = {_brief(t.tensor.grad)}" for t in got[:2]]
             summary = "; ".join(shown) + (f" (+{len(got) - 2} more)" if len(got) > 2 else "")
         else:
@@ -440,12 +444,25 @@ class Tracer:
 
     def _observe_loss(self, loss: torch.Tensor) -> None:
         self.loss = loss
+        if self.detail:
+            self._extract(loss)
         value = None
         if loss.numel() == 1 and not loss.is_complex():
             value = float(loss.detach().item())
             self.loss_history.append(value)
         self.loss_value = value
         self.forward_count += 1
+
+    def _extract(self, loss: torch.Tensor) -> None:
+        names = {t.name: t.tensor for t in self.tracks}
+        owners = naming.module_owners(
+            [t.tensor for t in self.tracks], {id(t.tensor): t.name for t in self.tracks}
+        )
+        try:
+            self.graph = extract_nodes(loss, names, owners=owners)[0]
+            self.graph_error = None
+        except Exception as e:  # observing must never break the script
+            self.graph, self.graph_error = None, f"graph extraction failed: {e}"
 
     def _sync_cleared(self) -> None:
         """Notice gradients the script cleared itself (model.zero_grad(), p.grad = None,
@@ -467,7 +484,6 @@ class Tracer:
 
     def _clear(self, track: _Track) -> None:
         track.accumulated = 0
-        track.contributions = []
         track.used_by = None
         track.candidate = None
 
@@ -498,7 +514,9 @@ class Tracer:
             track.used_by = index
             grad = track.tensor.grad
             track.seen = None if grad is None else (id(grad), grad._version)
-        if entry.moving:
+        if entry.moving and not self.detail:
+            summary = f"{len(entry.moving)} parameters moved"
+        elif entry.moving:
             parts = [f"{t.name} → {_brief(t.tensor)}" for t in entry.moving[:2]]
             more = f" (+{len(entry.moving) - 2} more)" if len(entry.moving) > 2 else ""
             summary = "; ".join(parts) + more
@@ -612,6 +630,11 @@ class Tracer:
         traced.event = replace(traced.event, warnings=(*traced.event.warnings, finding))
         self.events[backward] = traced.event
 
+    def settled(self) -> int:
+        """Ops before this index have all their warnings (later ones may still get one)."""
+        waiting = [t.candidate[0] for t in self.tracks if t.candidate is not None]
+        return min(waiting, default=len(self.events))
+
     def _flush(self) -> None:
         waiting = {t.candidate[0] for t in self.tracks if t.candidate is not None}
         while self._open and self._open[0].event.index not in waiting:
@@ -620,6 +643,47 @@ class Tracer:
                 self.on_final(traced)
 
     # ------------------------------------------------------------------ results
+
+    def snapshot(self, title: str, next_op: str = "") -> Snapshot:
+        """A detached copy of the loop state now, as the panels show it."""
+        groups = self.param_groups
+        return Snapshot(
+            scenario=title,
+            title=title,
+            op_count=len(self.events),
+            step_count=self.step_count,
+            iteration=self.forward_count,
+            epoch=0,
+            batch=0,
+            batches_per_epoch=None,
+            has_data=False,
+            loss=self.loss_value,
+            loss_history=tuple(self.loss_history),
+            loss_steps=tuple(range(len(self.loss_history))),
+            next_op=next_op,
+            optimizer=", ".join(
+                f"{o.label}: {type(o.optimizer).__name__}" for o in self.optimizers
+            ),
+            groups=tuple({k: plain(v) for k, v in g.items() if k != "params"} for g in groups),
+            params=tuple(self._param_snapshot(t) for t in self.tracks),
+            has_graph=self.graph is not None,
+        )
+
+    def _param_snapshot(self, track: _Track) -> ParamSnapshot:
+        p = track.tensor
+        value = view(p)
+        assert value is not None
+        state = self.optimizers[track.owners[0]].optimizer.state.get(p, {})
+        return ParamSnapshot(
+            name=track.name,
+            group=track.group,
+            value=value,
+            grad=view(p.grad),
+            accumulated=track.accumulated if p.grad is not None else 0,
+            last_update=None,
+            state={k: plain(v) for k, v in state.items()},
+            requires_grad=p.requires_grad,
+        )
 
     def warned(self) -> bool:
         return any(e.warnings for e in self.events)

@@ -1,0 +1,252 @@
+"""A paused debugger over a running script (as `bdb` is to `pdb`): the UI's engine for trace.
+
+The script runs in a worker thread under a tracer; before each of its ops the tracer calls
+back here, and the script thread waits until the UI says go (`next`: this op, then pause
+again; `cont`: until a warning, the breakpoint or the end). What the UI receives are
+detached `Paused` outcomes and the script's printed text, never live tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..breakpoints import MISSING, Expression, evaluate
+from ..events import Event
+from ..graph import Graph
+from ..history import TimelineEntry
+from ..snapshot import Snapshot
+from .script import run_script
+from .tracer import Pending, Tracer
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The script waits before `pending` (None: it has ended, with status `ended`)."""
+
+    snapshot: Snapshot
+    pending: Pending | None
+    events: tuple[Event, ...]
+    timeline: tuple[TimelineEntry, ...]
+    graph: Graph | None
+    reason: str
+    """Why it paused, in words."""
+    ended: int | None = None
+    run: int = 0
+    """Which run of the script (0, then 1 after the first restart, ...)."""
+
+
+class _Output:
+    """sys.stdout / sys.stderr for the script: its text goes to the UI, line by line."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self._send = send
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._send(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._send(self._buffer)
+            self._buffer = ""
+
+    def isatty(self) -> bool:
+        return False
+
+
+class TraceDebugger:
+    """Runs SCRIPT ARGS paused before its first op; `next`, `cont`, `stop` and `restart`
+    may be called from any thread. `on_pause` and `on_output` are called in the script's
+    thread."""
+
+    def __init__(
+        self,
+        script: Path,
+        args: list[str],
+        on_pause: Callable[[Paused], None],
+        on_output: Callable[[str], None],
+        max_ops: int | None = None,
+    ) -> None:
+        self.script = script
+        self.args = args
+        self.on_pause = on_pause
+        self.on_output = on_output
+        self.max_ops = max_ops
+        self.condition: Expression | None = None
+        """The `k` breakpoint: `cont` stops right after an op at which it holds."""
+        self.stop_on_warning = True
+        self._cond = threading.Condition()
+        self._go = False
+        self._mode = "next"
+        self._checked = 0
+        self._run = -1
+        self._thread: threading.Thread | None = None
+        self.tracer: Tracer | None = None
+
+    # ------------------------------------------------------------------ commands
+
+    def start(self) -> None:
+        """Run the script from the beginning, paused before its first op."""
+        self._run += 1
+        self.tracer = Tracer(records=False, detail=True, max_ops=self.max_ops, pause=self._pause)
+        self._go, self._mode, self._checked = False, "next", 0
+        self._thread = threading.Thread(
+            target=self._main, args=(self.tracer, self._run), name="optdbg-script", daemon=True
+        )
+        self._thread.start()
+
+    def next(self) -> None:
+        """Perform the paused op, then pause before the next one."""
+        self._release("next")
+
+    def cont(self) -> None:
+        """Run until a warning (when `stop_on_warning`), the breakpoint, or the end."""
+        self._release("cont")
+
+    def stop(self) -> None:
+        """Stop the script at its next op (as if it raised there)."""
+        if self.tracer is not None:
+            self.tracer.stop_requested = True
+        self._release("next")
+
+    def restart(self, timeout: float = 10.0) -> bool:
+        """Stop the script and run it again from the start; False if it did not stop."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
+        self.start()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _release(self, mode: str) -> None:
+        with self._cond:
+            self._mode = mode
+            self._go = True
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the script thread
+
+    def _main(self, tracer: Tracer, run: int) -> None:
+        out, err = sys.stdout, sys.stderr
+        sink = _Output(self.on_output)
+        sys.stdout = sys.stderr = sink
+        try:
+            status = run_script(self.script, self.args, tracer)
+        finally:
+            sink.flush()
+            sys.stdout, sys.stderr = out, err
+        why = f"the script ended with status {status}"
+        if tracer.stopped is not None:
+            why = f"the script was stopped ({tracer.stopped})"
+        elif not tracer.events:
+            why += " without calling backward(), step() or zero_grad(): no op was seen"
+        self.on_pause(self._paused(tracer, None, why, run, ended=status))
+
+    def _pause(self, pending: Pending) -> None:
+        tracer = self.tracer
+        assert tracer is not None
+        with self._cond:
+            if self._mode == "cont" and not tracer.stop_requested:
+                why = self._stop_reason(tracer)
+                if why is None:
+                    return
+            elif not tracer.events:
+                why = "paused before the script's first op"
+            else:
+                why = "paused"
+            self._checked = len(tracer.events)
+            self._go = False
+            self.on_pause(self._paused(tracer, pending, why, self._run))
+            while not self._go:
+                self._cond.wait()
+
+    def _stop_reason(self, tracer: Tracer) -> str | None:
+        """Why `cont` stops before this op: an op since the last check warned or met the
+        breakpoint (a warning can land on an earlier op: see the tracer's module doc)."""
+        for i in range(self._checked, len(tracer.events)):
+            event = tracer.events[i]
+            if self.stop_on_warning and event.warnings:
+                return f"warning {event.warnings[0].code} at op {event.index}"
+            if self.condition is not None and self._holds(tracer, i):
+                return f"breakpoint {self.condition.text} at op {event.index}"
+        self._checked = tracer.settled()
+        return None
+
+    def _holds(self, tracer: Tracer, index: int) -> bool:
+        event = tracer.events[index]
+        where = tracer.ops[index].where.short
+        assert self.condition is not None
+        env = {name: _value(tracer, event, where, name) for name in self.condition.names}
+        return evaluate(self.condition.tree, env) is True
+
+    def _paused(
+        self, tracer: Tracer, pending: Pending | None, why: str, run: int, ended: int | None = None
+    ) -> Paused:
+        title = f"trace {self.script.name}"
+        timeline = tuple(
+            TimelineEntry(
+                index=t.event.index,
+                op=t.event.op,
+                summary=f"{t.where.short} {t.event.summary}",
+                loss=t.event.loss,
+                ok=t.event.ok,
+                undone=False,
+                checkpoint=False,
+            )
+            for t in tracer.ops
+        )
+        return Paused(
+            snapshot=tracer.snapshot(title, pending.op if pending else ""),
+            pending=pending,
+            events=tuple(tracer.events),
+            timeline=timeline,
+            graph=tracer.graph,
+            reason=why,
+            ended=ended,
+            run=run,
+        )
+
+
+def _value(tracer: Tracer, event: Event, where: str, name: str) -> Any:
+    """A breakpoint name's value right after `event` (the names of engine.breakpoints)."""
+    if name == "loss":
+        return MISSING if tracer.loss_value is None else tracer.loss_value
+    if name == "step":
+        return tracer.step_count
+    if name in ("epoch", "batch"):
+        return 0
+    if name == "iteration":
+        return tracer.forward_count
+    if name == "grad_norm":
+        grads = [t.tensor.grad for t in tracer.tracks if t.tensor.grad is not None]
+        if not grads:
+            return MISSING
+        return math.sqrt(sum(float(torch.linalg.vector_norm(g)) ** 2 for g in grads))
+    if name == "warnings":
+        return event.codes()
+    if name == "lr":
+        groups = tracer.param_groups
+        lr = groups[0].get("lr") if groups else None
+        return MISSING if lr is None else float(lr)
+    if name == "op":
+        return event.op
+    if name == "where":
+        return where
+    return MISSING

@@ -1,0 +1,140 @@
+"""The paused trace TUI, driven with Pilot through real training scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from optdbg.tui.trace_app import TraceApp, TraceStatus
+from optdbg.tui.widgets import HistoryPanel, LogPanel, ParamsPanel
+
+SCRIPTS = Path(__file__).parent / "trace_scripts"
+SIZE = (100, 32)
+
+
+async def paused(pilot: Pilot[int], count: int | None = None, ended: bool = False) -> None:
+    """Wait until the script waits at an op (after `count` ops, when given) or has ended."""
+    app = pilot.app
+    assert isinstance(app, TraceApp)
+    for _ in range(2000):
+        await pilot.pause(0.02)
+        p = app.paused
+        if p is None:
+            continue
+        if ended and p.ended is not None:
+            return
+        if not ended and p.pending is not None and (count is None or len(p.events) == count):
+            return
+    raise AssertionError(f"the script did not pause (last: {app.paused and app.paused.reason})")
+
+
+def status(app: TraceApp) -> str:
+    return str(app.query_one(TraceStatus).render())
+
+
+async def log_text(pilot: Pilot[int]) -> str:
+    """The log panel's text (shown first: a hidden RichLog renders nothing)."""
+    app = pilot.app
+    assert isinstance(app, TraceApp)
+    app.panel = "log"
+    await pilot.pause()
+    return " ".join(" ".join(strip.text for strip in app.query_one(LogPanel).lines).split())
+
+
+def plain_json(script: str, *args: str) -> list[dict[str, object]]:
+    """The records of the same script under `optdbg trace --json`, the reference."""
+    optdbg = Path(sys.executable).parent / "optdbg"
+    out = subprocess.run(
+        [str(optdbg), "trace", "--json", str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+async def test_step_by_step_then_restart() -> None:
+    app = TraceApp(script=SCRIPTS / "gan.py", args=["--iters", "2"])
+    async with app.run_test(size=SIZE) as pilot:
+        await paused(pilot, 0)
+        text = status(app)
+        assert "paused before: zero_grad of optD at gan.py:23 (main)" in text
+        assert "first op" in text
+        params = app.query_one(ParamsPanel)
+        assert params.snapshot is not None
+        assert {p.name.split(".")[0] for p in params.snapshot.params} == {"netD", "netG"}
+        for count in range(1, 5):
+            await pilot.press("n")
+            await paused(pilot, count)
+        assert "paused before: zero_grad of optG at gan.py:31" in status(app)
+        assert app.paused is not None
+        ops = [e.op for e in app.paused.events]
+        assert ops == ["zero_grad", "backward", "backward", "step"]
+        timeline = app.query_one(HistoryPanel).timeline
+        assert [e.summary.split()[0] for e in timeline] == [
+            "gan.py:23",
+            "gan.py:25",
+            "gan.py:28",
+            "gan.py:29",
+        ]
+        # the script's values at this point are the plain run's, bit for bit
+        reference = plain_json("gan.py", "--iters", "2")
+        snap = app.paused.snapshot
+        expected = reference[3]["params"]
+        for p in snap.params:
+            if p.value.is_small:
+                assert p.value.values == expected[p.name]
+        assert "Loss_D" not in await log_text(pilot)  # nothing printed before the first step of G
+        await pilot.press("r")
+        await paused(pilot, 0)
+        assert app.paused.run == 1
+        assert "first op" in status(app)
+        assert "restarted gan.py" in await log_text(pilot)
+        await pilot.press("c")
+        await paused(pilot, ended=True)
+        assert app.paused.ended == 0
+        assert len(app.paused.events) == 14
+        assert "[1] Loss_D:" in await log_text(pilot)  # the script's prints are in the log
+        assert "ended with status 0" in status(app)
+
+
+async def test_continue_stops_at_the_forgotten_zero_grad() -> None:
+    app = TraceApp(script=SCRIPTS / "forgot_zero_grad.py", args=["--epochs", "2"])
+    async with app.run_test(size=SIZE) as pilot:
+        await paused(pilot, 0)
+        await pilot.press("c")
+        await paused(pilot)
+        assert app.paused is not None
+        assert "warning grad-accumulated at op 2" in status(app)
+        warned = app.paused.events[2]
+        assert warned.op == "backward" and warned.codes()[0] == "grad-accumulated"
+        assert "model.0.weight.grad was the sum of 2 backward passes" in await log_text(pilot)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_breakpoint_on_where() -> None:
+    app = TraceApp(script=SCRIPTS / "lbfgs.py", args=["2"])
+    async with app.run_test(size=SIZE) as pilot:
+        await paused(pilot, 0)
+        await pilot.press("k")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#cond").value = "where == 'lbfgs.py:23'"  # type: ignore[attr-defined]
+        dialog.query_one("#on-warning").value = False  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("c")
+        await paused(pilot)
+        assert app.paused is not None
+        last = app.paused.events[-1]
+        assert last.op == "step"
+        assert "breakpoint where == 'lbfgs.py:23'" in status(app)
+        assert app.paused.events.index(last) == len(app.paused.events) - 1

@@ -1,0 +1,277 @@
+"""TraceApp: a user's training script, paused before each of its own ops.
+
+The engine is `optdbg.engine.trace.debugger.TraceDebugger` (injected, or made from the script
+path): the script runs in its thread and waits at each op; this app stays free on the UI
+thread, receives detached `Paused` outcomes and the script's printed lines as messages, and
+hands them to the same panels as the scenario screen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Footer, Static, Tab, Tabs
+
+from optdbg.engine import fmt
+
+from .app import COMPACT_HEIGHT, COMPACT_WIDTH, PANEL_TITLES, PANELS
+from .dialogs import BreakpointDialog
+from .graphview import GraphPanel
+from .widgets import HistoryPanel, LogPanel, LossPanel, ParamsPanel, UpdatePanel, themed
+
+if TYPE_CHECKING:
+    from optdbg.engine.trace.debugger import Paused, TraceDebugger
+
+
+class TraceStatus(Static):
+    """The script, its counters and loss, and the op it is paused before (or its end)."""
+
+    paused: reactive[Paused | None] = reactive(None, always_update=True)
+    running: reactive[bool] = reactive(False)
+
+    def render(self) -> Text:
+        p = self.paused
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if p is None:
+            text.append(" optdbg trace ", style="bold reverse")
+            text.append("  starting the script…\n\n")
+            return text
+        snap = p.snapshot
+        text.append(f" {snap.title} ", style="bold reverse")
+        if self.running:
+            text.append("  ⏳ running", style="bold $text-warning")
+        text.append("\n")
+        parts = [("op ", str(snap.op_count)), ("loss# ", str(snap.iteration))]
+        parts += [("step ", str(snap.step_count)), ("loss ", fmt.num(snap.loss))]
+        for i, (label, value) in enumerate(parts):
+            text.append((" · " if i else " ") + label, style="dim")
+            text.append(value, style="bold")
+        if p.pending is not None and not self.running:
+            who = f" of {p.pending.optimizer}" if p.pending.optimizer else ""
+            text.append("  paused before: ", style="dim")
+            text.append(f"{p.pending.op}{who}", style="bold $text-accent")
+            text.append(f" at {p.pending.where.short} ({p.pending.where.function})")
+        text.append("\n ")
+        text.append(p.reason, style="bold $text-warning" if "warning" in p.reason else "dim")
+        return themed(text, self.app.theme_variables)
+
+
+class TraceApp(App[int]):
+    """Step through a training script's own backward, step and zero_grad calls."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "optdbg trace"
+    BINDINGS = [
+        Binding("n", "next", "next op", tooltip="perform the paused op, pause at the next"),
+        Binding("space", "next", "next op", show=False),
+        Binding(
+            "c", "continue", "continue", tooltip="run until a warning, the breakpoint, the end"
+        ),
+        Binding("k", "breakpoint", "breakpoint", tooltip="where continue stops (also `where`)"),
+        Binding("r", "restart", "restart", tooltip="run the script again from the start"),
+        Binding("q", "quit", "quit", tooltip="stop the script and quit"),
+        *(
+            Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
+            for i, p in enumerate(PANELS)
+        ),
+    ]
+
+    compact: reactive[bool] = reactive(False)
+    panel: reactive[str] = reactive("params")
+
+    class Update(Message):
+        """The script paused (or ended): what the panels show."""
+
+        def __init__(self, paused: Paused) -> None:
+            super().__init__()
+            self.paused = paused
+
+    class Printed(Message):
+        """A line the script printed."""
+
+        def __init__(self, line: str) -> None:
+            super().__init__()
+            self.line = line
+
+    def __init__(self, debugger: TraceDebugger | None = None, **kwargs: Any) -> None:
+        """Either an engine (its callbacks are set here), or `script` and `args` for one."""
+        super().__init__()
+        if debugger is None:
+            from optdbg.engine.trace.debugger import TraceDebugger
+
+            debugger = TraceDebugger(
+                kwargs["script"], kwargs.get("args", []), self._paused, self._printed,
+                max_ops=kwargs.get("max_ops"),
+            )  # fmt: skip
+        debugger.on_pause, debugger.on_output = self._paused, self._printed
+        self.debugger = debugger
+        self.paused: Paused | None = None
+        self.shown = 0
+        self.warned: dict[int, int] = {}
+        self.run_shown = -1
+        self.printed: list[str] = []
+        self._break = ""
+
+    # called in the script's thread: messages are thread-safe
+    def _paused(self, paused: Paused) -> None:
+        self.post_message(self.Update(paused))
+
+    def _printed(self, line: str) -> None:
+        self.post_message(self.Printed(line))
+
+    def compose(self) -> ComposeResult:
+        yield TraceStatus(id="status")
+        yield Tabs(*(Tab(PANEL_TITLES[p], id=f"tab-{p}") for p in PANELS), id="tabs")
+        with Container(id="panels"):
+            yield ParamsPanel(id="params", classes="panel")
+            yield GraphPanel(id="graph", classes="panel")
+            yield UpdatePanel(id="update", classes="panel")
+            yield LossPanel(id="loss", classes="panel")
+            yield HistoryPanel(id="history", classes="panel")
+            yield LogPanel(id="log", classes="panel", markup=False, wrap=True, min_width=20)
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
+        self.query_one(UpdatePanel).border_title = "Optimizers"
+        self.debugger.start()
+
+    def on_resize(self, event: Any) -> None:
+        self.compact = event.size.width < COMPACT_WIDTH or event.size.height < COMPACT_HEIGHT
+
+    def watch_compact(self, compact: bool) -> None:
+        self.set_class(compact, "-compact")
+        self._show_panel()
+
+    def watch_panel(self, panel: str) -> None:
+        self._show_panel()
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{panel}":
+            tabs.active = f"tab-{panel}"
+
+    def _show_panel(self) -> None:
+        for name in PANELS:
+            self.query_one(f"#{name}").set_class(name == self.panel, "-active")
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id:
+            self.panel = event.tab.id.removeprefix("tab-")
+
+    def action_panel(self, name: str) -> None:
+        self.panel = name
+
+    # ------------------------------------------------------------------ messages
+
+    def on_trace_app_printed(self, message: Printed) -> None:
+        self.printed.append(message.line)
+        self.query_one(LogPanel).write(Text(message.line, style="italic"))
+
+    def on_trace_app_update(self, message: Update) -> None:
+        p = message.paused
+        log = self.query_one(LogPanel)
+        if p.run != self.run_shown:
+            self.run_shown, self.shown, self.warned = p.run, 0, {}
+            if p.run:
+                log.note(f"— restarted {self.debugger.script.name} (run {p.run + 1}) —", "bold")
+        late = [e for e in p.events[: self.shown] if len(e.warnings) > self.warned.get(e.index, 0)]
+        for event in late:  # a warning known only once a later step used the gradient
+            log.note(f"a later op found a warning on op {event.index}:", "bold")
+        log.add_events(late + list(p.events[self.shown :]))
+        self.warned.update({e.index: len(e.warnings) for e in p.events if e.warnings})
+        self.shown = len(p.events)
+        if p.ended is not None:
+            log.note(p.reason, "bold")
+        self.paused = p
+        with self.batch_update():
+            status = self.query_one(TraceStatus)
+            status.running = False
+            status.paused = p
+            self.query_one(ParamsPanel).snapshot = p.snapshot
+            self.query_one(UpdatePanel).lines = _optimizers(p)
+            graph = self.query_one(GraphPanel)
+            if graph.graph is not p.graph:
+                graph.graph = p.graph
+            self.query_one(LossPanel).history = (p.snapshot.loss_history, ())
+            self.query_one(HistoryPanel).timeline = p.timeline
+
+    # ------------------------------------------------------------------ actions
+
+    def _waiting(self) -> bool:
+        return self.paused is not None and self.paused.pending is not None
+
+    def action_next(self) -> None:
+        if self._waiting():
+            self.query_one(TraceStatus).running = True
+            self.paused = None
+            self.debugger.next()
+
+    def action_continue(self) -> None:
+        if self._waiting():
+            self.query_one(TraceStatus).running = True
+            self.paused = None
+            self.debugger.cont()
+
+    def action_restart(self) -> None:
+        if not self.debugger.restart():
+            self.notify(
+                "the script did not stop (busy outside an op): try again", severity="warning"
+            )
+
+    def action_breakpoint(self) -> None:
+        from optdbg.engine.breakpoints import NAMES, Expression
+
+        def chosen(result: tuple[str, bool] | None) -> None:
+            if result is None:
+                return
+            text, on_warning = result
+            self._break = text
+            self.debugger.condition = Expression(text) if text else None
+            self.debugger.stop_on_warning = on_warning
+            what = f"`{text}`" if text else "no condition"
+            self.notify(f"continue stops at {what}" + (" or a warning" if on_warning else ""))
+
+        names = {k: v for k, v in NAMES.items() if k not in ("epoch", "batch")}
+        self.push_screen(
+            BreakpointDialog(self._break, self.debugger.stop_on_warning, names), chosen
+        )
+
+    async def action_quit(self) -> None:
+        self.debugger.stop()
+        status = self.paused.ended if self.paused is not None else None
+        self.exit(status or 0)
+
+
+def _optimizers(p: Paused) -> tuple[str, ...]:
+    """Each optimizer and its hyperparameters (the tracer copies no values at a step)."""
+    snap = p.snapshot
+    if not snap.optimizer:
+        return ("No optimizer created yet.",)
+    lines = [snap.optimizer]
+    for i, group in enumerate(snap.groups):
+        shown = ", ".join(
+            f"{k}={fmt.num(v) if isinstance(v, float) else v}"
+            for k, v in group.items()
+            if k in ("lr", "momentum", "betas", "weight_decay", "eps", "max_iter")
+        )
+        lines.append(f"  group {i}: {shown}")
+    return tuple(lines)
+
+
+def open_trace_tui(script: Path, args: list[str], max_ops: int | None = None) -> int:
+    """Open the paused TUI on the script; the process ends with the app (a script stuck
+    outside an op is not waited for)."""
+    app = TraceApp(script=script, args=args, max_ops=max_ops)
+    app.run()
+    code = app.return_code or 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
