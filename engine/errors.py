@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import fmt
+
 
 @dataclass(frozen=True)
 class ScenarioError(Exception):
@@ -18,12 +20,16 @@ class ScenarioError(Exception):
     source_line: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        parts = [f"{where}: {self.problem}"]
+        """The message, every part of it escaped and cut to a readable length (a scenario's
+        file name, text and source lines may hold anything)."""
+        file = fmt.name(self.file)
+        where = f"{file}:{self.line}" if self.line else file
+        parts = [f"{where}: {fmt.text(self.problem, newlines=False)}"]
         if self.source_line:
-            parts.append(f"    {self.line} | {self.source_line.rstrip()}")
-        parts.append(f"  expected: {self.expected}")
-        parts.append(f"  fix: {self.fix}")
+            shown = fmt.text(self.source_line.rstrip(), fmt.LINE_LIMIT, newlines=False)
+            parts.append(f"    {self.line} | {shown}")
+        parts.append(f"  expected: {fmt.text(self.expected)}")
+        parts.append(f"  fix: {fmt.text(self.fix)}")
         return "\n".join(parts)
 
 
@@ -32,7 +38,23 @@ def source_line(file: str, line: int | None) -> str | None:
     if not line:
         return None
     try:
-        lines = Path(file).read_text(encoding="utf-8").splitlines()
+        lines = Path(file).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError):
         return None
     return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def message_of(e: BaseException) -> str:
+    """An exception's message, safe to show: escaped, cut to a readable length, and never
+    raising (an exception's own __str__ may raise)."""
+    try:
+        text = str(e).strip()
+    except Exception as inner:
+        kind = fmt.name(type(e).__name__)
+        return f"(its message cannot be read: {kind}.__str__ raised {type(inner).__name__})"
+    return fmt.text(text)
+
+
+def type_of(e: BaseException) -> str:
+    """An exception's type name, safe to show."""
+    return fmt.name(type(e).__name__)

@@ -56,6 +56,9 @@ MAX_AREA = 100_000_000
 """Limits of a PNG, in pixels: bigger drawings are rendered at a lower dpi (never below
 40, where 10-point labels are still readable when zoomed)."""
 
+NAME_BYTES = 200
+"""Longest default export file name, in bytes (file systems allow 255; room for `-N`)."""
+
 _COLORS = {"op": "lightgrey", "leaf": "lightblue", "saved": "orange", "output": "darkolivegreen1"}
 
 
@@ -149,17 +152,21 @@ def render(dot: str, fmt: str, renderer: Renderer, timeout: float = RENDER_TIMEO
 # ------------------------------------------------------------------ DOT
 
 
+def _escaped(text: str) -> str:
+    """Text inside a DOT string: one line, control characters escaped (no raw ESC reaches
+    an SVG, which would make it invalid XML), backslashes and quotes escaped for DOT."""
+    line = numfmt.text(text.replace("\n", " "), limit=None, newlines=False)
+    return line.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _q(text: str) -> str:
     """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    return '"' + _escaped(text) + '"'
 
 
 def _label(lines: Iterable[str]) -> str:
     """A left-aligned multi-line DOT label (each line ends in \\l)."""
-    body = "".join(
-        line.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + "\\l" for line in lines
-    )
-    return '"' + body + '"'
+    return '"' + "".join(_escaped(line) + "\\l" for line in lines) + '"'
 
 
 def tensor_text(v: TensorView | None, limit: int = 4, shape: bool = True) -> str:
@@ -328,8 +335,13 @@ def unique_path(path: str | Path) -> Path:
 def default_path(
     scenario: str, op_count: int, directory: str | Path = ".", ext: str = ".png"
 ) -> Path:
-    """A free file name for exporting after `op_count` ops: `<scenario>-op<N>.png`."""
-    return unique_path(Path(directory) / f"{scenario}-op{op_count}{ext}")
+    """A free file name for exporting after `op_count` ops: `<scenario>-op<N>.png`, the
+    scenario's name shortened so that the file name stays within what file systems allow."""
+    tail = f"-op{op_count}{ext}"
+    stem = scenario
+    while len((stem + tail).encode("utf-8")) > NAME_BYTES:
+        stem = stem[:-1]
+    return unique_path(Path(directory) / f"{stem}{tail}")
 
 
 def write_atomic(path: Path, data: bytes, force: bool = False) -> None:
@@ -409,6 +421,8 @@ def export_graph(
                 if dpi is not None:
                     source = dot.replace("  graph [", f"  graph [dpi={dpi:.0f} ", 1)
             data = render(source, fmt, chosen)
+            if fmt == "svg":
+                _check_svg(data)
         except RuntimeError as e:
             reason = str(e)
         else:
@@ -436,6 +450,16 @@ def export_graph(
         n,
         time.perf_counter() - start,
     )
+
+
+def _check_svg(data: bytes) -> None:
+    """RuntimeError unless `data` is well-formed XML (an SVG a browser can open)."""
+    from xml.etree import ElementTree
+
+    try:
+        ElementTree.fromstring(data)
+    except ElementTree.ParseError as e:
+        raise RuntimeError(f"the renderer wrote an SVG that is not valid XML ({e})") from None
 
 
 # ------------------------------------------------------------------ torchviz
