@@ -24,10 +24,19 @@ def builtin_title(name: str) -> tuple[str, str]:
 def resolve(spec: str | Path) -> Path:
     """A path, or the name of a built-in scenario, to the scenario file."""
     path = Path(spec)
-    if path.exists() or path.suffix == ".py" or len(path.parts) > 1:
+    if _exists(path) or path.suffix == ".py" or len(path.parts) > 1:
         return path
     builtin = builtin_dir() / f"{spec}.py"
-    return builtin if builtin.exists() else path
+    return builtin if _exists(builtin) else path
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, False for a name the system refuses (too long, say): loading then says
+    why it cannot read it."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def docstring_parts(doc: str | None) -> tuple[str, str]:
@@ -39,6 +48,6 @@ def docstring_parts(doc: str | None) -> tuple[str, str]:
 
 def read_docstring(path: Path) -> str | None:
     try:
-        return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8-sig")))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return None

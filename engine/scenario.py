@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ast
 import inspect
+import io
 import random
+import stat
+import tokenize
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -15,8 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import fmt
 from .builtins import builtin_names, docstring_parts, resolve
-from .errors import ScenarioError, source_line
+from .errors import ScenarioError, message_of, source_line, type_of
+from .guard import UserInterrupt, reset_torch, scenario_code
 
 SCENARIO_MODULE_NAME = "__optdbg_scenario__"
 
@@ -60,6 +65,11 @@ _LOAD_HINTS: tuple[tuple[str, str, str], ...] = (
         "missing 1 required positional argument: 'params'",
         _PARAMS_EXPECTED,
         "pass the parameters first: torch.optim.SGD([t], lr=0.1)",
+    ),
+    (
+        "cannot be used in a scenario",
+        "a scenario that defines its objects and returns normally, without asking anyone",
+        "remove the call: optdbg drives the loop; put values in the file (or read a file)",
     ),
     *(
         (
@@ -108,21 +118,37 @@ def load(spec: str | Path) -> Scenario:
 
 def _read_source(path: Path) -> str:
     file = str(path)
-    if not path.exists():
+    expected = "a scenario file (a .py path) or a built-in name: " + ", ".join(builtin_names())
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         raise ScenarioError(
             file,
             None,
             "no such file",
-            "a scenario file (a .py path) or a built-in name: " + ", ".join(builtin_names()),
+            expected,
             "check the path, or run `optdbg --list` to see the built-in scenarios",
-        )
-    if path.is_dir():
+        ) from None
+    except (OSError, ValueError) as e:
+        raise _unreadable(file, e) from None
+    if stat.S_ISDIR(mode):
         raise ScenarioError(
             file, None, "this is a directory", "a scenario .py file", "name a file inside it"
         )
-    raw = path.read_bytes()
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise ScenarioError(
+            file,
+            None,
+            "this is not a regular file (a pipe, a device or a socket)",
+            "a scenario .py file saved on disk",
+            "save the scenario to a file and give its path",
+        )
     try:
-        source = raw.decode("utf-8")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise _unreadable(file, e) from None
+    try:
+        source = raw.decode("utf-8-sig")  # Python accepts a leading byte-order mark
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise ScenarioError(
@@ -140,12 +166,44 @@ def _read_source(path: Path) -> str:
             "a scenario defining `optimizer` and `forward()` (or `model`, `loss_fn`, `data`)",
             "start from the minimal example in the README, or `optdbg --list` for built-ins",
         )
+    if "\0" in source:
+        before = source[: source.index("\0")]
+        line = before.count("\n") + 1
+        raise ScenarioError(
+            file,
+            line,
+            f"the file holds a NUL byte (column {len(before) - before.rfind(chr(10))})",
+            "Python source text, which cannot contain NUL bytes",
+            "remove the NUL byte at this line (it often comes from a bad copy or a binary file)",
+            source_line=source.splitlines()[line - 1],
+        )
     return source
+
+
+def _unreadable(file: str, e: OSError | ValueError) -> ScenarioError:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    return ScenarioError(
+        file,
+        None,
+        f"cannot read the file: {reason}",
+        "a readable scenario .py file",
+        "check the path (each part of it at most 255 characters) and its permissions",
+    )
 
 
 def _parse(source: str, file: str) -> ast.Module:
     try:
         return ast.parse(source, filename=file)
+    except (RecursionError, MemoryError):
+        line = _deepest_line(source)
+        raise ScenarioError(
+            file,
+            line,
+            "this expression is nested too deeply for Python to compile",
+            "expressions nested at most a few hundred levels deep",
+            "split the expression into several statements (or build it in a loop)",
+            source_line=source.splitlines()[line - 1] if line else None,
+        ) from None
     except SyntaxError as e:
         raise ScenarioError(
             file,
@@ -156,6 +214,19 @@ def _parse(source: str, file: str) -> ast.Module:
             f"{e.offset or 0}); `python -m py_compile {file}` shows the same error",
             source_line=e.text,
         ) from None
+
+
+def _deepest_line(source: str) -> int | None:
+    """The line with the most operators and brackets: where an expression too deep for the
+    parser is (tokenizing is iterative, so it works where parsing ran out of stack)."""
+    counts: dict[int, int] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.OP:
+                counts[tok.start[0]] = counts.get(tok.start[0], 0) + 1
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return max(counts, key=lambda line: counts[line]) if counts else None
 
 
 def _refuse_input(*_args: object) -> str:
@@ -169,12 +240,24 @@ def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
         "__builtins__": __builtins__,
         "input": _refuse_input,
     }
+    reset_torch()
     torch.manual_seed(0)
     random.seed(0)
     np.random.seed(0)
     try:
-        exec(compile(tree, file, "exec"), namespace)
-    except KeyboardInterrupt:
+        code = compile(tree, file, "exec")
+    except (RecursionError, MemoryError):
+        raise ScenarioError(
+            file,
+            None,
+            "the file is nested too deeply for Python to compile",
+            "expressions and blocks nested at most a few hundred levels deep",
+            "split the deepest expression into several statements",
+        ) from None
+    try:
+        with scenario_code():
+            exec(code, namespace)
+    except UserInterrupt:
         raise
     except SystemExit as e:
         line = _scenario_line(e.__traceback__, file)
@@ -202,9 +285,10 @@ def _scenario_line(tb: TracebackType | None, file: str) -> int | None:
 
 def _load_exception(e: BaseException, file: str) -> ScenarioError:
     line = _scenario_line(e.__traceback__, file)
-    message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = message_of(e)
+    message = text.splitlines()[0] if text else ""
     expected, fix = next(
-        ((exp, hint) for key, exp, hint in _LOAD_HINTS if key in str(e)),
+        ((exp, hint) for key, exp, hint in _LOAD_HINTS if key in text),
         ("the scenario file runs to the end without raising", None),
     )
     if fix is None and isinstance(e, ModuleNotFoundError):
@@ -212,7 +296,7 @@ def _load_exception(e: BaseException, file: str) -> ScenarioError:
     return ScenarioError(
         file,
         line,
-        f"{type(e).__name__} while loading the scenario: {message}",
+        f"{type_of(e)} while loading the scenario: {message}",
         expected,
         fix or f"fix the code at this line; `python {file}` shows the full traceback",
         source_line=source_line(file, line),
@@ -244,12 +328,13 @@ def _bound_names(node: ast.stmt) -> list[str]:
 def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Scenario:
     file = str(path)
     lines = _assignment_lines(tree)
-    end = len(source.rstrip().splitlines())
 
     def error(name: str | None, problem: str, expected: str, fix: str) -> ScenarioError:
-        line = lines.get(name, end) if name else end
+        """A contract error at the line that binds `name` (none for what is missing)."""
+        line = lines.get(name) if name else None
         return ScenarioError(file, line, problem, expected, fix, source_line(file, line))
 
+    _check_modules(ns, file, error)
     optimizer = _check_optimizer(ns, error)
     params = name_params(optimizer, ns)
     _check_params_have_data(params, error)
@@ -264,6 +349,7 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
     forward, forward_line = _check_forward(ns, data, lines, error)
     scheduler, every = _check_scheduler(ns, data, error)
     title, description = docstring_parts(ast.get_docstring(tree))
+    title, description = fmt.text(title, newlines=False), fmt.text(description, limit=None)
     config = ns.get("optdbg_config") or {}
     if not isinstance(config, dict):
         raise error(
@@ -292,8 +378,47 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
 ErrorFactory = Callable[[str | None, str, str, str], ScenarioError]
 
 
+def _check_modules(ns: dict[str, Any], file: str, error: ErrorFactory) -> None:
+    """Every nn.Module among the globals was initialized: one whose __init__ forgot
+    super().__init__() has no parameter registry, and nothing can list its parameters."""
+    for key, value in ns.items():
+        if key.startswith("__") or not isinstance(value, torch.nn.Module):
+            continue
+        if "_parameters" in vars(value):
+            continue
+        cls = type(value)
+        init = getattr(cls.__init__, "__code__", None)
+        line = init.co_firstlineno if init is not None and init.co_filename == file else None
+        raise ScenarioError(
+            file,
+            line,
+            f"`{fmt.name(key)}` is a {fmt.name(cls.__name__)} (an nn.Module) that was never "
+            f"initialized: {fmt.name(cls.__name__)}.__init__ does not call super().__init__()",
+            "nn.Module subclasses whose __init__ first calls super().__init__()",
+            f"add `super().__init__()` as the first line of {fmt.name(cls.__name__)}.__init__",
+            source_line(file, line),
+        )
+
+
 def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Optimizer:
     if "optimizer" not in ns:
+        other = next(
+            (
+                k
+                for k, v in ns.items()
+                if not k.startswith("__") and isinstance(v, torch.optim.Optimizer)
+            ),
+            None,
+        )
+        if other is not None:
+            kind = type(ns[other]).__name__
+            raise error(
+                other,
+                f"no `optimizer` is defined (`{fmt.name(other)}` is a {kind}: optdbg looks "
+                "for the name `optimizer`)",
+                "a global `optimizer`: a torch.optim.Optimizer over the parameters to debug",
+                f"rename it, or add `optimizer = {fmt.name(other)}`",
+            )
         raise error(
             None,
             "no `optimizer` is defined",
@@ -441,6 +566,18 @@ def _supervised_forward(
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, Mapping):
+        keys = ", ".join(repr(k) for k in list(batch)[:6])
+        raise TypeError(
+            "each batch of `data` must be a pair (X, y) for loss_fn(model(X), y); got a "
+            f"{type(batch).__name__} with keys {keys}: define forward(batch) to pick them, "
+            "e.g. def forward(batch): return loss_fn(model(batch['x']), batch['y'])"
+        )
+    if isinstance(batch, str | bytes):
+        raise TypeError(
+            "each batch of `data` must be a pair (X, y) for loss_fn(model(X), y); "
+            f"got a {type(batch).__name__}"
+        )
     try:
         x, y = batch
     except (TypeError, ValueError):
@@ -488,6 +625,20 @@ def _check_scheduler(ns: dict[str, Any], data: Any, error: ErrorFactory) -> tupl
     return scheduler, every
 
 
+def batch_count(data: Any) -> int | None:
+    """len(data) when `data` tells it (a total is optional: None when len() is missing, raises,
+    or is not a plain count)."""
+    if data is None:
+        return None
+    try:
+        n = len(data)
+    except UserInterrupt:
+        raise
+    except BaseException:  # no __len__, one that raises, or one past sys.maxsize
+        return None
+    return n if n >= 0 else None
+
+
 def name_params(
     optimizer: torch.optim.Optimizer, ns: dict[str, Any]
 ) -> list[tuple[str, torch.Tensor]]:
@@ -506,10 +657,12 @@ def name_params(
 
 
 def _tensors_under(key: str, value: Any) -> list[tuple[str, torch.Tensor]]:
+    """The tensors a global holds, with their names (escaped: a name is shown everywhere)."""
+    key = fmt.name(key)
     if isinstance(value, torch.Tensor):
         return [(key, value)]
     if isinstance(value, torch.nn.Module):
-        return [(f"{key}.{n}", p) for n, p in value.named_parameters()]
+        return [(f"{key}.{fmt.name(n)}", p) for n, p in value.named_parameters()]
     if isinstance(value, list | tuple) and len(value) <= 1000:
         return [(f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, torch.Tensor)]
     return []
