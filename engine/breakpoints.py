@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import fmt
 from .events import Event
 
 if TYPE_CHECKING:
@@ -55,6 +56,13 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
 }
 """Callable names: (function, fewest arguments, most arguments)."""
 MAX_LENGTH = 1000
+MAX_DEPTH = 64
+"""A condition nested deeper than this (e.g. 990 unary minuses) is refused when parsed."""
+BIG = 2**64
+"""Integers past this magnitude are computed as floats (2 ** 4096 is inf, never a number
+with thousands of digits that cannot even be printed)."""
+NONFINITE_STOP = 3
+"""`run_until` stops once this many forwards in a row gave a NaN or infinite loss."""
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Lt: operator.lt,
@@ -129,8 +137,12 @@ def parse_expression(text: str) -> tuple[ast.Expression, frozenset[str]]:
     except SyntaxError as e:
         where = f" at column {e.offset}" if e.offset else ""
         raise ConditionError(f"cannot parse {text.strip()!r}{where}: {e.msg}") from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise ConditionError("the condition is too deeply nested to read") from None
+    except ValueError as e:  # e.g. an integer literal past Python's 4,300 digits
+        raise ConditionError(f"cannot read the condition: {e}") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise ConditionError(f"the condition is nested more than {MAX_DEPTH} levels deep")
     names = set()
     try:
         for node in ast.walk(tree):
@@ -142,6 +154,16 @@ def parse_expression(text: str) -> tuple[ast.Expression, frozenset[str]]:
         if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
             raise ConditionError(f"{node.id} is a function: call it, e.g. {node.id}(loss)")
     return tree, frozenset(names)
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deeply the tree nests, found without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 _ALLOWED = (
@@ -210,55 +232,76 @@ def _check(node: ast.AST) -> set[str]:
 
 
 def evaluate(tree: ast.AST, env: dict[str, Any]) -> Any:
-    """The value of a checked condition tree, with `env` giving the names' values."""
+    """The value of a checked condition tree, with `env` giving the names' values; whatever
+    Python raises on the way (an overflow, a complex result, ...) is a ConditionError."""
+    try:
+        return _evaluate(tree, env)
+    except ConditionError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as e:
+        raise ConditionError(f"{type(e).__name__}: {e}") from None
+
+
+def _small(value: Any) -> Any:
+    """A huge integer as a float (inf past a float's range), anything else as it is."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > BIG:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
+def _evaluate(tree: ast.AST, env: dict[str, Any]) -> Any:
     if isinstance(tree, ast.Expression):
-        return evaluate(tree.body, env)
+        return _evaluate(tree.body, env)
     if isinstance(tree, ast.Constant):
-        return tree.value
+        return _small(tree.value)
     if isinstance(tree, ast.Name):
         if tree.id in env:
             return env[tree.id]
         return CONSTANTS[tree.id]
     if isinstance(tree, ast.Tuple | ast.List):
-        return tuple(evaluate(e, env) for e in tree.elts)
+        return tuple(_evaluate(e, env) for e in tree.elts)
     if isinstance(tree, ast.BoolOp):
         want = isinstance(tree.op, ast.Or)
         for value in tree.values:
-            if _truth(evaluate(value, env)) == want:
+            if _truth(_evaluate(value, env)) == want:
                 return want
         return not want
     if isinstance(tree, ast.UnaryOp):
-        value = evaluate(tree.operand, env)
+        value = _evaluate(tree.operand, env)
         if value is MISSING:
             return MISSING
         if isinstance(tree.op, ast.Not):
             return not _truth(value)
         _number(value, "-" if isinstance(tree.op, ast.USub) else "+")
-        return -value if isinstance(tree.op, ast.USub) else +value
+        return _small(-value if isinstance(tree.op, ast.USub) else +value)
     if isinstance(tree, ast.BinOp):
-        return _arith(tree, evaluate(tree.left, env), evaluate(tree.right, env))
+        return _arith(tree, _evaluate(tree.left, env), _evaluate(tree.right, env))
     if isinstance(tree, ast.Compare):
-        left = evaluate(tree.left, env)
+        left = _evaluate(tree.left, env)
         for op, node in zip(tree.ops, tree.comparators, strict=True):
-            right = evaluate(node, env)
+            right = _evaluate(node, env)
             if left is MISSING or right is MISSING:
                 return False
             try:
                 if not _COMPARE[type(op)](left, right):
                     return False
             except TypeError as e:
-                raise ConditionError(f"cannot compare {left!r} and {right!r}: {e}") from None
+                shown = " and ".join(fmt.text(repr(v), 80) for v in (left, right))
+                raise ConditionError(f"cannot compare {shown}: {e}") from None
             left = right
         return True
     if isinstance(tree, ast.Call):
         assert isinstance(tree.func, ast.Name)
         fn = FUNCTIONS[tree.func.id][0]
-        args = [evaluate(a, env) for a in tree.args]
+        args = [_evaluate(a, env) for a in tree.args]
         if any(a is MISSING for a in args):
             return MISSING
         for a in args:
             _number(a, f"{tree.func.id}()")
-        return fn(*args)
+        return _small(fn(*args))
     raise ConditionError(f"{type(tree).__name__} is not allowed")  # _check prevents it
 
 
@@ -268,7 +311,7 @@ def _truth(value: Any) -> bool:
 
 def _number(value: Any, where: str) -> None:
     if not isinstance(value, int | float):
-        raise ConditionError(f"{where} needs numbers, not {value!r}")
+        raise ConditionError(f"{where} needs numbers, not {fmt.text(repr(value), 80)}")
 
 
 def _arith(node: ast.BinOp, left: Any, right: Any) -> Any:
@@ -283,7 +326,7 @@ def _arith(node: ast.BinOp, left: Any, right: Any) -> Any:
     if isinstance(node.op, ast.Pow) and big:
         left = float(left)  # keep integer powers small: 10 ** 10 ** 10 stays a float
     try:
-        return _ARITH[type(node.op)](left, right)
+        return _small(_ARITH[type(node.op)](left, right))
     except ZeroDivisionError:
         return math.nan
     except OverflowError:
@@ -474,7 +517,8 @@ def parse_condition(text: str) -> Condition:
 @dataclass(frozen=True)
 class RunResult:
     reason: str
-    """"condition", "max_iterations", "stopped" (the stop flag) or "error"."""
+    """"condition", "max_iterations", "stopped" (the stop flag), "error" or "non-finite"
+    (the loss stayed NaN or infinite for NONFINITE_STOP forwards in a row)."""
     message: str
     """Why it stopped, in words: "condition met at op 37 (forward): loss < 8.01"."""
     events: tuple[Event, ...] = field(default=())
@@ -496,8 +540,10 @@ def run_until(
 
     Stops right after the first op at which `condition` holds, before an iteration beyond
     `max_iterations`, after the op during which `stop` was set (set it from any thread to
-    pause), or after an op that failed. `on_progress(event)` runs on this thread after an op,
-    at most every `progress_interval` seconds; it may read `session.snapshot()`.
+    pause), after an op that failed, or once the loss has been NaN or infinite at
+    NONFINITE_STOP forwards in a row (nothing recovers from there: running on would only
+    repeat it). `on_progress(event)` runs on this thread after an op, at most every
+    `progress_interval` seconds; it may read `session.snapshot()`.
     """
     if isinstance(condition, str):
         condition = parse_condition(condition)
@@ -507,6 +553,7 @@ def run_until(
         condition.reset(session)
     events: list[Event] = []
     iterations = 0
+    nonfinite = 0
     last_call = -math.inf
 
     def result(reason: str, message: str) -> RunResult:
@@ -543,3 +590,13 @@ def run_until(
                 )
         if not event.ok:
             return result("error", f"op {event.index} ({event.op}) failed: {event.summary}")
+        if event.op == "forward":
+            loss = session.loss_value
+            nonfinite = nonfinite + 1 if loss is not None and not math.isfinite(loss) else 0
+            if nonfinite >= NONFINITE_STOP:
+                return result(
+                    "non-finite",
+                    f"the loss has been {fmt.num(loss)} at {NONFINITE_STOP} forwards in a row "
+                    f"(op {event.index}): the run cannot recover, so it stopped; reload and "
+                    "lower the learning rate, or fix what makes the loss non-finite",
+                )

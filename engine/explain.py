@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+UNCHANGED = "the state is unchanged"
+"""The claim an op error makes when the op left everything as it was (the Session checks it
+before it is shown: see Session._truthful)."""
+
 _EXPLANATIONS: tuple[tuple[str, str], ...] = (
     (
         "backward through the graph a second time",
@@ -36,8 +40,19 @@ _EXPLANATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def explain(message: str) -> str:
+_INPLACE_IN_FORWARD = (
+    "A tensor that this loss's graph saved was changed in place after forward used it (no "
+    "step ran since that forward): the scenario's own code modified it, e.g. a reused "
+    "tensor refilled with fill_() or an in-place op such as mul_(). Use a fresh tensor or "
+    "the out-of-place op (x = x * 0.5); the message names the tensor and its versions."
+)
+
+
+def explain(message: str, stepped: bool = True) -> str:
+    """Plain words for PyTorch's `message`; `stepped`: a step ran since the loss's forward."""
+    if not stepped and "modified by an inplace operation" in message:
+        return _INPLACE_IN_FORWARD
     return next(
         (text for key, text in _EXPLANATIONS if key in message),
-        "PyTorch refused this operation; the session's state is unchanged.",
+        f"PyTorch refused this operation; {UNCHANGED}.",
     )

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import ScenarioError, source_line
+from .errors import ScenarioError, message_of, source_line, type_of
 from .events import OPS, Event, Finding, OpError
 from .scenario import grad_tensors
 
@@ -71,6 +71,7 @@ _ATTRS = (
     "_next",
     "_graph_backwarded",
     "graph_error",
+    "_versions_at_forward",
 )
 """Session attributes copied as they are (immutable values)."""
 
@@ -375,6 +376,7 @@ class History:
         self._estimate = 0
         self._opt_params = [t.tensor for t in session._params]
         self._tensors, self._buffers = self._find_tensors()
+        self._structure = _structure(session.optimizer)
         if isinstance(scenario.data, Iterator):
             self.unavailable = (
                 "`data` is a one-shot iterator (e.g. a generator), so its batches cannot be "
@@ -382,7 +384,15 @@ class History:
             )
             return
         start = time.perf_counter()
-        self._add(self._capture(0))
+        try:
+            self._add(self._capture(0))
+        except Exception as e:  # something the scenario holds cannot be copied: run without undo
+            self.unavailable = (
+                f"the scenario's state cannot be copied ({type_of(e)}: {message_of(e)}), so "
+                "undo, redo and goto are off; every other op works as usual"
+            )
+            self.checkpoints = []
+            return
         self._copy_seconds = time.perf_counter() - start
 
     def _find_tensors(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -450,6 +460,14 @@ class History:
     def after_op(self, event: Event, args: tuple[Any, ...] | None = None) -> None:
         """Called by the Session once the op's event is in `session.events`."""
         if self.replaying:
+            return
+        if self.unavailable is None and _structure(self.session.optimizer) != self._structure:
+            self.unavailable = (
+                f"op {event.index} ({event.op}) changed the optimizer's param groups (e.g. "
+                "add_param_group), so earlier states cannot be restored: undo, redo and goto "
+                "are off from here on; every other op works as usual"
+            )
+            self.checkpoints, self.entries, self._pending = [], [], None
             return
         self.entries.append(_Entry(event, args))
         pending, self._pending = self._pending, None
@@ -782,6 +800,7 @@ class History:
 
     def _restore_data(self, ck: Checkpoint) -> None:
         s = self.session
+        s._pending_batch = None  # the restored position draws it again
         if ck.data is None or s.scenario.data is None:
             s._data_iter = None
             return
@@ -974,6 +993,11 @@ def _has_protocol(value: Any) -> bool:
     return callable(getattr(value, "history_state", None)) and callable(
         getattr(value, "restore_history_state", None)
     )
+
+
+def _structure(optimizer: torch.optim.Optimizer) -> tuple[tuple[int, ...], ...]:
+    """Which tensors each param group holds (a checkpoint restores into these)."""
+    return tuple(tuple(id(p) for p in g["params"]) for g in optimizer.param_groups)
 
 
 def _same_loss(a: float | None, b: float | None) -> bool:

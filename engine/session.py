@@ -16,13 +16,15 @@ import numpy as np
 import torch
 
 from . import fmt
+from .errors import message_of, type_of
 from .events import OPS, WORDS, Event, Finding, OpError
-from .explain import explain
+from .explain import UNCHANGED, explain
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
-from .history import History, TimelineEntry
+from .guard import UserInterrupt, scenario_code
+from .history import History, RngState, TimelineEntry
 from .pitfalls import Detectors, Diagnosis, diagnose
-from .scenario import Scenario, grad_tensors, load
+from .scenario import Scenario, batch_count, grad_tensors, load
 from .snapshot import (
     SMALL,
     ParamSnapshot,
@@ -99,6 +101,9 @@ class Session:
         self.epoch = 0
         self.batch = 0
         self._data_iter: Iterator[Any] | None = None
+        self._pending_batch: tuple[Any] | None = None
+        """The batch a failed forward received, for the next forward (not consumed)."""
+        self._versions_at_forward: tuple[int, ...] | None = None
         self._graph_backwarded = False
         self._next = 0
         self._graph_cache: tuple[int, Graph] | None = None
@@ -221,20 +226,27 @@ class Session:
         summary, warnings = "", list[Finding]()
         self.history.before_op(op)
         self.detectors.before(self, op)
+        before = self._fingerprint()
         try:
-            summary, warnings = body()
+            with scenario_code():
+                summary, warnings = body()
         except UsageError as e:
-            error = OpError("UsageError", str(e), "Nothing was done; the state is unchanged.")
+            error = OpError("UsageError", str(e), f"Nothing was done; {UNCHANGED}.")
         except _ScenarioFailure as e:
             error = e.error
-        except Exception as e:  # PyTorch refused the op: record it, keep the session usable
-            message = str(e).strip()
-            error = OpError(type(e).__name__, message, explain(message))
+        except UserInterrupt:
+            raise
+        except BaseException as e:  # PyTorch (or the scenario) refused the op: record it
+            message = message_of(e)
+            error = OpError(type_of(e), message, explain(message, self._stepped_since_forward))
+        if error is not None:
+            error = self._truthful(error, before)
         if error is None:
             self._next = (OPS.index(op) + 1) % len(OPS)
             summary = summary or op
         else:
-            summary = f"{error.type}: {error.message.splitlines()[0] if error.message else ''}"
+            first = error.message.splitlines()[0] if error.message.strip() else ""
+            summary = f"{error.type}: {first}" if first else error.type
         found = self.detectors.after(self, op, error, warnings)
         event = Event(
             index=len(self.events),
@@ -263,6 +275,49 @@ class Session:
             return False
         owner = next(c for c in type(self.optimizer).__mro__ if "zero_grad" in vars(c))
         return owner.__module__.startswith("torch.")
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        """What a failed op must leave as it was: counters, loss, data position, parameters
+        and grads (by version: changed in place or replaced) and hyperparameters."""
+        tensors = tuple(
+            (t.tensor._version, id(t.tensor.grad), _version(t.tensor.grad), t.accumulated)
+            for t in self._params
+        )
+        counters = (self.step_count, self.forward_count, self.epoch, self.batch)
+        hyper = tuple(
+            tuple((k, repr(v)) for k, v in g.items() if k != "params")
+            for g in self.optimizer.param_groups
+        )
+        return counters, id(self.loss), self._data_iter is None, tensors, hyper
+
+    def _truthful(self, error: OpError, before: tuple[Any, ...]) -> OpError:
+        """The error, whose claim that the state is unchanged holds; otherwise it says what
+        changed before the op failed."""
+        if UNCHANGED not in error.explanation:
+            return error
+        after = self._fingerprint()
+        if after == before:
+            return error
+        names = ("counters", "loss", "data position", "parameters and grads", "hyperparameters")
+        changed = [n for n, a, b in zip(names, after, before, strict=True) if a != b]
+        if after[3] != before[3]:
+            moved = [
+                t.name for t, a, b in zip(self._params, after[3], before[3], strict=True) if a != b
+            ]
+            changed[changed.index("parameters and grads")] = "in place: " + ", ".join(moved[:4])
+        what = "; ".join(changed)
+        return OpError(
+            error.type,
+            error.message,
+            error.explanation.replace(UNCHANGED, f"it changed this before failing: {what}"),
+        )
+
+    @property
+    def _stepped_since_forward(self) -> bool:
+        """A parameter changed in place (a step) after the forward of the current loss."""
+        return self._versions_at_forward is not None and self._versions_at_forward != tuple(
+            t.tensor._version for t in self._params
+        )
 
     # time travel ----------------------------------------------------------
 
@@ -310,23 +365,25 @@ class Session:
     # forward -------------------------------------------------------------
 
     def _forward(self) -> tuple[str, list[Finding]]:
-        batch = self._next_batch() if self.scenario.data is not None else None
-        capture = ForwardCapture(self._module_maps()[0]) if self.capture_graph else None
+        """Call the scenario's forward; a forward that fails leaves no trace: the random
+        state is put back, and the batch it received is kept for the next forward."""
+        rng = RngState.capture(self.history.generators)
+        epoch, batch_no, data_iter = self.epoch, self.batch, self._data_iter
+        batch: Any = _NO_BATCH
         try:
-            with capture or nullcontext():
-                loss = self.scenario.forward(batch)
-        except (Exception, SystemExit) as e:  # a scenario's sys.exit() is an op error too
-            raise _ScenarioFailure(self._forward_error(e)) from None
-        if not isinstance(loss, torch.Tensor):
-            raise _ScenarioFailure(
-                OpError(
-                    "TypeError",
-                    f"forward returned a {type(loss).__name__}, not a tensor",
-                    f"{self.scenario.location(self.scenario.forward_line)}: forward must return "
-                    "the loss as a scalar torch tensor, e.g. `return ((w - 3) ** 2).sum()`.",
-                )
-            )
+            batch = self._next_batch() if self.scenario.data is not None else None
+            loss, value, capture = self._call_forward(batch)
+        except _ScenarioFailure:
+            rng.restore(self.history.generators)
+            if batch is not _NO_BATCH and self.scenario.data is not None:
+                if self._data_iter is data_iter:
+                    self._pending_batch = (batch,)
+                else:  # a new epoch began: iterating again from this random state redoes it
+                    self._data_iter = None
+                self.epoch, self.batch = epoch, batch_no
+            raise
         self.loss = loss
+        self._versions_at_forward = tuple(t.tensor._version for t in self._params)
         self._graph_backwarded = False
         self._graph_cache = None
         self._graph_fns = []
@@ -334,11 +391,11 @@ class Session:
         if capture is not None:
             self._extract(capture)
         warnings = []
-        if loss.numel() == 1:
-            self.loss_value = loss.detach().item()
-            self.loss_history.append(self.loss_value)
+        if value is not None:
+            self.loss_value = value
+            self.loss_history.append(value)
             self.loss_steps.append(len(self.events))
-            summary = f"loss = {fmt.num(self.loss_value)}"
+            summary = f"loss = {fmt.num(value)}"
         else:
             self.loss_value = None
             summary = f"loss has shape {fmt.shape(tuple(loss.shape))} (not a scalar)"
@@ -354,9 +411,60 @@ class Session:
             summary += f" (epoch {self.epoch}, batch {self.batch})"
         return summary, warnings
 
+    def _call_forward(self, batch: Any) -> tuple[torch.Tensor, float | None, Any]:
+        """The scenario's loss for `batch`, checked, with its value (None when not a scalar);
+        _ScenarioFailure when forward raised or returned something that is not a loss."""
+        capture = ForwardCapture(self._module_maps()[0]) if self.capture_graph else None
+        where = self.scenario.location(self.scenario.forward_line)
+        try:
+            with capture or nullcontext():
+                loss = self.scenario.forward(batch)
+        except UserInterrupt:
+            raise
+        except BaseException as e:  # sys.exit(), KeyboardInterrupt...: the scenario's error
+            raise _ScenarioFailure(self._forward_error(e)) from None
+        if not isinstance(loss, torch.Tensor):
+            raise _ScenarioFailure(
+                OpError(
+                    "TypeError",
+                    f"forward returned a {fmt.name(type(loss).__name__)}, not a tensor",
+                    f"{where}: forward must return the loss as a scalar torch tensor, e.g. "
+                    f"`return ((w - 3) ** 2).sum()`; {UNCHANGED}.",
+                )
+            )
+        if loss.is_complex():
+            raise _ScenarioFailure(
+                OpError(
+                    "TypeError",
+                    f"forward returned a complex loss ({str(loss.dtype).removeprefix('torch.')})",
+                    f"{where}: a loss must be real: PyTorch refuses backward() of a complex "
+                    f"loss. Return a real number, e.g. its .abs() or .real; {UNCHANGED}.",
+                )
+            )
+        if loss.numel() != 1:
+            return loss, None, capture
+        try:
+            value = loss.detach().item()
+        except Exception as e:
+            raise _ScenarioFailure(
+                OpError(
+                    type_of(e),
+                    message_of(e),
+                    f"{where}: forward returned a loss whose value cannot be read (.item() "
+                    f"failed on a {loss.device.type} tensor); return a loss computed from "
+                    f"the parameters; {UNCHANGED}.",
+                )
+            ) from None
+        return loss, value, capture
+
     def _next_batch(self) -> Any:
         data = self.scenario.data
         assert data is not None
+        if self._pending_batch is not None:  # the batch a failed forward received
+            (batch,) = self._pending_batch
+            self._pending_batch = None
+            self.batch += 1
+            return batch
         if self._data_iter is not None:
             try:
                 batch = next(self._data_iter)
@@ -364,7 +472,9 @@ class Session:
                 self._data_iter = None
                 if self.scenario.scheduler is not None and self.scenario.scheduler_every == "epoch":
                     self.scenario.scheduler.step()
-            except (Exception, SystemExit) as e:  # the scenario's iterable failed mid-epoch
+            except UserInterrupt:
+                raise
+            except BaseException as e:  # the scenario's iterable failed mid-epoch
                 raise _ScenarioFailure(self._forward_error(e, "iterating `data`")) from None
             else:
                 self.batch += 1
@@ -388,10 +498,12 @@ class Session:
                 OpError(
                     "StopIteration",
                     "`data` yielded no batches",
-                    f"{self.scenario.location(None)}: {why}",
+                    f"{self.scenario.location(None)}: {why} Nothing was done; {UNCHANGED}.",
                 )
             ) from None
-        except (Exception, SystemExit) as e:
+        except UserInterrupt:
+            raise
+        except BaseException as e:
             raise _ScenarioFailure(self._forward_error(e, "iterating `data`")) from None
         self.epoch += 1
         self.batch = 1
@@ -403,12 +515,12 @@ class Session:
         for frame, lineno in traceback.walk_tb(e.__traceback__):
             if frame.f_code.co_filename == file:
                 line = lineno
-        message = str(e).strip()
+        message = message_of(e)
         where = self.scenario.location(line or self.scenario.forward_line)
-        hint = explain(message)
+        hint = explain(message, self._stepped_since_forward)
         if hint.startswith("PyTorch refused"):
-            hint = "Fix the scenario there, then reload (r); the state is unchanged."
-        return OpError(type(e).__name__, message, f"{where}: raised while {doing}. {hint}")
+            hint = f"Fix the scenario there, then reload (r); {UNCHANGED}."
+        return OpError(type_of(e), message, f"{where}: raised while {doing}. {hint}")
 
     # backward ------------------------------------------------------------
 
@@ -485,8 +597,9 @@ class Session:
 
     def _step(self) -> tuple[str, list[Finding]]:
         moving = [t for t in self._params if t.tensor.grad is not None]
+        versions = [t.tensor._version for t in self._params]
         if not self.step_detail:
-            return self._bare_step(moving)
+            return self._bare_step(moving, versions)
         before = {t.name: t.tensor.detach().clone() for t in moving}
         state_before = {
             t.name: _copy_state(self.optimizer.state.get(t.tensor, {}))
@@ -497,6 +610,7 @@ class Session:
         self.optimizer.step()
         self.step_count += 1
         self._last_step = {}
+        self._deltas = {}
         for t in moving:
             grad = t.tensor.grad
             assert grad is not None
@@ -508,47 +622,64 @@ class Session:
                 state_before=state_before.get(t.name, {}),
                 hyper=hyper[t.group],
             )
+        gradless = self._moved_without_grad(versions)
         self._schedule()
-        return self._step_summary(moving), []
+        parts = [
+            f"{t.name}: {_brief(self._last_step[t.name].before)} → "
+            f"{_brief(self._last_step[t.name].after)}"
+            for t in moving[:2]
+        ]
+        return self._step_summary(moving, parts, gradless), []
 
-    def _bare_step(self, moving: list[_ParamTrack]) -> tuple[str, list[Finding]]:
+    def _bare_step(
+        self, moving: list[_ParamTrack], versions: list[int]
+    ) -> tuple[str, list[Finding]]:
         """The step without its record (`step_detail` off): no copies, the same summary."""
         was = [_brief(t.tensor) for t in moving[:2]]
         self.optimizer.step()
         self.step_count += 1
         self._last_step = {}
+        gradless = self._moved_without_grad(versions)
         self._schedule()
-        if not moving:
-            return "no parameter has a gradient: nothing moved", []
         parts = [f"{t.name}: {b} → {_brief(t.tensor)}" for b, t in zip(was, moving, strict=False)]
-        more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
-        return "; ".join(parts) + more, []
+        return self._step_summary(moving, parts, gradless), []
+
+    def _moved_without_grad(self, versions: list[int]) -> list[str]:
+        """Parameters without a gradient that the step changed in place all the same."""
+        return [
+            t.name
+            for t, v in zip(self._params, versions, strict=True)
+            if t.tensor.grad is None and t.tensor._version != v
+        ]
 
     def _schedule(self) -> None:
         if self.scenario.scheduler is not None and self.scenario.scheduler_every == "step":
             try:
                 self.scenario.scheduler.step()
-            except Exception as e:  # after optimizer.step(): the parameters have moved
+            except UserInterrupt:
+                raise
+            except BaseException as e:  # after optimizer.step(): the parameters have moved
                 raise _ScenarioFailure(self._scheduler_error(e)) from None
 
-    def _scheduler_error(self, e: Exception) -> OpError:
+    def _scheduler_error(self, e: BaseException) -> OpError:
         return OpError(
-            type(e).__name__,
-            str(e).strip(),
+            type_of(e),
+            message_of(e),
             "optimizer.step() updated the parameters, then scheduler.step() raised: the "
             "parameters have moved, as in a plain loop, but the learning rate was not "
             f"scheduled. Fix the scheduler in {self.scenario.location(None)}, then reload (r).",
         )
 
-    def _step_summary(self, moving: list[_ParamTrack]) -> str:
-        if not moving:
-            return "no parameter has a gradient: nothing moved"
-        parts = []
-        for t in moving[:2]:
-            rec = self._last_step[t.name]
-            parts.append(f"{t.name}: {_brief(rec.before)} → {_brief(rec.after)}")
-        more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
-        return "; ".join(parts) + more
+    @staticmethod
+    def _step_summary(moving: list[_ParamTrack], parts: list[str], gradless: list[str]) -> str:
+        """What the step did: `parts` say how the first parameters with a gradient moved;
+        `gradless` are those the step changed without one."""
+        said = "; ".join(parts) + (f" (+{len(moving) - 2} more)" if len(moving) > 2 else "")
+        if gradless:
+            more = f" (+{len(gradless) - 2} more)" if len(gradless) > 2 else ""
+            changed = f"step changed {', '.join(gradless[:2])}{more} in place without a gradient"
+            return f"{said}; {changed}" if moving else changed
+        return said if moving else "no parameter has a gradient: nothing moved"
 
     def _protect_step_grads(self) -> None:
         """Copy the last step's grads before an op that would change them in place."""
@@ -597,7 +728,7 @@ class Session:
             iteration=self.forward_count,
             epoch=self.epoch,
             batch=self.batch,
-            batches_per_epoch=_length(self.scenario.data),
+            batches_per_epoch=batch_count(self.scenario.data),
             has_data=self.scenario.data is not None,
             loss=self.loss_value,
             loss_history=tuple(self.loss_history),
@@ -653,8 +784,9 @@ class Session:
         restore (which replaces the records) simply misses; only current records stay."""
         hit = self._deltas.get(id(rec))
         if hit is None or hit[0] is not rec:
-            current = {id(r) for r in self._last_step.values()}
-            self._deltas = {k: v for k, v in self._deltas.items() if k in current}
+            if len(self._deltas) > 2 * len(self._last_step):  # amortized: linear per snapshot
+                current = {id(r) for r in self._last_step.values()}
+                self._deltas = {k: v for k, v in self._deltas.items() if k in current}
             hit = (rec, rec.after - rec.before)
             self._deltas[id(rec)] = hit
         return hit[1]
@@ -726,7 +858,9 @@ class Session:
     def _extract(self, capture: ForwardCapture | None) -> None:
         assert self.loss is not None
         ns = self.scenario.namespace
-        names = {k: v for k, v in ns.items() if isinstance(v, torch.Tensor) and k[:2] != "__"}
+        names = {
+            fmt.name(k): v for k, v in ns.items() if isinstance(v, torch.Tensor) and k[:2] != "__"
+        }
         names.update(grad_tensors(ns))
         names.update(self.scenario.params)
         try:
@@ -756,6 +890,10 @@ class Session:
             self._graph_cache = (key, graph_with_flow(graph, recorder))
         except Exception as e:  # observing must never break an op
             self.graph_error = f"recording the gradient flow failed: {type(e).__name__}: {e}"
+
+
+_NO_BATCH = object()
+"""No batch was drawn (yet) for this forward."""
 
 
 class _ScenarioFailure(Exception):
@@ -802,11 +940,8 @@ def _hyper(group: dict[str, Any]) -> dict[str, Any]:
     return {k: plain(v) for k, v in group.items() if k != "params"}
 
 
-def _length(data: Any) -> int | None:
-    try:
-        return len(data) if data is not None else None
-    except TypeError:
-        return None
+def _version(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t._version
 
 
 def _zero_grad_sets_none(optimizer: torch.optim.Optimizer) -> bool:

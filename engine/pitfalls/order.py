@@ -26,7 +26,7 @@ def step_without_grad(ctx: Context) -> Iterator[Finding]:
     more = f" (+{len(ctx.params) - 3} more)" if len(ctx.params) > 3 else ""
     yield Finding(
         "step-without-grad",
-        f"step at op {ctx.op_index} moved nothing: {why} ({names}{more}). "
+        f"step at op {ctx.op_index} had no gradient to apply: {why} ({names}{more}). "
         "Run backward (b) before step: forward, backward, step, zero_grad.",
     )
 

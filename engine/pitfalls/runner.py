@@ -15,7 +15,7 @@ import torch
 from .. import fmt
 from ..errors import ScenarioError, source_line
 from ..events import Finding, OpError
-from ..scenario import Scenario, grad_tensors
+from ..scenario import Scenario, batch_count, grad_tensors
 from ..snapshot import view
 from .catalogue import ONCE_CODES
 from .context import Clear, Context, Detector, Extra, ParamInfo
@@ -479,12 +479,7 @@ def _normer(loop: LoopState) -> Callable[[], float]:
 
 def _full_batch(scenario: Scenario) -> bool:
     """Every forward sees the same data: no `data`, or `data` of exactly one batch."""
-    if scenario.data is None:
-        return True
-    try:
-        return len(scenario.data) == 1  # type: ignore[arg-type]
-    except TypeError:
-        return False
+    return scenario.data is None or batch_count(scenario.data) == 1
 
 
 def _thresholds(scenario: Scenario) -> Thresholds:
