@@ -83,9 +83,9 @@ def _events_and_note(outcome: Any) -> tuple[list[Event], Note | None]:
     if isinstance(outcome, Continued):
         r = outcome.result
         events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
-        severity = "warning" if r.reason in ("condition", "error") else "information"
+        severity = "warning" if r.reason in ("condition", "error", "non-finite") else "information"
         return _unique(events), Note(
-            f"continue: {r.iterations} iterations, stopped: {r.message}", severity
+            f"continue: {fmt.plural(r.iterations, 'iteration')}, stopped: {r.message}", severity
         )
     if isinstance(outcome, SlowMotion):
         return [outcome.event], None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -140,15 +143,49 @@ EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console entry point: Ctrl-C and a closed pipe end it quietly, never a traceback."""
+    """The console entry point: Ctrl-C and a closed pipe end it quietly, never a traceback.
+    As the console script (no `argv`), it also ends threads the scenario left running."""
     try:
-        return _dispatch(sys.argv[1:] if argv is None else argv)
+        code = _dispatch(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
         print("optdbg: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `optdbg run ... | head`
         sys.stderr.close()
         return EXIT_OK
+    if argv is None:
+        _end_leftover_threads(code)
+    return code
+
+
+def _end_leftover_threads(code: int) -> None:
+    """A thread the scenario started and never ended would keep Python from exiting: say so,
+    flush what optdbg wrote, and end the process with optdbg's own status."""
+    main = threading.main_thread()
+    left = [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+    if not left:
+        return
+    names = ", ".join(_printable(t.name) for t in left[:3]) + (" ..." if len(left) > 3 else "")
+    print(
+        f"optdbg: the scenario left {len(left)} thread(s) running ({names}); "
+        "optdbg ends them as it exits",
+        file=sys.stderr,
+    )
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _printable(text: str) -> str:
+    """Text from a scenario, escaped for the terminal (engine.fmt, imported with torch)."""
+    from optdbg.engine.fmt import text as escaped
+
+    return escaped(text, limit=None)
+
+
+def _say(text: str, stream: TextIO) -> None:
+    print(_printable(text), file=stream, flush=True)
 
 
 def _dispatch(args: list[str]) -> int:
@@ -198,11 +235,16 @@ def _op_words(parser: argparse.ArgumentParser, ops: str) -> list[str]:
     return words
 
 
+def _ops_or_default(ops: str | None) -> str:
+    """--ops as given (an empty one is an error, not the default), or the default."""
+    return "z f b s" if ops is None else ops
+
+
 def run_command(argv: list[str]) -> int:
     parser = _run_parser()
     ns = parser.parse_args(argv)
     running = ns.until is not None or ns.max_iterations is not None
-    words = [] if ns.ops is None and running else _op_words(parser, ns.ops or "z f b s")
+    words = [] if ns.ops is None and running else _op_words(parser, _ops_or_default(ns.ops))
     if ns.repeat < 1:
         parser.error("--repeat must be at least 1")
     if ns.max_iterations is not None and ns.max_iterations < 1:
@@ -216,10 +258,40 @@ def run_command(argv: list[str]) -> int:
         except ConditionError as e:
             parser.error(f"invalid --until condition: {e}")
 
+    from optdbg.engine.guard import user_interrupts
+
     # stdout carries only optdbg's records; what the scenario prints goes to stderr
-    out = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
+    with _records_stream() as out, user_interrupts():
         return _run(ns, words, condition, running, out)
+
+
+@contextlib.contextmanager
+def _records_stream() -> Iterator[TextIO]:
+    """The stream for optdbg's records, out of the scenario's reach: within the block,
+    sys.stdout is stderr, and when stdout is a file descriptor, that descriptor itself
+    points at stderr too (so sys.__stdout__, C code and child processes write there), the
+    records going to a private duplicate of it."""
+    out = sys.stdout
+    try:
+        fd, err = out.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's StringIO)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield out
+        return
+    out.flush()
+    private = os.dup(fd)
+    os.dup2(err, fd)
+    records = os.fdopen(
+        private, "w", encoding=out.encoding or "utf-8", errors="backslashreplace", closefd=False
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield records
+    finally:
+        with contextlib.suppress(OSError):
+            records.flush()
+        os.dup2(private, fd)
+        os.close(private)
 
 
 def _run(
@@ -241,7 +313,7 @@ def _run(
         if ns.json:
             print(json_line(event, session), file=out, flush=True)
         elif not ns.quiet:
-            print(trace_line(event), file=out, flush=True)
+            _say(trace_line(event), out)
 
     for _ in range(ns.repeat):
         for word in words:
@@ -252,12 +324,28 @@ def _run(
         limit = ns.max_iterations or DEFAULT_MAX_ITERATIONS
         stopped = session.run_until(condition, max_iterations=limit, on_progress=show).message
     if ns.quiet:
-        print(summary_line(events, session.snapshot()), file=out)
+        _say(summary_line(events, session.snapshot()), out)
     if stopped is not None:
-        print(f"stopped: {stopped}", file=sys.stderr if ns.json else out, flush=True)
+        _say(f"stopped: {stopped}", sys.stderr if ns.json else out)
     if ns.strict and any(event.warnings for event in events):
         return EXIT_WARNINGS
     return EXIT_OK
+
+
+def _why_no_graph(session: Any) -> str:
+    """Why the latest loss has no autograd graph to draw, true for this loss."""
+    loss = session.loss
+    if loss is not None and loss.requires_grad:  # a leaf: no operation made it
+        name = next((n for n, p in session.scenario.params if p is loss), None)
+        what = f"the parameter `{_printable(name)}`" if name else "a leaf tensor"
+        return (
+            f"the loss is {what} itself (forward returns it unchanged), so its graph is that "
+            "one leaf, with no operation to draw; compute the loss from it to see a graph"
+        )
+    return (
+        "the loss does not require grad, so it has no autograd graph (does forward use a "
+        "tensor with requires_grad=True?)"
+    )
 
 
 def export_command(argv: list[str]) -> int:
@@ -272,17 +360,19 @@ def export_command(argv: list[str]) -> int:
         parser.error(f"cannot tell the format of {ns.output!r}: name the file .png, .svg or .dot")
 
     from optdbg.engine import ScenarioError, Session
+    from optdbg.engine.guard import user_interrupts
 
-    try:
-        session = Session.open(ns.scenario)
-    except ScenarioError as e:
-        print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
-        return EXIT_USAGE
-    session.capture_graph = True
-    for word in words:
-        for event in session.perform(word):
-            if event.error is not None:
-                print(f"optdbg: op {event.index} ({event.op}): {event.summary}", file=sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr), user_interrupts():
+        try:
+            session = Session.open(ns.scenario)
+        except ScenarioError as e:
+            print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
+            return EXIT_USAGE
+        session.capture_graph = True
+        for word in words:
+            for event in session.perform(word):
+                if event.error is not None:
+                    _say(f"optdbg: op {event.index} ({event.op}): {event.summary}", sys.stderr)
     graph = session.graph()
     if graph is None:
         print(
@@ -292,11 +382,7 @@ def export_command(argv: list[str]) -> int:
         )
         return EXIT_USAGE
     if graph.root is None:
-        print(
-            "optdbg: no graph to export: the loss does not require grad, so it has no "
-            "autograd graph (does forward use a tensor with requires_grad=True?)",
-            file=sys.stderr,
-        )
+        print(f"optdbg: no graph to export: {_why_no_graph(session)}", file=sys.stderr)
         return EXIT_USAGE
     snap = session.snapshot()
     path = Path(ns.output) if ns.output else default_path(snap.scenario, snap.op_count)
@@ -310,7 +396,7 @@ def export_command(argv: list[str]) -> int:
         print(f"optdbg: cannot write {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     if not result.ok:
-        print(f"optdbg: {result.message}", file=sys.stderr)
+        _say(f"optdbg: {result.message}", sys.stderr)
         return EXIT_WARNINGS
-    print(result.message)
+    _say(result.message, sys.stdout)
     return EXIT_OK

@@ -171,7 +171,8 @@ class DiagnosticsScreen(ModalScreen[None]):
             return text
         total = sum(d.count for d in self.diagnoses)
         text.append(
-            f"{len(self.diagnoses)} kinds of pitfall, {total} warnings in {self.ops} ops\n\n",
+            f"{fmt.plural(len(self.diagnoses), 'kind')} of pitfall, "
+            f"{fmt.plural(total, 'warning')} in {fmt.plural(self.ops, 'op')}\n\n",
             style="bold",
         )
         for d in self.diagnoses:
