@@ -126,7 +126,14 @@ def test_exception_in_a_helper_module_names_the_scenario_line(tmp_path: Path) ->
 def test_no_optimizer(tmp_path: Path) -> None:
     text = HEADER + GOOD_T + "\n" + GOOD_FWD + "\n"
     e = broken(tmp_path, text)
-    check(e, tmp_path / "broken.py", 5, "no `optimizer`", fix="optimizer = torch.optim.SGD")
+    # nothing is at fault on any one line: the message names the file, not its last line
+    check(e, tmp_path / "broken.py", None, "no `optimizer`", fix="optimizer = torch.optim.SGD")
+
+
+def test_an_optimizer_under_another_name_is_pointed_at(tmp_path: Path) -> None:
+    text = HEADER + GOOD_T + "opt = torch.optim.SGD([t], lr=0.1)\n" + GOOD_FWD
+    e = broken(tmp_path, text)
+    check(e, tmp_path / "broken.py", 3, "`opt` is a SGD", fix="rename it")
 
 
 def test_optimizer_is_a_string(tmp_path: Path) -> None:
@@ -168,7 +175,7 @@ def test_non_leaf_tensor(tmp_path: Path) -> None:
 def test_neither_form_of_forward(tmp_path: Path) -> None:
     text = HEADER + GOOD_T + GOOD_OPT + "\n# no forward here\n"
     e = broken(tmp_path, text)
-    msg = check(e, tmp_path / "broken.py", 5, "no `forward`")
+    msg = check(e, tmp_path / "broken.py", None, "no `forward`")
     assert "model" in msg and "loss_fn" in msg and "data" in msg
 
 
