@@ -144,16 +144,18 @@ EXIT_INTERRUPTED = 130
 
 def main(argv: list[str] | None = None) -> int:
     """The console entry point: Ctrl-C and a closed pipe end it quietly, never a traceback.
-    As the console script (no `argv`), it also ends threads the scenario left running."""
+    As the console script (no `argv`), `run` and `export` also end threads the scenario left
+    running (`trace` runs a script as Python does, which waits for them)."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = _dispatch(sys.argv[1:] if argv is None else argv)
+        code = _dispatch(args)
     except KeyboardInterrupt:
         print("optdbg: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `optdbg run ... | head`
         sys.stderr.close()
         return EXIT_OK
-    if argv is None:
+    if argv is None and args[:1] in (["run"], ["export"]):
         _end_leftover_threads(code)
     return code
 
