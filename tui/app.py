@@ -425,7 +425,14 @@ class OptDbgApp(App[None]):
             self.panel = event.tab.id.removeprefix("tab-")
 
     def action_panel(self, name: str) -> None:
+        """Show a panel (compact screens) and move the focus into it, so its own keys work."""
         self.panel = name
+        panel = self.query_one(f"#{name}")
+        target = (
+            panel if panel.focusable else next((w for w in panel.query("*") if w.focusable), None)
+        )
+        if target is not None:
+            target.focus()
 
     # ------------------------------------------------------------- loading
 
@@ -707,8 +714,8 @@ class OptDbgApp(App[None]):
             self.notify(f"{message.name} is not in the graph: {why}", severity="warning")
             return
         self.panel = "graph"
-        panel.tree.reveal(leaf)
-        panel.tree.focus()
+        panel.reveal(leaf)
+        panel.view.focus()
 
     # ------------------------------------------------------------- actions
 
@@ -758,7 +765,7 @@ class OptDbgApp(App[None]):
         self._replay = (0, steps, events, view)
         self.panel = "graph"
         graph.step = (0, steps)
-        graph.tree.focus()
+        graph.view.focus()
         self._sync_cancel()
 
     def _advance_replay(self) -> None:

@@ -20,6 +20,7 @@ from textual.widgets.tree import TreeNode
 
 from optdbg.engine import fmt
 
+from .dagview import DagView
 from .widgets import themed
 
 if TYPE_CHECKING:
@@ -262,9 +263,16 @@ class GraphTree(Tree[str]):
 
 
 class GraphPanel(Vertical):
-    """The tree, and below it the details of the highlighted node (or the replay step)."""
+    """The tree or the DAG (`g` toggles), and below them the details of the selected node
+    (or the replay step). Both views render the same Graph and share the selection."""
 
     BORDER_TITLE = "Graph"
+    BINDINGS = [Binding("g", "toggle_view", "DAG/tree", tooltip="the graph as a DAG ⇄ tree")]
+
+    dag: reactive[bool] = reactive(False)
+    """True when the graph is drawn as a DAG (boxes and arrows) instead of the tree."""
+    _selected: str | None = None
+    """The node selected in either view (kept across a switch of views)."""
 
     graph: reactive[Graph | None] = reactive(None, always_update=True)
     """The extracted graph of the current loss (None before the first forward)."""
@@ -273,6 +281,7 @@ class GraphPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield GraphTree(id="graph-tree")
+        yield DagView(id="graph-dag")
         with VerticalScroll(id="node-details"):
             yield Static(id="node-details-text")
 
@@ -280,9 +289,51 @@ class GraphPanel(Vertical):
     def tree(self) -> GraphTree:
         return self.query_one(GraphTree)
 
+    @property
+    def dag_view(self) -> DagView:
+        return self.query_one(DagView)
+
+    @property
+    def view(self) -> GraphTree | DagView:
+        """The view on screen: the tree or the DAG."""
+        return self.dag_view if self.dag else self.tree
+
     def watch_graph(self, graph: Graph | None) -> None:
         self.tree.show(graph)
+        if self.dag:
+            self.dag_view.show(graph, folded=self.tree.by_module)
         self._details(None)
+
+    def action_toggle_view(self) -> None:
+        self.dag = not self.dag
+
+    def watch_dag(self, dag: bool) -> None:
+        """Switch views, keeping the selected node (and the focus, when the panel had it)."""
+        had_focus = self.has_focus_within
+        selected = self._selected
+        self.set_class(dag, "-dag")
+        if dag:
+            self.dag_view.show(self.graph, folded=self.tree.by_module)
+            if selected is not None:
+                self.dag_view.select(selected)
+        elif selected is not None:
+            self.tree.reveal(selected)
+        if had_focus:
+            self.view.focus()
+
+    def reveal(self, nid: str) -> None:
+        """Select a node in the view on screen (the slow motion and the params' enter)."""
+        self._selected = nid
+        if self.dag:
+            self.dag_view.select(nid)
+        else:
+            self.tree.reveal(nid)
+
+    def on_dag_view_highlighted(self, message: DagView.Highlighted) -> None:
+        if message.node_id is not None:
+            self._selected = message.node_id
+        if self.step is None:
+            self._details(message.node_id)
 
     def watch_step(self, step: tuple[int, tuple[BackwardStep, ...]] | None) -> None:
         if step is None:
@@ -292,12 +343,14 @@ class GraphPanel(Vertical):
         index, steps = step
         self.add_class("-replay")
         current = steps[index]
-        self.tree.reveal(current.node)
+        self.reveal(current.node)
         text = step_details(self.graph, current, len(steps))
         text.append("\nB or → next node · escape finish", style="dim")
         self._show(text)
 
     def on_graph_tree_highlighted(self, message: GraphTree.Highlighted) -> None:
+        if message.node_id is not None and not self.dag:
+            self._selected = message.node_id
         if self.step is None:
             self._details(message.node_id)
 
@@ -306,7 +359,10 @@ class GraphPanel(Vertical):
         if graph is None or graph.root is None:
             self._show(Text("press f to build the graph", style="dim"))
         elif nid is None:
-            hint = "↑↓ move · space expand · m group by module · B backward in slow motion"
+            hint = (
+                "↑↓ move · space expand · m group by module · g DAG/tree · "
+                "B backward in slow motion"
+            )
             if graph.has_flow:
                 hint = "data | grad shown per node after backward · " + hint
             self._show(Text(hint, style="dim"))

@@ -118,6 +118,14 @@ def help_rows() -> str:
         "| `1`–`6` | panels | parameters, update rule, graph, loss, log, history "
         "(narrow terminals) |"
     )
+    rows.append(
+        "| `g` | DAG / tree | in the graph panel: the graph drawn as a DAG (boxes and arrows, "
+        "the loss at the bottom) or as a tree |"
+    )
+    rows.append(
+        "| `m` | by module | in the graph panel: fold the nodes by module (enter on a box "
+        "opens or folds its module) |"
+    )
     return "\n".join(rows)
 
 
