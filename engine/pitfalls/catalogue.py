@@ -224,8 +224,7 @@ class Trigger(NamedTuple):
 
 TRIGGERS: dict[str, Trigger] = {
     "grad-accumulated": Trigger(
-        "backward into a `.grad` already holding a gradient since the last zero_grad "
-        "(silent where the iteration pattern accumulates on purpose)"
+        "backward into a `.grad` already holding a gradient since the last zero_grad"
     ),
     "step-without-grad": Trigger("step while no optimizer parameter has a gradient"),
     "stale-grad": Trigger("step again with gradients a previous step already used"),

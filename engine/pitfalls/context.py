@@ -91,7 +91,7 @@ class OptimizerStep(NamedTuple):
     stateful: bool
     """It holds per-parameter state after the step (Adam's moments, momentum buffers)."""
     previous: str | None = None
-    """When fresh: what had stepped these parameters with state before ("Adam #1"), or
+    """When fresh: what had stepped these parameters with state before ("another Adam"), or
     "reset" when it is the same optimizer whose state was emptied."""
     steps: int = 1
     """Fresh optimizers seen so far over these parameters (this one included)."""

@@ -26,18 +26,18 @@ def decay_on_bias_norm(ctx: Context) -> Iterator[Finding]:
 def optimizer_recreated(ctx: Context) -> Iterator[Finding]:
     """A fresh optimizer (or a reset state) stepping what a stateful optimizer had stepped."""
     for s in ctx.optimizer_steps:
-        if not s.fresh or s.previous is None or not s.stateful:
-            continue
+        if not s.fresh or s.previous is None or not s.stateful or s.steps != 1:
+            continue  # once: a loop that recreates it does so at every iteration
         what = (
-            f"{s.name} #{s.serial} had its state reset"
+            f"the {s.name}'s state was reset"
             if s.previous == "reset"
-            else f"a new {s.name} (#{s.serial}) stepped parameters that {s.previous} had stepped"
+            else f"a new {s.name} stepped parameters that {s.previous} had already stepped"
         )
         yield Finding(
             "optimizer-recreated",
             f"the step at op {ctx.op_index}: {what}, so its state (moments, momentum, step "
-            f"count) started over ({s.steps} time(s) so far). Create the optimizer once, "
-            "before the loop.",
+            "count) started over; a loop that does this loses it at every iteration. Create "
+            "the optimizer once, before the loop.",
         )
 
 

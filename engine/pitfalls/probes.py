@@ -10,6 +10,7 @@ global optimizer step hooks (they record, never modify); and, after a step, one 
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from collections import deque
@@ -47,6 +48,8 @@ class Probes:
         self, loop: LoopState, thresholds: Thresholds, namespace: Mapping[str, Any]
     ) -> None:
         self.thresholds = thresholds
+        self.error: str | None = None
+        """The last exception a step hook raised (reported by the runner, never raised)."""
         self._namespace = namespace
         self._modules = _modules(namespace)
         self._modes = [(n, m) for n, m in self._modules if _has_mode(m)]
@@ -63,14 +66,17 @@ class Probes:
         self._last_op = "load"
         self._grad_norms: dict[str, float] = {}
         self._clips: deque[bool] = deque(maxlen=thresholds.clip_window)
+        self._clipped = False
+        """Clipping was measured since the last step's facts."""
         self._streaks: dict[str, int] = {}
-        self._serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._stepped_by: dict[int, tuple[int, str, bool]] = {}
         """id(param) -> (serial, class, stateful) of the optimizer that stepped it last."""
         self._fresh_count = 0
         self._lr_first: dict[int, float] = {}
         self._lr_zero = 0
-        self._hooks: list[Any] = []
+        self._loop: LoopState | None = None
+        self._fresh: dict[int, bool] = {}
+        self._copies: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._steps: list[OptimizerStep] = []
         self._at_update: tuple[Versions, Versions] | None = None
         self._rewrite_ratio: float | None = None
@@ -120,7 +126,9 @@ class Probes:
         traced script's own code runs between ops)."""
         now = _versions(loop)
         facts: dict[str, Any] = {}
-        if self._versions and now != self._versions and op != "zero_grad":
+        # not before forward or backward: a driver may report those after the real backward
+        # ran (the tracer does), and backward accumulates into .grad in place
+        if self._versions and now != self._versions and op not in ("forward", "backward"):
             changed = _changed(loop, self._versions, now)
             if changed:
                 facts["grad_rewrites"] = (self._rewrite(loop, self._when(self._last_op), changed),)
@@ -133,16 +141,17 @@ class Probes:
             self._steps = []
             self._at_update = None
             self._rewrite_ratio = None
-            pre = register_optimizer_step_pre_hook(self._pre_step(loop))
-            post = register_optimizer_step_post_hook(self._post_step(loop))
-            self._hooks = [pre, post]
+            self._copies = {}
+            self._fresh = {}
+            self._loop = loop
+            _ACTIVE.append(self)
         return facts
 
     def after(self, loop: LoopState, op: str, error: OpError | None) -> dict[str, Any]:
         """The facts of the op just performed (the runner puts them in the Context)."""
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        self._loop = None
         self._in_forward = False
         facts: dict[str, Any] = {}
         now = _versions(loop)
@@ -223,7 +232,10 @@ class Probes:
 
     def _retained(self, loop: LoopState) -> tuple[tuple[str, str], ...]:
         out = []
+        params = {t.name for t in loop.tracks}
         for name, before in self._held.items():
+            if name in params:  # a rebound parameter: param-replaced says it
+                continue
             value = self._namespace.get(name)
             if isinstance(value, torch.Tensor) and value.grad_fn is not None:
                 if value is not loop.loss and before in _fn_inputs(value.grad_fn):
@@ -243,46 +255,53 @@ class Probes:
 
     # ------------------------------------------------------------- step
 
-    def _pre_step(self, loop: LoopState) -> Callable[..., None]:
-        def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-            now = _versions(loop)
-            if now != self._versions and self._at_update is None:
+    def on_pre_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """PyTorch is about to run `optimizer.step()` during this probe's step op."""
+        loop = self._loop
+        if loop is None:
+            return
+        now = _versions(loop)
+        if self._at_update is None:
+            if now != self._versions:
                 changed = _changed(loop, self._versions, now)
                 if changed:
                     self._rewrite_ratio = self._ratio(loop, changed)
             self._at_update = (now, now)
-            serial = self._serials.get(optimizer)
-            if serial is None:
-                serial = self._serials[optimizer] = len(self._serials) + 1
-            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-            fresh = all(not optimizer.state.get(p) for p in params)
-            previous = None
-            if fresh and params:
-                last = self._stepped_by.get(id(params[0]))
-                if last is not None and last[2]:
-                    previous = "reset" if last[0] == serial else f"{last[1]} #{last[0]}"
-            self._steps.append(
-                OptimizerStep(type(optimizer).__name__, serial, fresh, False, previous)
-            )
+            if not getattr(loop, "step_detail", False):
+                self._copies = _weights_before(loop)
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        self._fresh[id(optimizer)] = all(not optimizer.state.get(p) for p in params)
 
-        return hook
-
-    def _post_step(self, loop: LoopState) -> Callable[..., None]:
-        def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-            if self._at_update is not None:
-                self._at_update = (self._at_update[0], _versions(loop))
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            stateful = any(optimizer.state.get(p) for p in params)
-            serial = self._serials.get(optimizer, 0)
-            for p in params:
-                self._stepped_by[id(p)] = (serial, type(optimizer).__name__, stateful)
-            if self._steps:
-                last = self._steps[-1]
-                if last.previous is not None:
-                    self._fresh_count += 1
-                self._steps[-1] = last._replace(stateful=stateful, steps=self._fresh_count)
-
-        return hook
+    def on_post_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """`optimizer.step()` just ran during this probe's step op."""
+        loop = self._loop
+        if loop is None:
+            return
+        if self._at_update is not None:
+            self._at_update = (self._at_update[0], _versions(loop))
+        serial = _serial(optimizer)
+        name = type(optimizer).__name__
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        stateful = any(optimizer.state.get(p) for p in params)
+        fresh = self._fresh.pop(id(optimizer), _step_of(optimizer, params) == 1)
+        previous = None
+        other = _LAST.get(id(params[0])) if params else None
+        if fresh and params:
+            mine = self._stepped_by.get(id(params[0]))
+            if other is not None and other[0]() is params[0] and other[1] != serial and other[3]:
+                previous = f"another {other[2]}"
+            elif mine is not None and mine[0] == serial and mine[2]:
+                previous = "reset"
+        count = other[4] if other is not None and other[0]() is params[0] else 0
+        if previous is not None:
+            count += 1
+            self._fresh_count = count
+        for p in params:
+            self._stepped_by[id(p)] = (serial, name, stateful)
+            _LAST[id(p)] = (weakref.ref(p), serial, name, stateful, count)
+        self._steps.append(
+            OptimizerStep(name, serial, fresh, stateful, previous, self._fresh_count)
+        )
 
     def _step_facts(self, loop: LoopState, now: Versions) -> dict[str, Any]:
         facts: dict[str, Any] = {"optimizer_steps": tuple(self._steps)}
@@ -301,8 +320,10 @@ class Probes:
         for r in rewrites:
             if r.when == "before-step" and r.ratio is not None:
                 self._clips.append(r.ratio < 1 - 1e-6)
-                if len(self._clips) == self._clips.maxlen:
-                    facts["clip_recent"] = tuple(self._clips)
+                self._clipped = True
+        if self._clipped and len(self._clips) == self._clips.maxlen:
+            facts["clip_recent"] = tuple(self._clips)
+        self._clipped = False
         if rewrites:
             facts["grad_rewrites"] = tuple(rewrites)
         facts["ratios"] = self._update_ratios(loop)
@@ -324,6 +345,7 @@ class Probes:
         ratio = self._ratio(loop, changed) if when == "before-step" else None
         if ratio is not None:
             self._clips.append(ratio < 1 - 1e-6)
+            self._clipped = True
         return GradRewrite(when, changed, ratio)
 
     @staticmethod
@@ -331,7 +353,10 @@ class Probes:
         return {"backward": "before-step", "step": "after-step"}.get(last_op, "before-backward")
 
     def _update_ratios(self, loop: LoopState) -> dict[str, tuple[float, int]]:
-        moved = getattr(loop, "moved", None)
+        moved = getattr(loop, "moved", None) or {
+            n: (before, live.detach()) for n, (before, live) in self._copies.items()
+        }
+        self._copies = {}
         if not moved:
             return {}
         names = [n for n, (b, _) in moved.items() if b.dim() >= 2]
@@ -394,6 +419,63 @@ class Probes:
                 what = f"a {type(value).__name__}"
             out.append((name, what))
         return tuple(out)
+
+
+COPY_LIMIT = 1 << 20
+"""Without the driver's step records (`optdbg run`), the weights (2-d and up) are copied
+before the update for update-ratio only while they total at most this many elements."""
+
+_ACTIVE: list[Probes] = []
+"""The probes whose step op is running: PyTorch's global step hooks report to them."""
+
+_SERIALS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_COUNTER = itertools.count(1)
+_LAST: dict[int, tuple[weakref.ref[torch.Tensor], int, str, bool, int]] = {}
+"""id(param) -> (the param, serial, class, stateful, recreations so far) of the optimizer
+that stepped it last, process-wide: a traced script's new optimizer gets new detectors, yet
+is seen replacing one (and optimizer-recreated fires on the first recreation only)."""
+
+
+def _serial(optimizer: Any) -> int:
+    serial = _SERIALS.get(optimizer)
+    if serial is None:
+        serial = _SERIALS[optimizer] = next(_COUNTER)
+    return serial
+
+
+def _step_of(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> int | None:
+    state = optimizer.state.get(params[0]) if params else None
+    step = state.get("step") if state else None
+    return int(step) if step is not None else None
+
+
+def _weights_before(loop: LoopState) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    weights = [t for t in loop.tracks if t.tensor.dim() >= 2 and t.tensor.grad is not None]
+    if sum(t.tensor.numel() for t in weights) > COPY_LIMIT:
+        return {}
+    return {t.name: (t.tensor.detach().clone(), t.tensor) for t in weights}
+
+
+def _pre_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for probes in _ACTIVE:
+        try:
+            probes.on_pre_step(optimizer)
+        except Exception as e:  # observing must never break the user's step
+            probes.error = f"{type(e).__name__}: {e}"
+
+
+def _post_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for probes in _ACTIVE:
+        try:
+            probes.on_post_step(optimizer)
+        except Exception as e:  # observing must never break the user's step
+            probes.error = f"{type(e).__name__}: {e}"
+
+
+# Registered once, at import: registering inside a step (a tracer's hook opens the detectors
+# of an optimizer it meets) would change PyTorch's hook dict while it iterates it.
+register_optimizer_step_pre_hook(_pre_hook)
+register_optimizer_step_post_hook(_post_hook)
 
 
 def _copy(value: Any) -> Any:

@@ -203,6 +203,8 @@ class Detectors:
                 self._remember(loop, ctx)
         except Exception as e:  # observing must never break an op
             self.error = f"{type(e).__name__}: {e}"
+        if self._probes.error is not None:
+            self.error, self._probes.error = self._probes.error, None
         silence = self.thresholds.silence
         return tuple(f for f in out if f.code not in silence)
 
