@@ -16,15 +16,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from optdbg.engine import Event, Session
-from optdbg.engine.pitfalls import CODES, Thresholds
+from optdbg.engine.pitfalls import CODES, Context, Thresholds
 from optdbg.engine.pitfalls.catalogue import TRIGGERS
+from optdbg.engine.pitfalls.context import OptimizerStep
+from optdbg.engine.pitfalls.optim import optimizer_recreated
 from optdbg.engine.pitfalls.table import markdown
 from optdbg.engine.pitfalls.thresholds import HELP
 from optdbg.engine.trace import trace
 
 ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT))
+
+from plain import PlainLoop  # noqa: E402
+
 CORPUS = ROOT / "corpus"
 OPTDBG = Path(sys.executable).parent / "optdbg"
 HEADER = re.compile(
@@ -134,3 +141,99 @@ def test_every_threshold_is_documented_and_tunes_a_code() -> None:
     assert set(HELP) == names
     tuned = {n for t in TRIGGERS.values() for n in t.thresholds}
     assert tuned <= names and names - tuned == {"silence"}
+
+
+# ----------------------------------------------------------------- silenceable, tunable
+
+
+def _with_config(tmp_path: Path, path: Path, config: str) -> Path:
+    source = path.read_text(encoding="utf-8") + f"\noptdbg_config = {config}\n"
+    out = tmp_path / path.name
+    out.write_text(source, encoding="utf-8")
+    return out
+
+
+def _run(path: Path) -> dict[int, tuple[str, ...]]:
+    h = header(path)
+    session = Session.open(path)
+    events: list[Event] = []
+    for _ in range(int(h["repeat"])):
+        for word in h["ops"].split():
+            events += session.perform(word)
+    assert session.detectors.error is None, session.detectors.error
+    return warned(events)
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in MISTAKES if p.stem != "loss_at_chance"], ids=lambda p: p.stem
+)
+def test_each_code_can_be_silenced(tmp_path: Path, path: Path) -> None:
+    code = header(path)["code"]
+    assert _run(_with_config(tmp_path, path, f'{{"silence": ["{code}"]}}')) == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("dead_relu", '{"dead_relu_fraction": 1.5}'),  # more than every unit: never
+        ("init_loss_mismatch", '{"init_loss_factor": 100}'),  # 15.6x ln(10) is below 100x
+        ("update_ratio", '{"update_ratio_patience": 100}'),  # 25 steps only
+        ("lr_schedule_odd", '{"lr_rise_factor": 1000}'),  # 1.2**16 = 18x
+    ],
+)
+def test_thresholds_are_configurable(tmp_path: Path, name: str, config: str) -> None:
+    assert _run(_with_config(tmp_path, CORPUS / "mistakes" / f"{name}.py", config)) == {}
+
+
+def test_a_lower_threshold_catches_it_earlier(tmp_path: Path) -> None:
+    path = _with_config(
+        tmp_path, CORPUS / "mistakes" / "update_ratio.py", '{"update_ratio_patience": 5}'
+    )
+    assert _run(path) == {4 * 4 + 2: ("update-ratio",)}  # the 5th step
+
+
+# ----------------------------------------------------------------- observing changes nothing
+
+
+@pytest.mark.parametrize(
+    "name", ["dead_relu", "eval_mode_training", "softmax_before_ce", "update_ratio"]
+)
+def test_observed_values_equal_a_plain_loop(name: str) -> None:
+    path = CORPUS / "mistakes" / f"{name}.py"
+    session = Session.open(path)
+    reference = PlainLoop.load(path)
+    for _ in range(6):
+        session.perform("i")
+        reference.op("i")
+    mine = {n: t.detach() for n, t in session.scenario.params}
+    for name_, p in reference.ns["model"].named_parameters():
+        assert torch.equal(mine[f"model.{name_}"], p.detach()), name_
+
+
+# ----------------------------------------------------------------- rules fed with facts
+
+
+def _step(serial: int, fresh: bool, previous: str | None, steps: int) -> Context:
+    s = OptimizerStep("Adam", serial, fresh, True, previous, steps)
+    return Context(
+        op="step",
+        op_index=7,
+        error=None,
+        thresholds=Thresholds(),
+        params=(),
+        extras=(),
+        lrs=(1e-3,),
+        maximize=False,
+        step_count=2,
+        loss=1.0,
+        optimizer_steps=(s,),
+    )
+
+
+def test_optimizer_recreated_from_the_facts_a_driver_gives() -> None:
+    [finding] = optimizer_recreated(_step(2, True, "another Adam", 1))
+    assert finding.code == "optimizer-recreated" and "op 7" in finding.message
+    [reset] = optimizer_recreated(_step(1, True, "reset", 1))
+    assert "state was reset" in reset.message
+    assert list(optimizer_recreated(_step(1, False, None, 0))) == []  # its own next step
+    assert list(optimizer_recreated(_step(3, True, "another Adam", 2))) == []  # said once
