@@ -22,6 +22,7 @@ from . import fmt
 from .builtins import builtin_names, docstring_parts, resolve
 from .errors import ScenarioError, message_of, source_line, type_of
 from .guard import UserInterrupt, reset_torch, scenario_code
+from .overrides import apply as apply_overrides
 
 SCENARIO_MODULE_NAME = "__optdbg_scenario__"
 
@@ -101,19 +102,26 @@ class Scenario:
     scheduler_every: str
     params: list[tuple[str, torch.Tensor]]
     config: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """The `--set` values it was loaded with (reload applies them again)."""
 
     def location(self, line: int | None) -> str:
         return f"{self.path}:{line}" if line else str(self.path)
 
 
-def load(spec: str | Path) -> Scenario:
-    """Execute a scenario file in a fresh namespace and validate it against the contract."""
+def load(spec: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Execute a scenario file in a fresh namespace and validate it against the contract.
+
+    `overrides` (from `--set`) replace the literals of top-level assignments first; an
+    override that does not apply raises `OverrideError` before anything runs."""
     path = resolve(spec)
     file = str(path)
     source = _read_source(path)
-    tree = _parse(source, file)
+    tree = apply_overrides(_parse(source, file), overrides or {}, file)
     namespace = _execute(tree, file)
-    return _build(path, source, tree, namespace)
+    scenario = _build(path, source, tree, namespace)
+    scenario.overrides = dict(overrides or {})
+    return scenario
 
 
 def _read_source(path: Path) -> str:

@@ -9,8 +9,9 @@ Compare with quadratic_bowl (lr 0.1) and quadratic_bowl_lr10.
 
 import torch
 
+lr = 0.25
 t = torch.tensor([10.0, 10.0], requires_grad=True)
-optimizer = torch.optim.SGD([t], lr=0.25)
+optimizer = torch.optim.SGD([t], lr=lr)
 
 
 def forward():

@@ -9,8 +9,9 @@ Compare with quadratic_bowl (lr 0.1) and quadratic_bowl_lr025.
 
 import torch
 
+lr = 10
 t = torch.tensor([10.0, 10.0], requires_grad=True)
-optimizer = torch.optim.SGD([t], lr=10)
+optimizer = torch.optim.SGD([t], lr=lr)
 
 
 def forward():

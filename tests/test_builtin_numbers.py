@@ -183,8 +183,8 @@ def test_bowl_variants_differ_only_in_lr_and_docstring() -> None:
         return source.split('"""', 2)[2]
 
     base = code("quadratic_bowl")
-    assert code("quadratic_bowl_lr10") == base.replace("lr=0.1)", "lr=10)")
-    assert code("quadratic_bowl_lr025") == base.replace("lr=0.1)", "lr=0.25)")
+    assert code("quadratic_bowl_lr10") == base.replace("lr = 0.1\n", "lr = 10\n")
+    assert code("quadratic_bowl_lr025") == base.replace("lr = 0.1\n", "lr = 0.25\n")
 
 
 def test_passing_the_tensor_itself_to_sgd_raises_type_error(tmp_path: Path) -> None:

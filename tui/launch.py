@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def open_tui(scenario: str | Path | None) -> int:
-    """Open the app on a scenario (path or built-in name), or on the picker when None.
+def open_tui(scenario: str | Path | None, overrides: dict[str, Any] | None = None) -> int:
+    """Open the app on a scenario (path or built-in name, with its `--set` values), or on
+    the picker when None.
 
     The app draws its first frame before torch is imported; loading runs on the engine
     thread. On quit, the process ends at once once Textual has restored the terminal:
@@ -17,7 +19,7 @@ def open_tui(scenario: str | Path | None) -> int:
     """
     from .app import OptDbgApp
 
-    app = OptDbgApp(scenario=scenario)
+    app = OptDbgApp(scenario=scenario, overrides=overrides)
     app.run()
     code = app.return_code or 0
     sys.stdout.flush()
