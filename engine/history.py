@@ -72,6 +72,7 @@ _ATTRS = (
     "_graph_backwarded",
     "graph_error",
     "_versions_at_forward",
+    "last_batch",
 )
 """Session attributes copied as they are (immutable values)."""
 

@@ -6,7 +6,7 @@ import inspect
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 STATE_DETAIL_LIMIT = 1 << 16
 """Optimizer state of parameters up to this size is copied before each step (for the
 update rule); bigger parameters show only the state after the step."""
+
+
+PATH_LIMIT = 64
+"""Models with at most this many parameter elements keep their trajectory (the values
+after every step), for the loss landscape."""
 
 
 class UsageError(Exception):
@@ -136,6 +141,10 @@ class Session:
             if track.tensor.requires_grad:
                 track.tensor.register_hook(self._grad_hook(track))
         self._zero_sets_none = _zero_grad_sets_none(self.optimizer)
+        self.last_batch: Any = None
+        """The batch the latest forward used (None without `data` or before a forward)."""
+        small = sum(t.tensor.numel() for t in self._params) <= PATH_LIMIT
+        self._path: list[tuple[float, ...]] = [self._point()] if small else []
         self.detectors = Detectors.for_scenario(self, scenario)
         """The pitfall detectors: their warnings land on each op's event; `pending` holds
         what was found at load (attached to the first event)."""
@@ -175,9 +184,15 @@ class Session:
         return [(by_id[id(p)], p) for p in params]
 
     @classmethod
-    def open(cls, spec: str | Path, history_mb: float | None = None) -> Session:
-        """Load a scenario (path or built-in name) and start a session on it."""
-        return cls(load(spec), history_mb)
+    def open(
+        cls,
+        spec: str | Path,
+        history_mb: float | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Load a scenario (path or built-in name), with `--set` overrides, and start a
+        session on it."""
+        return cls(load(spec, overrides), history_mb)
 
     # ----------------------------------------------------------------- ops
 
@@ -384,6 +399,7 @@ class Session:
             raise
         self.loss = loss
         self._versions_at_forward = tuple(t.tensor._version for t in self._params)
+        self.last_batch = batch
         self._graph_backwarded = False
         self._graph_cache = None
         self._graph_fns = []
@@ -609,6 +625,8 @@ class Session:
         hyper = [_hyper(g) for g in self.optimizer.param_groups]
         self.optimizer.step()
         self.step_count += 1
+        if self._path:  # entries past the current step are stale after undo: replace them
+            self._path[self.step_count :] = [self._point()]
         self._last_step = {}
         self._deltas = {}
         for t in moving:
@@ -702,6 +720,19 @@ class Session:
         return ("grads cleared (set to None)" if none else "grads set to zero"), []
 
     # observing -----------------------------------------------------------
+
+    def _point(self) -> tuple[float, ...]:
+        return tuple(x for t in self._params for x in t.tensor.detach().reshape(-1).tolist())
+
+    def step_records(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Each parameter the last step moved: (value before, value after), detached
+        copies that the caller must not modify."""
+        return {name: (r.before, r.after) for name, r in self._last_step.items()}
+
+    def trajectory(self) -> tuple[tuple[float, ...], ...]:
+        """Every parameter's values (flattened, in order) at the start and after each step
+        so far; empty for models of more than PATH_LIMIT elements."""
+        return tuple(self._path[: self.step_count + 1])
 
     def snapshot(self) -> Snapshot:
         """A detached copy of everything the session holds now."""

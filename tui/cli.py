@@ -57,7 +57,10 @@ def _main_parser() -> argparse.ArgumentParser:
             "  optdbg trace [--json | --quiet | --json-dir DIR] [--strict] [--max-ops N]\n"
             "               SCRIPT [ARGS ...]\n"
             "                      debug a training script: its own backward/step/zero_grad\n"
-            "                      calls are the ops (the TUI pauses before each)\n\n"
+            "                      calls are the ops (the TUI pauses before each)\n"
+            "  optdbg compare SCENARIO [SCENARIO ...] [--set NAME=V1,V2,...] [--zip]\n"
+            "                      [--ops OPS] [--repeat N] [--epochs N] [--table | --json]\n"
+            "                      run variants in lockstep: a table, JSON, or the TUI\n\n"
             "SCENARIO is a path to a .py file or the name of a built-in (see --list).\n"
             "Scenario files are Python and run with your rights: open only files you trust."
         ),
@@ -65,8 +68,47 @@ def _main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("scenario", nargs="?", help="scenario file or built-in name")
     parser.add_argument("--list", action="store_true", help="list the built-in scenarios")
+    _add_set(parser)
     parser.add_argument("--version", action=_VersionAction)
     return parser
+
+
+def _add_set(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,..." if several else "NAME=VALUE",
+        help=(
+            "one variant per value of a top-level `NAME = <literal>` of the scenario "
+            "(several --set: every combination, or with --zip the values paired in order), "
+            "e.g. --set lr=0.1,10,0.25"
+            if several
+            else "replace the literal of a top-level assignment `NAME = <literal>` of the "
+            "scenario before it runs, e.g. --set lr=0.25 (repeatable)"
+        ),
+    )
+
+
+def _overrides(parser: argparse.ArgumentParser, settings: list[str]) -> dict[str, Any]:
+    """The `--set NAME=VALUE` of run and the TUI, parsed (argument errors exit 2)."""
+    from optdbg.engine.overrides import OverrideError, parse_value, split_setting
+
+    try:
+        pairs = [split_setting(text) for text in settings]
+        return {name: parse_value(value) for name, value in pairs}
+    except OverrideError as e:
+        parser.error(str(e))
+
+
+def _check_overrides(parser: argparse.ArgumentParser, spec: str, values: dict[str, Any]) -> None:
+    """Refuse a --set the scenario cannot take before anything runs (no torch needed)."""
+    from optdbg.engine.overrides import OverrideError, check
+
+    try:
+        check(spec, values)
+    except OverrideError as e:
+        parser.error(str(e))
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -98,6 +140,7 @@ def _run_parser() -> argparse.ArgumentParser:
         help=f"with --until, stop after N iterations at most (default {DEFAULT_MAX_ITERATIONS}); "
         "alone, run N iterations",
     )
+    _add_set(parser)
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per op (JSON Lines)")
     out.add_argument("--quiet", action="store_true", help="only a one-line summary at the end")
@@ -203,12 +246,22 @@ def _dispatch(args: list[str]) -> int:
         from .trace_cli import trace_command
 
         return trace_command(args[1:])
-    ns = _main_parser().parse_args(args)
+    if args and args[0] == "compare":
+        from .compare_cli import compare_command
+
+        return compare_command(args[1:])
+    parser = _main_parser()
+    ns = parser.parse_args(args)
     if ns.list:
         return list_command(sys.stdout)
+    overrides = _overrides(parser, ns.set)
+    if overrides:
+        if ns.scenario is None:
+            parser.error("--set needs a SCENARIO")
+        _check_overrides(parser, ns.scenario, overrides)
     from .launch import open_tui
 
-    return open_tui(ns.scenario)
+    return open_tui(ns.scenario, overrides)
 
 
 def list_command(out: TextIO) -> int:
@@ -251,6 +304,8 @@ def run_command(argv: list[str]) -> int:
         parser.error("--repeat must be at least 1")
     if ns.max_iterations is not None and ns.max_iterations < 1:
         parser.error("--max-iterations must be at least 1")
+    ns.overrides = _overrides(parser, ns.set)
+    _check_overrides(parser, ns.scenario, ns.overrides)
     condition = None
     if ns.until is not None:
         from optdbg.engine.breakpoints import ConditionError, parse_condition
@@ -303,7 +358,7 @@ def _run(
     from optdbg.engine.report import json_line, summary_line, trace_line
 
     try:
-        session = Session.open(ns.scenario)
+        session = Session.open(ns.scenario, overrides=ns.overrides)
     except ScenarioError as e:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE
