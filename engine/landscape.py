@@ -32,8 +32,9 @@ from .session import Session
 
 CONTOUR_POINTS = 41
 """Grid points per axis of a contour (the TUI asks for one per character cell)."""
-ALPHAS = tuple(-0.5 + 2.0 * i / 40 for i in range(41))
-"""Where the loss along the last step is evaluated: θ + α·Δθ, α from -0.5 to 1.5."""
+ALPHAS = tuple(-0.5 + 2.0 * i / 20 for i in range(21))
+"""Where the loss along the last step is evaluated: θ + α·Δθ, α from -0.5 to 1.5 by 0.1
+(0 and 1 exactly among them)."""
 BOX_LOSS_FACTOR = 10.0
 """The contour's box holds the trajectory's points whose loss is at most this many times
 the largest starting loss (a diverging run flies off the box)."""

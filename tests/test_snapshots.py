@@ -69,3 +69,22 @@ def test_graph_panel_after_backward(snap_compare) -> None:  # type: ignore[no-un
 def test_slow_motion_backward(snap_compare) -> None:  # type: ignore[no-untyped-def]
     app = OptDbgApp(Session.open("log_xy"))
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("f", "B", "right", "right"))
+
+
+def test_comparison_landscape_of_the_bowl(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The three learning rates of the lecture on one contour of the bowl."""
+    from optdbg.engine.compare import Comparison, make_variants
+    from optdbg.tui.compare_app import CompareApp
+
+    variants = make_variants(["quadratic_bowl"], [("lr", [0.1, 10, 0.25])])
+    app = CompareApp(Comparison.open(variants))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=keys(*"iiiiii", "L"))
+
+
+def test_comparison_view(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    from optdbg.engine.compare import Comparison, make_variants
+    from optdbg.tui.compare_app import CompareApp
+
+    variants = make_variants(["quadratic_bowl"], [("lr", [0.1, 10, 0.25])])
+    app = CompareApp(Comparison.open(variants))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys(*"iiiiii"))

@@ -31,6 +31,7 @@ from optdbg.engine import fmt
 from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
 from .graphview import GraphPanel
 from .keys import KeyFooter, bindings
+from .landscape_view import Landscape, LandscapeScreen
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
 from .widgets import (
@@ -59,7 +60,17 @@ PANEL_TITLES = {
     "log": "Log",
     "history": "History",
 }
-SESSION_ACTIONS = ("undo", "right", "continue", "edit_lr", "edit_hyper", "diagnostics")
+SESSION_ACTIONS = (
+    "undo",
+    "right",
+    "continue",
+    "edit_lr",
+    "edit_hyper",
+    "diagnostics",
+    "landscape",
+    "landscape_slice",
+    "export_landscape",
+)
 """Actions that need a loaded session (hidden from the footer otherwise)."""
 HISTORY_WINDOW = 400
 """The history panel lists this many ops around the current point."""
@@ -89,7 +100,7 @@ def _events_and_note(outcome: Any) -> tuple[list[Event], Note | None]:
         )
     if isinstance(outcome, SlowMotion):
         return [outcome.event], None
-    if isinstance(outcome, Diagnosed):
+    if isinstance(outcome, Diagnosed | Landscape):
         return [], None
     return list(outcome or []), None
 
@@ -102,8 +113,9 @@ def _unique(events: list[Event]) -> list[Event]:
 
 def _load_error_text(spec: str | Path, error: BaseException) -> str:
     from optdbg.engine import ScenarioError
+    from optdbg.engine.overrides import OverrideError
 
-    if isinstance(error, ScenarioError):
+    if isinstance(error, ScenarioError | OverrideError):
         return str(error)
     return f"{spec}: unexpected {type(error).__name__} while loading: {error}"
 
@@ -284,10 +296,13 @@ class OptDbgApp(App[None]):
         session: Session | None = None,
         *,
         scenario: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.session = session
         self.scenario = scenario if session is None else session.scenario.path
+        self.overrides = dict(overrides or (session.scenario.overrides if session else {}))
+        """The `--set` values, applied again on reload (not to another picked scenario)."""
         self.selected: str | None = None
         self.view: View | None = None
         self.load_error: str | None = None
@@ -447,6 +462,7 @@ class OptDbgApp(App[None]):
                     self.exit()
                 return
             self.scenario = name
+            self.overrides = {}
             self.load(name)
 
         self.push_screen(PickerScreen(choices), chosen)
@@ -465,10 +481,10 @@ class OptDbgApp(App[None]):
         self._show_activity()
         self.refresh_bindings()
 
-        def job() -> Session:
-            from optdbg.engine import Session
+        overrides = self.overrides
 
-            session = Session.open(spec)
+        def job() -> Session:
+            session = self.open_session(spec, overrides)
             session.capture_graph = True  # saved tensors and gradient flow for the graph panel
             return session
 
@@ -480,6 +496,12 @@ class OptDbgApp(App[None]):
                 self.post_message(self.Loaded(session, view, generation))
 
         self._engine.submit(run_job(job, done))
+
+    def open_session(self, spec: str | Path, overrides: dict[str, Any]) -> Session:
+        """Load the scenario into a new session (on the engine thread)."""
+        from optdbg.engine import Session
+
+        return Session.open(spec, overrides=overrides)
 
     def on_opt_dbg_app_loaded(self, message: Loaded) -> None:
         if message.generation != self._generation:
@@ -632,6 +654,10 @@ class OptDbgApp(App[None]):
         self._finish(*_events_and_note(outcome), view)
         if isinstance(outcome, Diagnosed):
             self.push_screen(DiagnosticsScreen(outcome.diagnoses, outcome.ops))
+        if isinstance(outcome, Landscape):
+            if isinstance(self.screen, LandscapeScreen):
+                self.pop_screen()
+            self.push_screen(LandscapeScreen(outcome))
 
     def _finish(self, events: list[Event], note: Note | None, view: View | None) -> None:
         log = self.query_one(LogPanel)
@@ -747,6 +773,43 @@ class OptDbgApp(App[None]):
             self.deliver_text(io.StringIO(svg), save_filename=path.name, mime_type="image/svg+xml")
         self.query_one(LogPanel).note(f"screen saved: {path.resolve()}")
         self.notify(f"screen saved: {path.name} in {path.resolve().parent}")
+
+    # ------------------------------------------------------------- loss landscape
+
+    def landscape_runs(self, session: Session) -> tuple[list[Session], list[str]]:
+        """The sessions whose trajectories the landscape draws, and their labels."""
+        return [session], [session.scenario.name]
+
+    def action_landscape(self) -> None:
+        from .landscape_view import compute
+
+        if isinstance(self.screen, LandscapeScreen):
+            self.pop_screen()
+            return
+        width, height = self.size.width, max(5, self.size.height - 4)
+
+        def job(session: Session) -> Any:
+            sessions, labels = self.landscape_runs(session)
+            return compute(sessions, labels, width, height, session.scenario.title)
+
+        self._enqueue("loss landscape", job)
+
+    def action_landscape_slice(self) -> None:
+        from .landscape_view import compute_slice
+
+        def job(session: Session) -> Any:
+            return compute_slice(session, session.scenario.name, session.scenario.title)
+
+        self._enqueue("2-D slice of the landscape", job)
+
+    def action_export_landscape(self) -> None:
+        from .landscape_view import export
+
+        def job(session: Session) -> Note:
+            sessions, labels = self.landscape_runs(session)
+            return export(sessions, labels, session.scenario.title, len(session.events))
+
+        self._enqueue("export the landscape", job)
 
     # ------------------------------------------------------------- slow motion
 

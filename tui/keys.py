@@ -102,6 +102,9 @@ KEYS: tuple[Key, ...] = (
         "(undoable)", what="hyperparameters", in_footer=False),
     Key("k", "breakpoint", "breakpoint", "where `c` stops: e.g. `loss < 8.01`, `step >= 100`, "
         "`'diverging' in warnings`", in_footer=False),
+    Key("L", "landscape", "landscape", "the loss landscape: a contour with the trajectory (two "
+        "parameter elements), else the loss along the last step (`e` there: PNG)",
+        what="loss landscape", in_footer=False, tooltip="the loss around the trajectory"),
 )  # fmt: skip
 
 
