@@ -32,10 +32,11 @@ def _record(
     }
 
 
-def json_line(event: Event, session: Session) -> str:
-    """The `--json` line for an op the session has just performed."""
+def json_line(event: Event, session: Session, **first: Any) -> str:
+    """The `--json` line for an op the session has just performed (`first`: keys written
+    before the record's own, e.g. compare's `variant`)."""
     record = _record(event, session.loss_value, session.param_views())
-    return json.dumps(record, default=_json_value)
+    return json.dumps({**first, **record}, default=_json_value)
 
 
 def _json_value(value: object) -> object:

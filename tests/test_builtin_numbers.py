@@ -190,7 +190,8 @@ def test_bowl_variants_differ_only_in_lr_and_docstring() -> None:
 def test_passing_the_tensor_itself_to_sgd_raises_type_error(tmp_path: Path) -> None:
     path = tmp_path / "bowl_mistake.py"
     source = (SCENARIOS_DIR / "quadratic_bowl.py").read_text(encoding="utf-8")
-    path.write_text(source.replace("SGD([t], lr=0.1)", "SGD(t, lr=0.1)"), encoding="utf-8")
+    assert "SGD([t], lr=lr)" in source
+    path.write_text(source.replace("SGD([t], lr=lr)", "SGD(t, lr=lr)"), encoding="utf-8")
     with pytest.raises(TypeError):
         run_plain(path)
 

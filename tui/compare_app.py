@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from optdbg.engine import fmt
@@ -29,6 +29,7 @@ from optdbg.engine.plots import curve_range
 
 from .app import Continued, Note, OptDbgApp, View
 from .dialogs import HyperDialog, RunningScreen
+from .keys import KeyFooter
 from .landscape_view import COLORS, PLOT_COLORS
 
 if TYPE_CHECKING:
@@ -171,8 +172,8 @@ class ComparisonScreen(Screen[None]):
 
     BINDINGS = [
         Binding("enter", "app.show_variant", "panels", tooltip="the selected variant's panels"),
-        Binding("e", "app.export_losses", "export", tooltip="loss curves to PNG"),
-        Binding("L", "app.landscape", "landscape"),
+        Binding("e", "app.export_losses", "export", tooltip="loss curves to PNG", show=False),
+        Binding("L", "app.landscape", "landscape", show=False),
     ]
 
     def __init__(self) -> None:
@@ -187,7 +188,7 @@ class ComparisonScreen(Screen[None]):
         yield Static(id="compare-title")
         yield VariantsTable(id="variants")
         yield LossCurves(id="curves")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def show(self, view: CompareView, activity: str = "") -> None:
         self.view = view
@@ -197,6 +198,7 @@ class ComparisonScreen(Screen[None]):
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f" {snap.title} ", style="bold reverse")
         title.append(f"  {len(view.pulses)} variants in lockstep · next: {snap.next_op}")
+        title.append("  ↑↓ choose · enter panels · L landscape · e export", style="dim")
         if activity:
             title.append(f"  ⏳ {activity}", style="bold")
         self.query_one("#compare-title", Static).update(title)

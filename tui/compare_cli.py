@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .cli import EXIT_OK, EXIT_USAGE, _add_set, _json_value, _op_words
+from .cli import EXIT_OK, EXIT_USAGE, _add_set, _op_words
 
 if TYPE_CHECKING:
     from optdbg.engine.compare import Comparison, Row
@@ -162,12 +161,10 @@ def _epoch(comparison: Comparison, as_json: bool, out: TextIO) -> list[Row]:
 
 
 def _write(out: TextIO, label: str, events: list[Any], session: Any) -> None:
-    from optdbg.engine.report import record
+    from optdbg.engine.report import json_line
 
-    snap = session.snapshot()
     for event in events:
-        line = json.dumps({"variant": label, **record(event, snap)}, default=_json_value)
-        print(line, file=out, flush=True)
+        print(json_line(event, session, variant=label), file=out, flush=True)
 
 
 def _exports(ns: argparse.Namespace, comparison: Comparison) -> int:

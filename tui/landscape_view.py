@@ -14,12 +14,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from optdbg.engine import fmt
 from optdbg.engine.landscape import Contour, Profile
 from optdbg.engine.plots import contour_levels, curve_range
+
+from .keys import KeyFooter
 
 if TYPE_CHECKING:
     from optdbg.engine.session import Session
@@ -213,7 +215,7 @@ class LandscapeScreen(Screen[None]):
         else:
             yield PlotextPlot(id="landscape-plot")
             yield Static(self._profile_note(), id="landscape-axes")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def _profile_note(self) -> str:
         return (
