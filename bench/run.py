@@ -27,11 +27,20 @@ from typing import Any
 
 from .common import HERE, LoadMonitor, loadavg, machine
 
-SECTIONS = ("engine", "scaling", "graph", "tui", "launch", "memory", "big")
+SECTIONS = ("engine", "trace", "scaling", "graph", "tui", "launch", "memory", "big")
 
 
 def _section(name: str) -> Callable[[bool], dict[str, Any]]:
-    from . import big, engine_overhead, graph_bench, launch, memory, scaling, tui_bench
+    from . import (
+        big,
+        engine_overhead,
+        graph_bench,
+        launch,
+        memory,
+        scaling,
+        trace_overhead,
+        tui_bench,
+    )
 
     return {
         "big": big.run,
@@ -41,6 +50,7 @@ def _section(name: str) -> Callable[[bool], dict[str, Any]]:
         "tui": tui_bench.run,
         "launch": launch.run,
         "memory": memory.run,
+        "trace": trace_overhead.run,
     }[name]
 
 
@@ -95,6 +105,15 @@ def rows(results: dict[str, Any]) -> list[Row]:
             ok = j["ratio"] <= 1.30
             add("`run --json` vs `run --quiet`", MLP_NAME, _ms(j["json_iter_s"], 2),
                 _ms(j["quiet_iter_s"], 2), _x(j["ratio"]), "≤ 1.30x", ok)  # fmt: skip
+    tr = results.get("trace")
+    if tr:
+        section[0] = "trace"
+        r = tr["mlp"]
+        add("`optdbg trace --quiet` per iteration vs the plain script", MLP_NAME,
+            _ms(r["quiet_iter_s"], 2), _ms(r["plain_iter_s"], 2), _x(r["ratio"]), "≤ 1.10x",
+            r["ratio"] <= 1.10)  # fmt: skip
+        add("… with the records `--json` builds", MLP_NAME, _ms(r["records_iter_s"], 2),
+            _ms(r["plain_iter_s"], 2), _x(r["records_ratio"]), "", None)  # fmt: skip
     tui = results.get("tui")
     if tui:
         section[0] = "tui"

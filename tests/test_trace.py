@@ -276,3 +276,46 @@ def test_python_api_matches_a_plain_loop() -> None:
     assert t.warnings() == []
     # uninstalled: PyTorch is as it was
     assert torch.Tensor.backward.__module__ == "torch._tensor"
+
+
+def test_ddp_under_torchrun_traces_every_rank(tmp_path: Path) -> None:
+    """2 processes, gloo on CPU: each rank's records in its file, final values bit for bit
+    those of the plain torchrun run."""
+
+    def torchrun(port: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+        return _run([*launcher, "--master-port", port, *cmd], timeout=300)
+
+    script = str(SCRIPTS / "ddp.py")
+    p = torchrun("29541", script, "--save", str(tmp_path / "plain"))
+    assert p.returncode == 0, p.stderr
+    folder = tmp_path / "records"
+    t = torchrun(
+        "29542",
+        "--no-python",
+        str(OPTDBG),
+        "trace",
+        "--json-dir",
+        str(folder),
+        "--strict",
+        script,
+        "--save",
+        str(tmp_path / "traced"),
+    )
+    assert t.returncode == 0, t.stderr
+    # the two processes share one stdout: their prints may interleave mid-line
+    printed = re.compile(r"rank \d step \d loss [\d.]+")
+    assert sorted(printed.findall(t.stdout)) == sorted(printed.findall(p.stdout))
+    assert len(printed.findall(p.stdout)) == 6
+    lines = markers("ddp.py")
+    for rank in (0, 1):
+        plain_state = torch.load(tmp_path / f"plain.rank{rank}")
+        traced_state = torch.load(tmp_path / f"traced.rank{rank}")
+        assert same(plain_state, traced_state)
+        records = [json.loads(x) for x in (folder / f"rank{rank}.jsonl").read_text().splitlines()]
+        assert [r["op"] for r in records] == ["zero_grad", "backward", "step"] * 3
+        assert {r["rank"] for r in records} == {rank}
+        assert all(int(r["where"].split(":")[1]) in lines[r["op"]] for r in records)
+        last = records[-1]["params"]
+        for name, value in traced_state.items():
+            assert last[f"model.module.{name}"] == value.tolist()

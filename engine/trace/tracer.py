@@ -7,10 +7,10 @@ did, from the script's line that made it, and runs the pitfall detectors on it.
 
 How: `Tensor.backward` and `torch.autograd.backward` are wrapped for the duration (one op per
 outermost call), `Optimizer.__init__` is wrapped to discover optimizers (and their
-parameters, named from the script's variables) as they are created, steps are seen through
-PyTorch's global optimizer step hooks (so LBFGS's closure backwards are ops inside its step),
-and `zero_grad` is wrapped on the optimizer classes (never on the instances: an optimizer
-pickles as before). A gradient hook on each parameter sees what each backward adds.
+parameters, named from the script's variables) as they are created, and `step` and
+`zero_grad` are wrapped on the optimizer classes, outside PyTorch's own step hooks (never on
+the instances: an optimizer pickles as before; LBFGS's closure backwards are ops inside its
+step). A gradient hook on each parameter sees what each backward adds.
 
 Each optimizer is a loop of its own for the detectors (a GAN's discriminator and generator
 each have their steps, zero_grads and loss series); a backward goes to the optimizers whose
@@ -28,6 +28,7 @@ dropped when the gradient is cleared first. Records wait for their warnings to b
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -37,10 +38,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from torch.optim.optimizer import (
-    register_optimizer_step_post_hook,
-    register_optimizer_step_pre_hook,
-)
 
 from .. import fmt
 from ..events import Event, Finding, OpError
@@ -150,15 +147,8 @@ class TracedOp:
         return self.record
 
 
-@dataclass
-class _StepStart:
-    opt: _Optimizer
-    where: Where
-    start: float
-    moving: list[_Track]
-
-
 _local = threading.local()
+_MISSING = object()
 
 
 class Tracer:
@@ -213,7 +203,7 @@ class Tracer:
         self._by_param: dict[int, _Track] = {}
         self._by_opt: dict[int, _Optimizer] = {}
         self._open: deque[TracedOp] = deque()
-        self._steps: list[_StepStart] = []
+        self._found: list[Finding] = []
         self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any]] = []
         self._installed = False
@@ -253,15 +243,16 @@ class Tracer:
         self._patch(torch.autograd, "backward", autograd)
         self._patch(torch.optim.Optimizer, "__init__", optimizer_init)
         self._patch_zero_grad(torch.optim.Optimizer)
-        self._handles.append(register_optimizer_step_pre_hook(self._step_pre))
-        self._handles.append(register_optimizer_step_post_hook(self._step_post))
 
     def uninstall(self) -> None:
         """Restore PyTorch, remove the hooks, settle the last warnings and flush."""
         if not self._installed:
             return
         for owner, attr, original in reversed(self._patched):
-            setattr(owner, attr, original)
+            if original is _MISSING:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
         self._patched = []
         for handle in self._handles:
             handle.remove()
@@ -276,8 +267,20 @@ class Tracer:
             o.loop.loss = None
 
     def _patch(self, owner: Any, attr: str, value: Any) -> None:
-        self._patched.append((owner, attr, owner.__dict__[attr]))
+        self._patched.append((owner, attr, owner.__dict__.get(attr, _MISSING)))
         setattr(owner, attr, value)
+
+    def _patch_step(self, cls: type) -> None:
+        """Wrap the class's step (outside PyTorch's own step hooks, which observers may
+        add and remove during the op); the instances stay untouched."""
+        original = cls.step  # type: ignore[attr-defined]
+        tracer = self
+
+        @functools.wraps(original)  # keeps PyTorch's `hooked` mark: not wrapped twice
+        def step(self: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+            return tracer._step(self, lambda: original(self, *args, **kwargs))
+
+        self._patch(cls, "step", step)
 
     def _patch_zero_grad(self, cls: type) -> None:
         original = cls.__dict__["zero_grad"]
@@ -319,10 +322,12 @@ class Tracer:
             self._by_opt[id(optimizer)] = o
             self._add_params(o)
             o.detectors = Detectors(loop, self.thresholds)
-            if "zero_grad" in type(optimizer).__dict__ and not any(
-                owner is type(optimizer) and attr == "zero_grad" for owner, attr, _ in self._patched
-            ):
-                self._patch_zero_grad(type(optimizer))
+            cls = type(optimizer)
+            done = {attr for owner, attr, _ in self._patched if owner is cls}
+            if "zero_grad" in cls.__dict__ and "zero_grad" not in done:
+                self._patch_zero_grad(cls)
+            if "step" not in done:
+                self._patch_step(cls)
         elif sum(len(g["params"]) for g in optimizer.param_groups) != len(o.loop.tracks):
             self._add_params(o)
         return o
@@ -405,13 +410,14 @@ class Tracer:
         self._pause("backward", where, None)
         self._sync_cleared()
         self.received = {}
+        self._found = self._before_backward(new_loss)
         try:
             result = call()
         except Exception as e:
             message = str(e).strip()
             error = OpError(type(e).__name__, message, explain(message))
             summary = f"{error.type}: {message.splitlines()[0] if message else ''}"
-            self._finish("backward", where, None, start, summary, error, self.optimizers, new_loss)
+            self._finish("backward", where, None, start, summary, error, self.optimizers)
             raise
         index = len(self.events)
         reached: list[_Optimizer] = []
@@ -439,7 +445,7 @@ class Tracer:
             summary = "; ".join(shown) + (f" (+{len(got) - 2} more)" if len(got) > 2 else "")
         else:
             summary = "no optimizer parameter received a gradient"
-        self._finish("backward", where, None, start, summary, None, reached, new_loss)
+        self._finish("backward", where, None, start, summary, None, reached)
         return result
 
     def _observe_loss(self, loss: torch.Tensor) -> None:
@@ -487,42 +493,51 @@ class Tracer:
         track.used_by = None
         track.candidate = None
 
-    def _step_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if getattr(_local, "stepping", 0) == 0 and not self._enter():
-            return
+    def _step(self, optimizer: torch.optim.Optimizer, call: Callable[[], Any]) -> Any:
+        stepping: list[torch.optim.Optimizer] = getattr(_local, "stepping", [])
+        if any(x is optimizer for x in stepping) or not self._enter():
+            return call()  # a subclass's step calling its parent's: one op
+        start = time.perf_counter()
         o = self._register(optimizer)
         where = naming.where()
         self._pause("step", where, self._name(o))
         o.detectors.before(o.loop, "step")
         moving = [t for t in o.loop.tracks if t.tensor.grad is not None]
-        self._steps.append(_StepStart(o, where, time.perf_counter(), moving))
-        _local.stepping = getattr(_local, "stepping", 0) + 1
-
-    def _step_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        entry = next((s for s in reversed(self._steps) if s.opt.optimizer is optimizer), None)
-        if entry is None:
-            return
-        self._steps.remove(entry)
-        _local.stepping -= 1
-        o = entry.opt
+        _local.stepping = [*stepping, optimizer]
+        count = len(self.events)
+        try:
+            result = call()
+        except Exception as e:
+            message = str(e).strip()
+            error = OpError(type(e).__name__, message, explain(message))
+            summary = f"{error.type}: {message.splitlines()[0] if message else ''}"
+            self._finish("step", where, o, start, summary, error, [o])
+            raise
+        finally:
+            _local.stepping = stepping
+        if len(self.events) != count:
+            # ops inside the step (LBFGS's closure) had the detectors' attention since
+            # its start: the step's own facts are those from here
+            o.detectors.before(o.loop, "step")
         self.step_count += 1
         o.loop.step_count += 1
         index = len(self.events)
-        for track in entry.moving:
+        for track in moving:
             if track.candidate is not None:
-                self._warn_accumulated(track, index, entry.where)
+                self._warn_accumulated(track, index, where)
             track.used_by = index
             grad = track.tensor.grad
             track.seen = None if grad is None else (id(grad), grad._version)
-        if entry.moving and not self.detail:
-            summary = f"{len(entry.moving)} parameters moved"
-        elif entry.moving:
-            parts = [f"{t.name} → {_brief(t.tensor)}" for t in entry.moving[:2]]
-            more = f" (+{len(entry.moving) - 2} more)" if len(entry.moving) > 2 else ""
+        if moving and not self.detail:
+            summary = f"{len(moving)} parameters moved"
+        elif moving:
+            parts = [f"{t.name} → {_brief(t.tensor)}" for t in moving[:2]]
+            more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
             summary = "; ".join(parts) + more
         else:
             summary = "no parameter has a gradient: nothing moved"
-        self._finish("step", entry.where, o, entry.start, summary, None, [o], False)
+        self._finish("step", where, o, start, summary, None, [o])
+        return result
 
     def _zero_grad(self, optimizer: torch.optim.Optimizer, call: Callable[[], Any]) -> Any:
         if not self._enter():
@@ -541,12 +556,27 @@ class Tracer:
                 track.seen = None if grad is None else (id(grad), grad._version)
             none = all(t.tensor.grad is None for t in o.loop.tracks)
             summary = "grads cleared (set to None)" if none else "grads set to zero"
-            self._finish("zero_grad", where, o, start, summary, None, [o], False)
+            self._finish("zero_grad", where, o, start, summary, None, [o])
             return result
         finally:
             _local.depth = 0
 
     # ------------------------------------------------------------------ recording
+
+    def _before_backward(self, new_loss: bool) -> list[Finding]:
+        """Before the backward runs: every optimizer's detectors see the new loss (its
+        forward) and the coming backward, so that they compare the state before with the
+        state after."""
+        found: list[Finding] = []
+        for o in self.optimizers:
+            if new_loss:
+                o.loop.loss, o.loop.loss_value = self.loss, self.loss_value
+                if self.loss_value is not None:
+                    o.loop.loss_history.append(self.loss_value)
+                o.detectors.before(o.loop, "forward")
+                found += o.detectors.after(o.loop, "forward", None, [])
+            o.detectors.before(o.loop, "backward")
+        return found
 
     def _finish(
         self,
@@ -557,19 +587,12 @@ class Tracer:
         summary: str,
         error: OpError | None,
         loops: Sequence[_Optimizer],
-        new_loss: bool,
     ) -> None:
         """Run the detectors of the optimizers the op concerns, then log the event."""
         found: list[Finding] = []
+        if op == "backward":
+            found, self._found = self._found, []
         for o in loops:
-            if new_loss:
-                o.loop.loss, o.loop.loss_value = self.loss, self.loss_value
-                if self.loss_value is not None:
-                    o.loop.loss_history.append(self.loss_value)
-                o.detectors.before(o.loop, "forward")
-                found += o.detectors.after(o.loop, "forward", None, [])
-            if op == "backward":
-                o.detectors.before(o.loop, "backward")
             found += o.detectors.after(o.loop, op, error, [])
         event = Event(
             index=len(self.events),
