@@ -392,6 +392,35 @@ def export_graph(
     """
     start = time.perf_counter()
     path = Path(path)
+    fmt = _checked_format(path, force)
+    chosen = find_renderer() if renderer is True else (renderer or None)
+    font = chosen.font if chosen is not None else "monospace"
+    dot = to_dot(graph, title=title, font=font)
+    return _write(dot, path, fmt, force, chosen, len(graph), start)
+
+
+def export_torchviz(
+    loss: Any,
+    params: dict[str, Any],
+    path: str | Path,
+    *,
+    force: bool = False,
+    renderer: Renderer | bool | None = True,
+) -> ExportResult:
+    """Write torchviz's own drawing of a live loss (`make_dot(loss, params)`) to `path`:
+    torchviz builds the graphviz.Digraph, optdbg renders and writes it as `export_graph`
+    does (atomically, never replacing a file without `force`, the DOT when no renderer)."""
+    start = time.perf_counter()
+    path = Path(path)
+    fmt = _checked_format(path, force)
+    chosen = find_renderer() if renderer is True else (renderer or None)
+    digraph = torchviz_make_dot(loss, params=params)
+    nodes = sum(1 for line in digraph.body if "[label=" in line)
+    return _write(digraph.source, path, fmt, force, chosen, nodes, start)
+
+
+def _checked_format(path: Path, force: bool) -> str:
+    """The format of `path` from its extension; ExportError when it cannot be written."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ExportError(
@@ -403,10 +432,20 @@ def export_graph(
         raise ExportError(f"{path} is a folder: give a file name such as graph.png")
     if path.exists() and not force:
         raise ExportError(f"{path} already exists (use --force to replace it)")
-    chosen = find_renderer() if renderer is True else (renderer or None)
-    font = chosen.font if chosen is not None else "monospace"
-    dot = to_dot(graph, title=title, font=font)
-    n = len(graph)
+    return fmt
+
+
+def _write(
+    dot: str,
+    path: Path,
+    fmt: str,
+    force: bool,
+    chosen: Renderer | None,
+    n: int,
+    start: float,
+) -> ExportResult:
+    """Render DOT text to `path` (or write it as is for .dot); the DOT next to it when the
+    rendering is impossible."""
     if fmt == "dot":
         write_atomic(path, dot.encode("utf-8"), force)
         return ExportResult(

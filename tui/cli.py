@@ -179,6 +179,13 @@ def _export_parser() -> argparse.ArgumentParser:
         help="file to write (.png, .svg or .dot; default SCENARIO-opN.png, a free name)",
     )
     parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    parser.add_argument(
+        "--style",
+        choices=("optdbg", "torchviz"),
+        default="optdbg",
+        help="optdbg: the graph with data, grads and modules (default); torchviz: "
+        "torchviz's own make_dot drawing of the loss, for comparison",
+    )
     return parser
 
 
@@ -411,7 +418,13 @@ def export_command(argv: list[str]) -> int:
     words = _op_words(parser, ns.ops)
     from pathlib import Path
 
-    from optdbg.engine.export import FORMATS, ExportError, default_path, export_graph
+    from optdbg.engine.export import (
+        FORMATS,
+        ExportError,
+        default_path,
+        export_graph,
+        export_torchviz,
+    )
 
     if ns.output is not None and Path(ns.output).suffix.lower() not in FORMATS:
         parser.error(f"cannot tell the format of {ns.output!r}: name the file .png, .svg or .dot")
@@ -445,7 +458,11 @@ def export_command(argv: list[str]) -> int:
     path = Path(ns.output) if ns.output else default_path(snap.scenario, snap.op_count)
     title = f"{snap.title} (after {' '.join(words)})"
     try:
-        result = export_graph(graph, path, title=title, force=ns.force)
+        if ns.style == "torchviz":
+            params = dict(session.scenario.params)
+            result = export_torchviz(session.loss, params, path, force=ns.force)
+        else:
+            result = export_graph(graph, path, title=title, force=ns.force)
     except ExportError as e:
         print(f"optdbg: {e}", file=sys.stderr)
         return EXIT_USAGE
