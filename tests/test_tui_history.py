@@ -78,11 +78,18 @@ async def test_invalid_hyperparameter_is_refused_in_the_dialog() -> None:
         await press(pilot, "H")
         dialog = app.screen
         assert isinstance(dialog, HyperDialog)
-        dialog.query_one("#hp-0-betas", Input).value = "0.8, 0.99"
-        dialog.query_one("#hp-0-lr", Input).value = "fast"
+        names = [key for _, key, _ in dialog.fields]
+        field = dialog.query_one("#hp-value", Input)
+        assert field.has_focus and field.value == "0.01"  # the first row: lr
+        field.value = "fast"
+        await press(pilot, *["down"] * names.index("betas"))
+        assert field.value == "0.9, 0.999"
+        field.value = "0.8, 0.99"
         await press(pilot, "enter")
         assert isinstance(app.screen, HyperDialog)
-        dialog.query_one("#hp-0-lr", Input).value = "0.02"
+        assert "lr: could not convert" in str(dialog.query_one("#dialog-error").render())
+        assert field.value == "fast"  # the cursor went back to the refused value
+        field.value = "0.02"
         await press(pilot, "enter")
         assert app.view is not None
         assert app.view.snapshot.groups[0]["betas"] == (0.8, 0.99)

@@ -34,6 +34,7 @@ from .keys import KeyFooter, bindings
 from .landscape_view import Landscape, LandscapeScreen
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
+from .text import literal, printable
 from .widgets import (
     HistoryPanel,
     LogPanel,
@@ -42,6 +43,7 @@ from .widgets import (
     StatusBar,
     UpdatePanel,
     describe_update,
+    nothing_done,
 )
 
 if TYPE_CHECKING:
@@ -164,7 +166,8 @@ class Pulse:
     loss: float | None
     losses: tuple[float, ...]
     next_op: str
-    lrs: tuple[float, ...]
+    lrs: tuple[Any, ...]
+    """Each group's "lr" as the scenario set it (any value: None too)."""
 
     @classmethod
     def of(cls, session: Session) -> Pulse:
@@ -178,7 +181,7 @@ class Pulse:
             loss=session.loss_value,
             losses=tuple(session.loss_history),
             next_op=session.next_op,
-            lrs=tuple(float(g["lr"]) for g in groups if "lr" in g),
+            lrs=tuple(g["lr"] for g in groups if "lr" in g),
         )
 
     def applied_to(self, snap: Snapshot) -> Snapshot:
@@ -372,11 +375,14 @@ class OptDbgApp(App[None]):
         title: str = "",
         severity: Literal["information", "warning", "error"] = "information",
         timeout: float | None = None,
-        markup: bool = True,
+        markup: bool = False,
     ) -> None:
         """One toast at a time, short, out of the way: on a compact screen over the status
         line's right half, on a wide one over the log (which keeps every message whole).
-        While a dialog is open the newest toast waits for it to close."""
+        While a dialog is open the newest toast waits for it to close. The text is shown as
+        it is: messages quote the scenario and the user (a condition `'[/]' in warnings`,
+        an error about `[/data/shard-3]`), never markup nor control codes."""
+        message, title, markup = printable(message), printable(title, one_line=True), False
         limit = TOAST_CHARS[self.compact]
         if len(message) > limit:
             message = message[: limit - 1].rstrip() + "…"
@@ -530,7 +536,7 @@ class OptDbgApp(App[None]):
         self.query_one("#error-text", Static).update(
             Text.assemble(
                 ("The scenario could not be loaded\n\n", "bold"),
-                message.text,
+                literal(message.text),
                 ("\n\nEdit the file, then press r to reload.", "italic"),
             )
         )
@@ -682,7 +688,10 @@ class OptDbgApp(App[None]):
             extra = f" (+{more} more in the log)" if more else ""
             first = event.warnings[0].message
             self.notify(first + extra, title=f"⚠ {codes}", severity="warning", timeout=8)
-        if event.error:
+        if nothing_done(event):
+            assert event.error is not None
+            self.notify(event.error.message, timeout=3)
+        elif event.error:
             self.notify(
                 f"{event.error.message.splitlines()[0][:200]}\n{event.error.explanation}",
                 title=f"{event.op} refused: {event.error.type}",
@@ -744,6 +753,10 @@ class OptDbgApp(App[None]):
         panel.view.focus()
 
     # ------------------------------------------------------------- actions
+
+    def action_modules(self) -> None:
+        """Group the graph's nodes by module (or not), wherever the focus is."""
+        self.query_one(GraphPanel).view.action_toggle_modules()
 
     def action_reload(self) -> None:
         if self.scenario is None:
@@ -959,6 +972,8 @@ class OptDbgApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self._cancellable()
+        if action == "modules":
+            return not self.compact or self.panel == "graph"
         if action in SESSION_ACTIONS and self.session is None:
             return False
         if action in ("op", "export", "slow_backward") and self.session is None:

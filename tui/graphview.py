@@ -21,6 +21,7 @@ from textual.widgets.tree import TreeNode
 from optdbg.engine import fmt
 
 from .dagview import DagView
+from .text import literal, printable
 from .widgets import themed
 
 if TYPE_CHECKING:
@@ -57,10 +58,11 @@ def _data_grad(graph: Graph, node: Node) -> Text:
 
 
 def node_label(graph: Graph, node: Node, reference: bool = False) -> Text:
+    label, name = printable(node.label, one_line=True), printable(node.name, one_line=True)
     if node.is_leaf:
-        text = Text.assemble(("● ", "bold $text-success"), (node.label, "bold"))
+        text = Text.assemble(("● ", "bold $text-success"), (label, "bold"))
     else:
-        text = Text.assemble((node.label, "bold $text-accent"), (f"  {node.name}", "dim"))
+        text = Text.assemble((label, "bold $text-accent"), (f"  {name}", "dim"))
     text.append(f"  #{node.id}", style="dim")
     if reference:
         return Text.assemble(("↪ ", "dim"), text, ("  (shown above)", "dim italic"))
@@ -71,10 +73,10 @@ def node_label(graph: Graph, node: Node, reference: bool = False) -> Text:
 def node_details(graph: Graph, node: Node) -> Text:
     """Everything known about one node, for the details pane."""
     text = Text()
-    text.append(f"{node.label}", style="bold")
-    text.append(f"  {node.name}  #{node.id}", style="dim")
+    text.append_text(literal(node.label, "bold"))
+    text.append_text(literal(f"  {node.name}  #{node.id}", "dim"))
     if node.module:
-        text.append(f"  in {node.module}", style="$text-accent")
+        text.append_text(literal(f"  in {node.module}", "$text-accent"))
     text.append("\n")
     if node.derivative:
         text.append(f"local derivative: {node.derivative}\n")
@@ -89,19 +91,21 @@ def node_details(graph: Graph, node: Node) -> Text:
                 text.append(f"→ #{slot} gets {fmt.tensor(g, limit=8)}\n", style="$text-success")
         if node.is_leaf:
             before, after = fmt.tensor(flow.grad_before), fmt.tensor(flow.grad_after)
-            text.append(f"{node.label}.grad: {before} → {after}\n", style="bold $text-success")
+            line = f"{node.label}.grad: {before} → {after}\n"
+            text.append_text(literal(line, "bold $text-success"))
     elif node.param:
         text.append("no backward recorded through this graph yet (press b)\n", style="dim")
     for s in node.saved:
         if s.freed:
-            text.append(f"saved {s.name}: {s.note}\n", style="dim")
+            text.append_text(literal(f"saved {s.name}: {s.note}\n", "dim"))
         else:
             where = f" ({s.source})" if s.source else ""
             value = fmt.tensor(s.value, limit=6) if s.tensor else fmt.nested(s.value)
-            text.append(f"saved {s.name}{where}: {value}\n")
+            text.append_text(literal(f"saved {s.name}{where}: {value}\n"))
     inputs = graph.inputs(node.id)
     if inputs:
-        text.append("inputs: " + ", ".join(f"#{i} {graph.nodes[i].label}" for i in inputs))
+        labels = ", ".join(f"#{i} {graph.nodes[i].label}" for i in inputs)
+        text.append_text(literal(f"inputs: {labels}"))
         text.append("\n")
     consumers = graph.consumers(node.id)
     if len(consumers) > 1:
@@ -113,14 +117,14 @@ def step_details(graph: Graph | None, step: BackwardStep, total: int) -> Text:
     """The chain rule at one node of the slow-motion backward, with numbers."""
     text = Text()
     text.append(f"backward step {step.index + 1}/{total}: ", style="bold reverse")
-    text.append(f" {step.label}  {step.name}  #{step.node}\n", style="bold")
+    text.append_text(literal(f" {step.label}  {step.name}  #{step.node}\n", "bold"))
     text.append(f"incoming grad (dloss/dout): {fmt.tensor(step.grad_in, limit=8)}\n")
     if step.is_leaf:
-        text.append(
+        line = (
             f"{step.param or step.label}.grad: {fmt.tensor(step.grad_before)} "
-            f"+ {fmt.tensor(step.grad_in)} = {fmt.tensor(step.grad_after)}\n",
-            style="bold $text-success",
+            f"+ {fmt.tensor(step.grad_in)} = {fmt.tensor(step.grad_after)}\n"
         )
+        text.append_text(literal(line, "bold $text-success"))
         return text
     if step.derivative:
         text.append(f"local derivative: {step.derivative}\n")
@@ -131,7 +135,7 @@ def step_details(graph: Graph | None, step: BackwardStep, total: int) -> Text:
         line = f"→ #{target} {label}: "
         if local is not None:
             line += f"{fmt.tensor(step.grad_in, limit=4)} · {fmt.tensor(local, limit=4)} = "
-        text.append(line + fmt.tensor(grad, limit=8) + "\n", style="$text-success")
+        text.append_text(literal(line + fmt.tensor(grad, limit=8) + "\n", "$text-success"))
     return text
 
 
@@ -182,7 +186,8 @@ class GraphTree(Tree[str]):
         self._populated.add(id(self.root))
         if self.by_module:
             for module, ids in graph.by_module().items():
-                label = Text.assemble((module or "(outside modules)", "bold"), f"  {len(ids)}")
+                name = printable(module, one_line=True) if module else "(outside modules)"
+                label = Text.assemble((name, "bold"), f"  {len(ids)}")
                 self.root.add(label, data=f"{MODULE_PREFIX}{module or ''}")
         else:
             self._add_graph_node(self.root, graph.root)
@@ -206,7 +211,8 @@ class GraphTree(Tree[str]):
     def _add_graph_node(self, parent: TreeNode[str], nid: str, reference: bool = False) -> None:
         assert self.graph is not None
         node = self.graph.nodes[nid]
-        label = themed(node_label(self.graph, node, reference), self.app.theme_variables)
+        variables = self.app.theme_variables
+        label = themed(node_label(self.graph, node, reference), variables, one_line=True)
         if reference or not self.graph.inputs(nid):
             parent.add_leaf(label, data=nid)
         else:
@@ -221,7 +227,7 @@ class GraphTree(Tree[str]):
             module = data.removeprefix(MODULE_PREFIX) or None
             for nid in self.graph.by_module().get(module, []):
                 label = node_label(self.graph, self.graph.nodes[nid])
-                tree_node.add_leaf(themed(label, self.app.theme_variables), data=nid)
+                tree_node.add_leaf(themed(label, self.app.theme_variables, True), data=nid)
             return
         if data not in self.graph.nodes:  # the root label, or a node of a replaced graph
             return
@@ -370,7 +376,7 @@ class GraphPanel(Vertical):
             try:
                 text = node_details(graph, graph.nodes[nid])
             except Exception as e:  # arbitrary scenario values: never let one kill the app
-                text = Text(f"cannot show #{nid}: {type(e).__name__}: {e}", style="dim")
+                text = literal(f"cannot show #{nid}: {type(e).__name__}: {e}", "dim")
             self._show(text)
 
     def _show(self, text: Text) -> None:

@@ -105,6 +105,9 @@ KEYS: tuple[Key, ...] = (
     Key("L", "landscape", "landscape", "the loss landscape: a contour with the trajectory (two "
         "parameter elements), else the loss along the last step (`e` there: PNG)",
         what="loss landscape", in_footer=False, tooltip="the loss around the trajectory"),
+    Key("m", "modules", "by module", "in the graph panel: fold the nodes by module (enter on a "
+        "box opens or folds its module); from any panel while the graph is shown",
+        in_footer=False, tooltip="graph nodes by module"),
 )  # fmt: skip
 
 
@@ -124,10 +127,6 @@ def help_rows() -> str:
     rows.append(
         "| `g` | DAG / tree | in the graph panel: the graph drawn as a DAG (boxes and arrows, "
         "the loss at the bottom) or as a tree |"
-    )
-    rows.append(
-        "| `m` | by module | in the graph panel: fold the nodes by module (enter on a box "
-        "opens or folds its module) |"
     )
     return "\n".join(rows)
 

@@ -11,6 +11,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from .keys import help_rows
+from .text import literal, printable
 
 HELP_TEMPLATE = """\
 # optdbg keys
@@ -61,7 +62,7 @@ class PickerScreen(ModalScreen[str | None]):
             yield Static("Choose a built-in scenario  (Enter to open)", id="picker-title")
             yield OptionList(
                 *(
-                    Option(Text.assemble(title, "\n", (name, "dim")), id=name)
+                    Option(Text.assemble(printable(title), "\n", (name, "dim")), id=name)
                     for name, title, _ in self.scenarios
                 ),
                 id="picker-list",
@@ -81,7 +82,7 @@ class PickerScreen(ModalScreen[str | None]):
             # docstrings are wrapped for the editor: let the terminal wrap them instead
             paragraphs = (" ".join(p.split()) for p in (description or title).split("\n\n"))
             text = "\n\n".join(paragraphs)
-            self.query_one("#picker-description", Static).update(Text(text))
+            self.query_one("#picker-description", Static).update(literal(text))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

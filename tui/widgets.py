@@ -16,6 +16,8 @@ from textual_plotext import PlotextPlot
 
 from optdbg.engine import fmt
 
+from .text import clean, literal, printable
+
 if TYPE_CHECKING:
     from optdbg.engine.events import Event
     from optdbg.engine.session import UpdateDetail
@@ -25,8 +27,9 @@ OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z"}
 _VAR = re.compile(r"\$([\w-]+)")
 
 
-def themed(text: Text, variables: dict[str, str]) -> Text:
-    """Resolve `$warning`-style theme variables in a Rich Text's styles (Rich has no themes)."""
+def themed(text: Text, variables: dict[str, str], one_line: bool = False) -> Text:
+    """The Text as a widget shows it: `$warning`-style theme variables in its styles resolved
+    (Rich has no themes) and control codes made visible (see `text.clean`)."""
 
     def sub(style: Any) -> Any:
         if isinstance(style, str) and "$" in style:
@@ -35,12 +38,29 @@ def themed(text: Text, variables: dict[str, str]) -> Text:
 
     text.spans = [Span(sp.start, sp.end, sub(sp.style)) for sp in text.spans]
     text.style = sub(text.style)
-    return text
+    return clean(text, one_line)
+
+
+MAX_LRS = 4
+"""The status line lists this many learning rates at most (then how many groups)."""
+
+
+def lr_text(value: object) -> str:
+    """A learning rate as the status line shows it (a scenario may set any value)."""
+    if isinstance(value, int | float):
+        return fmt.num(value, 4)
+    return printable(repr(value), one_line=True)[:20]
 
 
 def _lrs(snap: Snapshot) -> str:
-    lrs = sorted(set(snap.lrs))
-    return ", ".join(fmt.num(lr, 4) for lr in lrs) if lrs else "—"
+    """The param groups' learning rates in group order (one when they are all equal)."""
+    lrs = [lr_text(g["lr"]) for g in snap.groups if "lr" in g]
+    if not lrs:
+        return "—"
+    if len(set(lrs)) == 1:
+        return lrs[0]
+    shown = ", ".join(lrs[:MAX_LRS])
+    return shown if len(lrs) <= MAX_LRS else f"{shown}, … ({len(lrs)} groups)"
 
 
 class StatusBar(Static):
@@ -60,7 +80,7 @@ class StatusBar(Static):
             text.append(" optdbg ", style="bold reverse")
             text.append(f"  {self.activity or 'no scenario loaded'}\n\n")
             return text
-        text.append(f" {snap.title} ", style="bold reverse")
+        text.append(f" {printable(snap.title, one_line=True)} ", style="bold reverse")
         if self.activity:
             text.append(f"  ⏳ {self.activity}", style="bold $text-warning")
         text.append("\n")
@@ -88,13 +108,16 @@ class StatusBar(Static):
         if event is None:
             return Text(" press f to run forward, ? for help", style="dim")
         line = Text(f" #{event.index} {event.op}: ", style="dim")
-        if event.error:
-            line.append(event.summary, style="bold $text-error")
+        if nothing_done(event):
+            assert event.error is not None
+            line.append_text(literal(event.error.message, one_line=True))
+        elif event.error:
+            line.append_text(literal(event.summary, "bold $text-error", one_line=True))
         elif event.warnings:
             line.append(f"⚠ {event.warnings[0].code}: ", style="bold $text-warning")
-            line.append(event.warnings[0].message)
+            line.append_text(literal(event.warnings[0].message, one_line=True))
         else:
-            line.append(event.summary)
+            line.append_text(literal(event.summary, one_line=True))
         return line
 
 
@@ -201,19 +224,21 @@ class ParamsPanel(Vertical):
             table.move_cursor(row=cursor)
 
     def _row(self, p: ParamSnapshot) -> list[Text | str]:
+        """The cells as Text: a DataTable parses str cells as markup (`[inf, …]` vanished)."""
         variables = self.app.theme_variables
-        return [themed(c, variables) if isinstance(c, Text) else c for c in self._cells(p)]
+        return [themed(c, variables, one_line=True) for c in self._cells(p)]
 
-    def _cells(self, p: ParamSnapshot) -> list[Text | str]:
+    def _cells(self, p: ParamSnapshot) -> list[Text]:
         acc = Text(str(p.accumulated) if p.grad is not None else "–")
         if p.accumulated > 1:
             acc = Text(f"{p.accumulated}×⚠", style="bold $warning reverse")
         grad = Text("None", style="dim italic") if p.grad is None else Text(_cell(p.grad))
         delta = Text("–", style="dim") if p.last_update is None else Text(_cell(p.last_update))
-        return [_short(p.name), fmt.shape(p.value.shape), _cell(p.value), grad, acc, delta]
+        name = Text(_short(printable(p.name, one_line=True)))
+        return [name, Text(fmt.shape(p.value.shape)), Text(_cell(p.value)), grad, acc, delta]
 
     def watch_details(self, text: str) -> None:
-        self.query_one("#param-details-text", Static).update(Text(text))
+        self.query_one("#param-details-text", Static).update(literal(text))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
@@ -232,8 +257,9 @@ class UpdatePanel(Static):
     lines: reactive[tuple[str, ...]] = reactive(())
     """The rule's lines (from engine.rules), or a hint when there is no step yet."""
 
-    def render(self) -> str:
-        return "\n".join(self.lines) or "No step yet: press s after a backward to see the rule."
+    def render(self) -> Text:
+        hint = "No step yet: press s after a backward to see the rule."
+        return literal("\n".join(self.lines) or hint)
 
 
 def describe_update(detail: UpdateDetail | None, name: str | None) -> tuple[str, ...]:
@@ -292,14 +318,23 @@ class LogPanel(RichLog):
             self.write(themed(event_text(event), self.app.theme_variables))
 
     def note(self, message: str, style: str = "dim") -> None:
-        self.write(Text(message, style=style))
+        self.write(literal(message, style))
+
+
+def nothing_done(event: Event) -> bool:
+    """An undo or redo with nothing to go back to or replay: a note, not a refused op."""
+    error = event.error
+    return event.op in ("undo", "redo") and error is not None and error.type == "UsageError"
 
 
 def event_text(event: Event) -> Text:
     text = Text()
     text.append(f"#{event.index:<4} ", style="dim")
     text.append(f"{event.op:<10}", style="bold")
-    if event.error:
+    if nothing_done(event):
+        assert event.error is not None
+        text.append_text(literal(event.error.message, "dim"))
+    elif event.error:
         text.append(f"✗ {event.summary}\n", style="bold $text-error")
         text.append(f"      {event.error.explanation}", style="$text-error")
     else:
@@ -346,7 +381,7 @@ class HistoryPanel(Vertical):
                 e.summary if e.ok else f"✗ {e.summary}",
                 fmt.num(e.loss) if e.loss is not None else "",
             ]
-            row = [themed(Text(c, style=style), variables) for c in cells]
+            row = [themed(Text(c, style=style), variables, one_line=True) for c in cells]
             table.add_row(*row, key=str(e.index))
         if entries:
             table.move_cursor(row=current + 1, scroll=True)
