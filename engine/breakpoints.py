@@ -523,7 +523,7 @@ class RunResult:
     """Why it stopped, in words: "condition met at op 37 (forward): loss < 8.01"."""
     events: tuple[Event, ...] = field(default=())
     iterations: int = 0
-    """Whole iterations completed (zero_grads that closed a cycle)."""
+    """Whole iterations completed (ops that closed the iteration pattern)."""
     index: int | None = None
     """The index of the last op performed (None when none was)."""
 
@@ -570,24 +570,27 @@ def run_until(
         if stop is not None and stop.is_set():
             where = f"after op {events[-1].index}" if events else "before any op"
             return result("stopped", f"paused {where}")
-        event = session.next()
-        events.append(event)
-        if event.op == "zero_grad" and event.ok:
+        performed = [session.next()]
+        if performed[0].ok and session.completed:
             iterations += 1
-        now = time.perf_counter()
-        if on_progress is not None and now - last_call >= progress_interval:
-            last_call = now
-            on_progress(event)
-        if condition is not None:
-            try:
-                met = condition.holds(Context(session, event, iterations))
-            except ConditionError as e:
-                return result("error", f"the condition failed at op {event.index}: {e}")
-            if met:
-                return result(
-                    "condition",
-                    f"condition met at op {event.index} ({event.op}): {condition.description}",
-                )
+            due = session.due_evaluation()  # optdbg_config["evaluate_every"]
+            performed += [due] if due is not None else []
+        for event in performed:
+            events.append(event)
+            now = time.perf_counter()
+            if on_progress is not None and now - last_call >= progress_interval:
+                last_call = now
+                on_progress(event)
+            if condition is not None:
+                try:
+                    met = condition.holds(Context(session, event, iterations))
+                except ConditionError as e:
+                    return result("error", f"the condition failed at op {event.index}: {e}")
+                if met:
+                    return result(
+                        "condition",
+                        f"condition met at op {event.index} ({event.op}): {condition.description}",
+                    )
         if not event.ok:
             return result("error", f"op {event.index} ({event.op}) failed: {event.summary}")
         if event.op == "forward":

@@ -5,27 +5,73 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op of the training loop: its key, its CLI words and what it does."""
+
+    name: str
+    key: str
+    label: str
+    """Its short name in the footer."""
+    does: str
+    """What it does, in the words of plain PyTorch (help screen, README, tooltips)."""
+
+    @property
+    def words(self) -> tuple[str, str]:
+        return (self.key, self.name)
+
+
+OP_TABLE: tuple[OpSpec, ...] = (
+    OpSpec("forward", "f", "forward", "calls the scenario's forward; keeps the loss and its graph"),
+    OpSpec("backward", "b", "backward", "`loss.backward()` on the latest loss"),
+    OpSpec(
+        "step",
+        "s",
+        "step",
+        "`optimizer.step()` (then the scheduler, if any), or the scenario's `step()`",
+    ),
+    OpSpec(
+        "zero_grad",
+        "z",
+        "zero_grad",
+        "`optimizer.zero_grad()` (grads become `None`), or the scenario's `zero_grad()`",
+    ),
+    OpSpec(
+        "evaluate",
+        "v",
+        "eval",
+        "the scenario's evaluation (`test_data` or `evaluate()`) under `torch.no_grad()`, "
+        "modules in eval mode; changes no parameter, grad or random state",
+    ),
+    OpSpec("next", "n", "next", "the next op of the iteration pattern"),
+    OpSpec(
+        "iteration",
+        "i",
+        "iter",
+        "one whole iteration pattern (default forward, backward, step, zero_grad)",
+    ),
+)
+"""The one table of ops: the Session, the CLI, the TUI's keys and help, and the README's
+keys table are all made from (or checked against) it."""
+
 OPS = ("forward", "backward", "step", "zero_grad")
-"""The cycle of a training loop, in order."""
+"""The default iteration of a training loop, in order."""
+
+LOOP_OPS = (*OPS, "evaluate")
+"""The ops that change (or measure) the loop state; an iteration pattern is made of them."""
 
 WORDS = {
-    "f": "forward",
-    "forward": "forward",
-    "b": "backward",
-    "backward": "backward",
-    "s": "step",
-    "step": "step",
-    "z": "zero_grad",
-    "zero_grad": "zero_grad",
-    "n": "next",
-    "next": "next",
-    "i": "iteration",
-    "iteration": "iteration",
+    **{word: spec.name for spec in OP_TABLE for word in spec.words},
     "u": "undo",
     "undo": "undo",
     "redo": "redo",
 }
 """Op words accepted by the CLI (`--ops`) and `Session.perform`."""
+
+
+def op_spec(name: str) -> OpSpec:
+    return next(spec for spec in OP_TABLE if spec.name == name)
 
 
 @dataclass(frozen=True)
@@ -64,6 +110,9 @@ class Event:
     warnings: tuple[Finding, ...] = ()
     error: OpError | None = None
     seconds: float = 0.0
+    evaluation: dict[str, float] | None = None
+    """An `evaluate` op's result: named numbers ("loss", "accuracy", or what the scenario's
+    evaluate() returned)."""
 
     @property
     def ok(self) -> bool:

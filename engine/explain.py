@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 UNCHANGED = "the state is unchanged"
 """The claim an op error makes when the op left everything as it was (the Session checks it
 before it is shown: see Session._truthful)."""
@@ -29,6 +31,12 @@ _EXPLANATIONS: tuple[tuple[str, str], ...] = (
         "torch.no_grad(), detached, or from parameters created without requires_grad=True.",
     ),
     (
+        "a leaf Variable that requires grad is being used in an in-place operation",
+        "A parameter was changed in place (e.g. `w -= lr * w.grad`) while autograd was "
+        "recording: PyTorch refuses an in-place change of a leaf that requires grad. Do the "
+        "update inside `with torch.no_grad():`.",
+    ),
+    (
         "expected scalar type",
         "Two tensors of different dtypes met in one operation. Convert them to the same "
         "dtype, e.g. with .float().",
@@ -38,6 +46,30 @@ _EXPLANATIONS: tuple[tuple[str, str], ...] = (
         "Parameters and data live on different devices. Move them with .to(device).",
     ),
 )
+
+
+_LOCAL = re.compile(r"local variable '(\w+)'")
+
+
+def explain_step(kind: str, message: str) -> str:
+    """Why the scenario's own step() failed, and the fix."""
+    name = _LOCAL.search(message)
+    if kind == "UnboundLocalError" and name:
+        n = name.group(1)
+        return (
+            f"step() assigns to `{n}` (`{n} -= ...`), which makes `{n}` a local name of the "
+            f"function, so reading it first fails. Declare it at the top of step(): "
+            f"`global {n}`. The state is unchanged."
+        )
+    if "NoneType" in message:
+        return (
+            "A parameter's .grad is None in step(): run backward (b) before step, and check "
+            "that the loss uses every parameter step() updates. The state is unchanged."
+        )
+    hint = explain(message)
+    if hint.startswith("PyTorch refused"):
+        return "Fix step() there, then reload (r). The state is unchanged."
+    return hint + " The state is unchanged."
 
 
 _INPLACE_IN_FORWARD = (

@@ -35,7 +35,9 @@ checkpoint cost to take (about 10% overhead at most), or every `every` forwards 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import math
 import random
 import sys
@@ -50,7 +52,7 @@ import numpy as np
 import torch
 
 from .errors import ScenarioError, message_of, source_line, type_of
-from .events import OPS, Event, Finding, OpError
+from .events import LOOP_OPS, Event, Finding, OpError
 from .scenario import grad_tensors
 
 if TYPE_CHECKING:
@@ -73,6 +75,8 @@ _ATTRS = (
     "graph_error",
     "_versions_at_forward",
     "last_batch",
+    "iterations_done",
+    "completed",
 )
 """Session attributes copied as they are (immutable values)."""
 
@@ -293,6 +297,48 @@ def _tensors_in(value: Any) -> Iterator[torch.Tensor]:
 
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_CONTAINERS = (list, dict, set, deque)
+_MAX_ITEMS = 100_000
+"""A scenario's container with more plain items than this is not copied into checkpoints."""
+
+
+def _plain_data(value: Any, budget: list[int]) -> bool:
+    """Whether `value` holds only numbers, strings and containers of them (within budget)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if isinstance(value, _SCALARS):
+        return True
+    if isinstance(value, dict):
+        return all(_plain_data(k, budget) and _plain_data(v, budget) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset | deque):
+        return all(_plain_data(v, budget) for v in value)
+    return False
+
+
+def scenario_containers(namespace: dict[str, Any]) -> dict[str, Any]:
+    """Copies of the scenario's own lists, dicts, sets and deques of plain data (such as a
+    `val_losses` list that forward appends to), by global name."""
+    return {
+        k: copy.deepcopy(v)
+        for k, v in namespace.items()
+        if not k.startswith("__") and type(v) in _CONTAINERS and _plain_data(v, [_MAX_ITEMS])
+    }
+
+
+def restore_containers(namespace: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Put the saved contents back into the same objects (aliases see them too)."""
+    for key, value in saved.items():
+        live: Any = namespace.get(key)
+        fresh = copy.deepcopy(value)
+        if type(live) is not type(fresh):
+            namespace[key] = fresh
+        elif isinstance(live, dict | set):
+            live.clear()
+            live.update(fresh)
+        else:  # list or deque
+            live.clear()
+            live.extend(fresh)
 
 
 # ----------------------------------------------------------------- checkpoints
@@ -326,6 +372,8 @@ class Checkpoint:
     last_step: dict[str, _SavedStep]
     extras: dict[str, Any]
     scalars: dict[str, Any]
+    containers: dict[str, Any]
+    """Copies of the scenario's lists, dicts and sets of plain data (see scenario_containers)."""
     optimizer_attrs: dict[str, Any]
     """Plain attributes of the optimizer (e.g. `_opt_called`, set by an LR scheduler)."""
     held: list[Any] = field(default_factory=list)
@@ -670,6 +718,7 @@ class History:
             last_step=saved_steps,
             extras=extras,
             scalars=scalars,
+            containers=scenario_containers(s.scenario.namespace),
             optimizer_attrs={k: v for k, v in vars(opt).items() if _plain_attr(k, v)},
         )
         held: dict[int, Any] = {}
@@ -689,7 +738,9 @@ class History:
         ):
             held.setdefault(id(obj), obj)
         live = set(self._memo())
-        python = _PythonState(live, ck.extras, ck.scalars, ck.tracks, ck.received, ck.attrs)
+        python = _PythonState(
+            live, ck.extras, ck.scalars, ck.containers, ck.tracks, ck.received, ck.attrs
+        )
         ck.held = [*held.values(), python]
         return ck
 
@@ -763,6 +814,7 @@ class History:
         keep = [i for i, step in enumerate(s.loss_steps) if step < ck.position]
         s.loss_history[:] = [s.loss_history[i] for i in keep]
         s.loss_steps[:] = [s.loss_steps[i] for i in keep]
+        s.evaluations[:] = [e for e in s.evaluations if e.index < ck.position]
         self._restore_data(ck)
         self.epoch_rng = ck.epoch_rng
         ck.rng.restore(self.generators)
@@ -775,6 +827,7 @@ class History:
                 delattr(opt, key)  # e.g. `_opt_called`, set by a scheduler at the first step
         vars(opt).update(ck.optimizer_attrs)
         s.scenario.namespace.update(ck.scalars)
+        restore_containers(s.scenario.namespace, ck.containers)
         s.events[:] = [e.event for e in self.entries[: ck.position]]
 
     def _steps(self, ck: Checkpoint) -> dict[str, StepRecord]:
@@ -914,27 +967,33 @@ class History:
             default=start,
         )
         self.replaying = True
+        quiet = io.StringIO()  # what the scenario printed when the ops first ran, not again
         try:
-            for i in range(start, target):
-                entry = self.entries[i]
-                if entry.event.op == "forward" and i > start and entry.event.ok:
-                    # checkpoints along the way, and one before the last forward of a long
-                    # replay: undoing a few ops from where we land is then quick
-                    self._maybe_checkpoint(force=i == last_forward and target - start > 4)
-                    self._pending = None
-                s.capture_graph = capture and i >= last_forward
-                replayed = self._apply(entry)
-                if self.divergence is None:
-                    self.divergence = _differs(i, entry.event, replayed)
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                self._replay_ops(start, target, capture, last_forward)
         finally:
             self.replaying = False
             s.capture_graph = capture
         s.events[start:] = [e.event for e in self.entries[start:target]]
 
+    def _replay_ops(self, start: int, target: int, capture: bool, last_forward: int) -> None:
+        s = self.session
+        for i in range(start, target):
+            entry = self.entries[i]
+            if entry.event.op == "forward" and i > start and entry.event.ok:
+                # checkpoints along the way, and one before the last forward of a long
+                # replay: undoing a few ops from where we land is then quick
+                self._maybe_checkpoint(force=i == last_forward and target - start > 4)
+                self._pending = None
+            s.capture_graph = capture and i >= last_forward
+            replayed = self._apply(entry)
+            if self.divergence is None:
+                self.divergence = _differs(i, entry.event, replayed)
+
     def _apply(self, entry: _Entry) -> Event:
         s = self.session
         op = entry.event.op
-        if op in OPS:
+        if op in LOOP_OPS:
             event: Event = getattr(s, op)()
             return event
         if op == "set" and entry.args is not None:

@@ -21,7 +21,7 @@ def record(event: Event, snap: Snapshot) -> dict[str, Any]:
 def _record(
     event: Event, loss: float | None, params: list[tuple[str, TensorView, TensorView | None]]
 ) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "index": event.index,
         "op": event.op,
         "loss": loss,
@@ -30,6 +30,9 @@ def _record(
         "warnings": [w.to_json() for w in event.warnings],
         "error": event.error.to_json() if event.error is not None else None,
     }
+    if event.evaluation is not None:
+        out["eval"] = dict(event.evaluation)
+    return out
 
 
 def json_line(event: Event, session: Session, **first: Any) -> str:

@@ -96,6 +96,29 @@ def _rmsprop(d: UpdateDetail) -> list[str]:
     return lines + _delta(d)
 
 
+SOURCE_LINES = 12
+"""The manual form shows at most this many lines of step()."""
+
+
+def _manual(d: UpdateDetail) -> list[str]:
+    """The scenario's own step(): its source, then this parameter's numbers (the plain rule
+    `p -= lr * p.grad` written out with them when step() uses it)."""
+    lines = list(d.source[:SOURCE_LINES])
+    if len(d.source) > SOURCE_LINES:
+        lines.append(f"  … ({len(d.source) - SOURCE_LINES} more lines)")
+    if d.rule is not None:
+        statement, coefficient, value = d.rule
+        lr = fmt.num(value) if value is not None else coefficient
+        lines += [
+            f"{d.name} ← {d.name} − {coefficient}·{d.name}.grad   ({statement})",
+            f"  = {_t(d.before)} − {lr}·{_t(d.grad)}",
+            f"  = {_t(d.after)}",
+        ]
+    else:
+        lines.append(f"step(): {d.name} {_t(d.before)} → {_t(d.after)}")
+    return lines + _delta(d)
+
+
 def _generic(d: UpdateDetail) -> list[str]:
     lines = [f"{d.optimizer}: {d.name} {_t(d.before)} → {_t(d.after)}"]
     lines += [f"  {k} = {_t(v)}" for k, v in d.state_after.items()]
@@ -115,4 +138,4 @@ def _as_number(v: Any) -> float:
     return 0.0
 
 
-_RULES = {"SGD": _sgd, "Adam": _adam, "AdamW": _adam, "RMSprop": _rmsprop}
+_RULES = {"SGD": _sgd, "Adam": _adam, "AdamW": _adam, "RMSprop": _rmsprop, "step()": _manual}

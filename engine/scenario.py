@@ -7,9 +7,11 @@ import inspect
 import io
 import random
 import stat
+import sys
 import tokenize
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +23,9 @@ import torch
 from . import fmt
 from .builtins import builtin_names, docstring_parts, resolve
 from .errors import ScenarioError, message_of, source_line, type_of
+from .events import LOOP_OPS, OPS, WORDS
 from .guard import UserInterrupt, reset_torch, scenario_code
+from .manual import ManualUpdate, StepSource, read_step
 from .overrides import apply as apply_overrides
 
 SCENARIO_MODULE_NAME = "__optdbg_scenario__"
@@ -104,6 +108,22 @@ class Scenario:
     config: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     """The `--set` values it was loaded with (reload applies them again)."""
+    manual: StepSource | None = None
+    """The manual update form's step() source (None with an optimizer, or without source)."""
+    evaluation: Callable[[], Any] | None = None
+    """What the evaluate op runs (test_data through model and loss_fn, or evaluate())."""
+    evaluation_data: Any | None = None
+    """`test_data`, when the evaluation goes through it (its generators are restored)."""
+    pattern: tuple[str, ...] = OPS
+    """The ops that `i`, `n` and `c` follow (optdbg_config["iteration"])."""
+    evaluate_every: str | int | None = None
+    """optdbg_config["evaluate_every"]: "epoch", a number of iterations, or None."""
+    backward_gradient: Any | None = None
+    """The `gradient` argument of backward (a tensor or a function of the loss), or None."""
+
+    @property
+    def is_manual(self) -> bool:
+        return isinstance(self.optimizer, ManualUpdate)
 
     def location(self, line: int | None) -> str:
         return f"{self.path}:{line}" if line else str(self.path)
@@ -263,7 +283,7 @@ def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
             "split the deepest expression into several statements",
         ) from None
     try:
-        with scenario_code():
+        with scenario_code(), scenario_argv(file):
             exec(code, namespace)
     except UserInterrupt:
         raise
@@ -280,6 +300,17 @@ def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
     except BaseException as e:
         raise _load_exception(e, file) from None
     return namespace
+
+
+@contextmanager
+def scenario_argv(file: str) -> Iterator[None]:
+    """`sys.argv == [the scenario's path]` while the scenario's code runs (as `python FILE`)."""
+    saved = sys.argv
+    sys.argv = [file]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def _scenario_line(tb: TracebackType | None, file: str) -> int | None:
@@ -343,7 +374,7 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
         return ScenarioError(file, line, problem, expected, fix, source_line(file, line))
 
     _check_modules(ns, file, error)
-    optimizer = _check_optimizer(ns, error)
+    optimizer = _check_optimizer(ns, error) if "optimizer" in ns else _manual(ns, error)
     params = name_params(optimizer, ns)
     _check_params_have_data(params, error)
     data = ns.get("data")
@@ -366,6 +397,25 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
             "a dict of settings",
             "e.g. optdbg_config = {}",
         )
+    pattern = _pattern(config, error)
+    eval_every = _evaluate_every(config, data, error)
+    evaluation, evaluation_data = _evaluation(ns, error)
+    if evaluation is None and (eval_every is not None or "evaluate" in pattern):
+        raise error(
+            "optdbg_config",
+            "optdbg_config asks for evaluations, but the scenario defines none",
+            "`test_data` (with `model` and `loss_fn`) or def evaluate():",
+            "define test_data or evaluate(), or remove evaluate_every / v from the pattern",
+        )
+    gradient = ns.get("backward_gradient")
+    if gradient is not None and not (isinstance(gradient, torch.Tensor) or callable(gradient)):
+        raise error(
+            "backward_gradient",
+            f"`backward_gradient` is a {type(gradient).__name__}",
+            "a tensor shaped like the loss, or a function of the loss returning one "
+            "(the `gradient` of loss.backward(gradient))",
+            "e.g. backward_gradient = torch.ones(n), or lambda loss: torch.ones_like(loss)",
+        )
     return Scenario(
         path=path,
         name=path.stem,
@@ -380,6 +430,12 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
         scheduler_every=every,
         params=params,
         config=config,
+        manual=read_step(optimizer.scenario_step) if isinstance(optimizer, ManualUpdate) else None,
+        evaluation=evaluation,
+        evaluation_data=evaluation_data,
+        pattern=pattern,
+        evaluate_every=eval_every,
+        backward_gradient=gradient,
     )
 
 
@@ -409,30 +465,6 @@ def _check_modules(ns: dict[str, Any], file: str, error: ErrorFactory) -> None:
 
 
 def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Optimizer:
-    if "optimizer" not in ns:
-        other = next(
-            (
-                k
-                for k, v in ns.items()
-                if not k.startswith("__") and isinstance(v, torch.optim.Optimizer)
-            ),
-            None,
-        )
-        if other is not None:
-            kind = type(ns[other]).__name__
-            raise error(
-                other,
-                f"no `optimizer` is defined (`{fmt.name(other)}` is a {kind}: optdbg looks "
-                "for the name `optimizer`)",
-                "a global `optimizer`: a torch.optim.Optimizer over the parameters to debug",
-                f"rename it, or add `optimizer = {fmt.name(other)}`",
-            )
-        raise error(
-            None,
-            "no `optimizer` is defined",
-            "a global `optimizer`: a torch.optim.Optimizer over the parameters to debug",
-            "add e.g. `optimizer = torch.optim.SGD([t], lr=0.1)`",
-        )
     optimizer = ns["optimizer"]
     if not isinstance(optimizer, torch.optim.Optimizer):
         hint = (
@@ -456,6 +488,194 @@ def _check_optimizer(ns: dict[str, Any], error: ErrorFactory) -> torch.optim.Opt
             "which cannot be taken one op at a time",
         )
     return optimizer
+
+
+_NO_UPDATE = (
+    "no `optimizer` and no `step()` are defined",
+    "an update form: a global `optimizer` (a torch.optim.Optimizer over the parameters "
+    "to debug), or def step(): updating the parameters by hand",
+    "add e.g. `optimizer = torch.optim.SGD([t], lr=0.1)`, or `def step():` with "
+    "`with torch.no_grad(): t -= lr * t.grad`",
+)
+
+
+def _manual(ns: dict[str, Any], error: ErrorFactory) -> ManualUpdate:
+    """The manual update form: step(), optional zero_grad(), parameters from `params` or
+    every leaf tensor requiring grad among the globals and `model`'s parameters."""
+    step = ns.get("step")
+    if step is None:
+        other = next(
+            (
+                k
+                for k, v in ns.items()
+                if not k.startswith("__") and isinstance(v, torch.optim.Optimizer)
+            ),
+            None,
+        )
+        if other is not None:
+            kind = type(ns[other]).__name__
+            raise error(
+                other,
+                f"no `optimizer` is defined (`{fmt.name(other)}` is a {kind}: optdbg looks "
+                "for the name `optimizer`)",
+                "a global `optimizer`: a torch.optim.Optimizer over the parameters to debug",
+                f"rename it, or add `optimizer = {fmt.name(other)}`",
+            )
+        raise error(None, *_NO_UPDATE)
+    for name in ("step", "zero_grad"):
+        fn = ns.get(name)
+        if fn is not None and (not callable(fn) or _required_args(fn)):
+            raise error(
+                name,
+                f"`{name}` is {'a function with arguments' if callable(fn) else 'not a function'}",
+                f"def {name}(): with no arguments (optdbg calls it as {name}())",
+                f"define `def {name}():` that updates the globals (declare them `global`)",
+            )
+    if "params" in ns:
+        try:
+            params = list(ns["params"])
+        except TypeError:
+            params = [ns["params"]]
+        where = "params"
+    else:
+        params = [t for _, t in grad_tensors(ns)]
+        where = "step"
+    for p in params:
+        if not isinstance(p, torch.Tensor) or not p.is_leaf or not p.requires_grad:
+            what = type(p).__name__ if not isinstance(p, torch.Tensor) else "a non-leaf tensor"
+            if isinstance(p, torch.Tensor) and p.is_leaf:
+                what = "a tensor without requires_grad"
+            raise error(
+                where,
+                f"`params` holds {what}",
+                "`params`: a list of leaf tensors with requires_grad=True",
+                "e.g. params = [w, b], each created with requires_grad=True",
+            )
+    if not params:
+        raise error(
+            where,
+            "step() is defined but there is no parameter to update",
+            "a leaf tensor with requires_grad=True among the globals, a `model`, or `params`",
+            "create the parameters with requires_grad=True, e.g. "
+            "w = torch.zeros(3, requires_grad=True)",
+        )
+    try:
+        return ManualUpdate(params, step, ns.get("zero_grad"))
+    except (ValueError, TypeError) as e:
+        raise error(
+            where,
+            f"the parameters cannot be updated: {e}",
+            _PARAMS_EXPECTED,
+            "list each tensor once",
+        ) from None
+
+
+def _pattern(config: dict[str, Any], error: ErrorFactory) -> tuple[str, ...]:
+    text = config.get("iteration", " ".join(OPS))
+    words = text.split() if isinstance(text, str) else None
+    ops = [WORDS.get(w) for w in words or ()]
+    if not words or any(op not in LOOP_OPS for op in ops):
+        raise error(
+            "optdbg_config",
+            f'optdbg_config["iteration"] is {text!r}',
+            "the op words one iteration performs, from f b s z v (or forward backward step "
+            'zero_grad evaluate), e.g. "f b f b f b f b s z"',
+            'correct the words, or remove the key for the default "f b s z"',
+        )
+    return tuple(op for op in ops if op is not None)
+
+
+def _evaluate_every(config: dict[str, Any], data: Any, error: ErrorFactory) -> str | int | None:
+    every = config.get("evaluate_every")
+    if every is None:
+        return None
+    if every == "epoch":
+        if data is None:
+            raise error(
+                "optdbg_config",
+                'evaluate_every is "epoch" but there is no `data`, so there are no epochs',
+                '`data` with epochs, or a number of iterations: {"evaluate_every": 10}',
+                "define `data`, or evaluate every N iterations",
+            )
+        return "epoch"
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise error(
+            "optdbg_config",
+            f'optdbg_config["evaluate_every"] is {every!r}',
+            '"epoch" or a whole number of iterations >= 1',
+            'e.g. optdbg_config = {"evaluate_every": 10}',
+        )
+    return every
+
+
+def _evaluation(ns: dict[str, Any], error: ErrorFactory) -> tuple[Callable[[], Any] | None, Any]:
+    """What the evaluate op runs: the scenario's evaluate(), or test_data through
+    model and loss_fn (as the lecture's test loop)."""
+    fn = ns.get("evaluate")
+    if fn is not None:
+        if not callable(fn) or _required_args(fn):
+            raise error(
+                "evaluate",
+                "`evaluate` is not a function without arguments",
+                "def evaluate(): returning a number or a dict of named numbers",
+                "e.g. def evaluate(): return {'loss': loss_fn(model(X_val), y_val).item()}",
+            )
+        return fn, None
+    test_data = ns.get("test_data")
+    if test_data is None:
+        return None, None
+    model, loss_fn = ns.get("model"), ns.get("loss_fn")
+    if not (callable(model) and callable(loss_fn)):
+        raise error(
+            "test_data",
+            "`test_data` is defined but `model` and `loss_fn` are not both there",
+            "test_data batches (X, y) measured as loss_fn(model(X), y), or def evaluate():",
+            "define `model` and `loss_fn`, or write def evaluate(): returning the numbers",
+        )
+    if not isinstance(test_data, Iterable) or isinstance(test_data, Iterator):
+        raise error(
+            "test_data",
+            f"`test_data` is a {type(test_data).__name__}, not a re-iterable collection",
+            "`test_data`: a list of (X, y) batches or a DataLoader (read at every evaluate)",
+            "e.g. test_data = [(X_test, y_test)] or a DataLoader",
+        )
+    return (lambda: test_loop(model, loss_fn, test_data)), test_data
+
+
+def test_loop(
+    model: Callable[[Any], Any], loss_fn: Callable[..., Any], data: Any
+) -> dict[str, float]:
+    """The lecture's test loop: the mean of the batches' losses and, for class-index targets,
+    the fraction of rows whose argmax is the target (the caller sets no_grad and eval mode)."""
+    total, batches, correct, rows = 0.0, 0, 0.0, 0
+    classes = True
+    for batch in data:
+        x, y = _split_batch(batch)
+        pred = model(x)
+        total += loss_fn(pred, y).item()
+        batches += 1
+        classes = classes and _class_targets(pred, y)
+        if classes:
+            correct += (pred.argmax(1) == y).type(torch.float).sum().item()
+            rows += len(y)
+    if not batches:
+        raise ValueError("`test_data` yielded no batches: give it at least one (X, y)")
+    result = {"loss": total / batches}
+    if classes and rows:
+        result["accuracy"] = correct / rows
+    return result
+
+
+def _class_targets(pred: Any, y: Any) -> bool:
+    return (
+        isinstance(pred, torch.Tensor)
+        and isinstance(y, torch.Tensor)
+        and pred.dim() == 2
+        and y.dim() == 1
+        and not y.is_floating_point()
+        and not y.is_complex()
+        and pred.shape[0] == y.shape[0]
+    )
 
 
 def _check_params_have_data(params: list[tuple[str, torch.Tensor]], error: ErrorFactory) -> None:

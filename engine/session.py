@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 import time
 import traceback
@@ -17,14 +18,16 @@ import torch
 
 from . import fmt
 from .errors import message_of, type_of
-from .events import OPS, WORDS, Event, Finding, OpError
-from .explain import UNCHANGED, explain
+from .events import WORDS, Event, Finding, OpError
+from .explain import UNCHANGED, explain, explain_step
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
 from .guard import UserInterrupt, scenario_code
-from .history import History, RngState, TimelineEntry
+from .history import History, RngState, TimelineEntry, find_generators
+from .manual import NAME as MANUAL_NAME
+from .manual import ManualUpdate, coefficient_value
 from .pitfalls import Detectors, Diagnosis, diagnose
-from .scenario import Scenario, batch_count, grad_tensors, load
+from .scenario import Scenario, batch_count, grad_tensors, load, scenario_argv
 from .snapshot import (
     SMALL,
     ParamSnapshot,
@@ -88,6 +91,31 @@ class UpdateDetail:
     delta: TensorView
     state_before: dict[str, Any]
     state_after: dict[str, Any]
+    source: tuple[str, ...] = ()
+    """The manual form: step()'s source lines, numbered ("  23 | a -= ...")."""
+    rule: tuple[str, str, float | None] | None = None
+    """The manual form, when step() updates this parameter by the plain rule
+    `p -= lr * p.grad`: (the statement, the coefficient's name, its value)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluate op's result, with where it happened in the run."""
+
+    index: int
+    """The op's index in the session."""
+    forwards: int
+    """Training losses recorded before it (its x position beside the loss series)."""
+    values: dict[str, float]
+    train_loss: float | None
+    """The mean training loss since the previous evaluation (the latest loss if none)."""
+
+    @property
+    def loss(self) -> float | None:
+        """The number plotted and compared: "loss" if present, else the first value."""
+        if "loss" in self.values:
+            return self.values["loss"]
+        return next(iter(self.values.values()), None)
 
 
 class Session:
@@ -137,6 +165,17 @@ class Session:
             for g, group in enumerate(self.optimizer.param_groups)
             for (name, p) in self._names_of(group["params"])
         ]
+        self.pattern = scenario.pattern
+        """The ops of one iteration (`i`, `n` and `c` follow it)."""
+        self.accumulate = _backwards_per_zero(self.pattern)
+        """Backward passes the pattern sums into .grad on purpose between zero_grads: more
+        than this is `grad-accumulated`."""
+        self.iterations_done = 0
+        """Whole patterns completed (by i, n, c, or the same ops typed one by one)."""
+        self.completed = False
+        """The last op completed the iteration pattern."""
+        self.evaluations: list[Evaluation] = []
+        self._evaluation: dict[str, float] | None = None
         for track in self._params:
             if track.tensor.requires_grad:
                 track.tensor.register_hook(self._grad_hook(track))
@@ -145,6 +184,8 @@ class Session:
         """The batch the latest forward used (None without `data` or before a forward)."""
         small = sum(t.tensor.numel() for t in self._params) <= PATH_LIMIT
         self._path: list[tuple[float, ...]] = [self._point()] if small else []
+        if isinstance(self.optimizer, ManualUpdate):
+            self._zero_sets_none = self.optimizer.scenario_zero_grad is None
         self.detectors = Detectors.for_scenario(self, scenario)
         """The pitfall detectors: their warnings land on each op's event; `pending` holds
         what was found at load (attached to the first event)."""
@@ -198,30 +239,62 @@ class Session:
 
     @property
     def next_op(self) -> str:
-        return OPS[self._next]
+        return self.pattern[self._next]
+
+    @property
+    def optimizer_name(self) -> str:
+        """The optimizer's class name, or "step()" for the manual update form."""
+        if isinstance(self.optimizer, ManualUpdate):
+            return MANUAL_NAME
+        return type(self.optimizer).__name__
 
     def perform(self, word: str) -> list[Event]:
-        """Perform an op given by its CLI word; `iteration` yields several events."""
+        """Perform an op given by its CLI word; `iteration` and `next` may yield an
+        evaluation too (optdbg_config["evaluate_every"])."""
         op = WORDS.get(word)
         if op is None:
             raise ValueError(f"unknown op {word!r}; expected one of: {', '.join(WORDS)}")
         if op == "iteration":
             return list(self.iteration())
+        if op == "next":
+            event = self.next()
+            due = self.due_evaluation() if event.ok else None
+            return [event] if due is None else [event, due]
         return [getattr(self, op)()]
 
     def next(self) -> Event:
-        """Perform the next op of the cycle forward → backward → step → zero_grad."""
+        """Perform the next op of the iteration pattern (default forward → backward → step
+        → zero_grad)."""
         return getattr(self, self.next_op)()  # type: ignore[no-any-return]
 
     def iteration(self) -> tuple[Event, ...]:
-        """One whole forward, backward, step, zero_grad; stops at the first error."""
+        """One whole iteration pattern, then the evaluation if one is due; stops at the
+        first error."""
         events = []
-        for op in OPS:
+        for op in self.pattern:
             event = getattr(self, op)()
             events.append(event)
             if not event.ok:
-                break
-        return tuple(events)
+                return tuple(events)
+        due = self.due_evaluation()
+        return tuple(events) if due is None else (*events, due)
+
+    def due_evaluation(self) -> Event | None:
+        """After an op that completed the pattern: the evaluation `evaluate_every` asks for
+        now (every N iterations, or at the end of each epoch), performed; else None."""
+        every = self.scenario.evaluate_every
+        if every is None or not self.completed:
+            return None
+        if every == "epoch":
+            per = _length(self.scenario.data)
+            if per is None or self.batch != per:
+                return None
+        elif self.iterations_done % int(every):
+            return None
+        return self.evaluate()
+
+    def evaluate(self) -> Event:
+        return self._run("evaluate", self._evaluate)
 
     def forward(self) -> Event:
         return self._run("forward", self._forward)
@@ -242,8 +315,9 @@ class Session:
         self.history.before_op(op)
         self.detectors.before(self, op)
         before = self._fingerprint()
+        self._evaluation = None
         try:
-            with scenario_code():
+            with scenario_code(), scenario_argv(str(self.scenario.path)):
                 summary, warnings = body()
         except UsageError as e:
             error = OpError("UsageError", str(e), f"Nothing was done; {UNCHANGED}.")
@@ -256,8 +330,9 @@ class Session:
             error = OpError(type_of(e), message, explain(message, self._stepped_since_forward))
         if error is not None:
             error = self._truthful(error, before)
+        self.completed = False
         if error is None:
-            self._next = (OPS.index(op) + 1) % len(OPS)
+            self._advance(op)
             summary = summary or op
         else:
             first = error.message.splitlines()[0] if error.message.strip() else ""
@@ -271,6 +346,7 @@ class Session:
             warnings=found,
             error=error,
             seconds=time.perf_counter() - start,
+            evaluation=self._evaluation if error is None else None,
         )
         self.events.append(event)
         self.history.after_op(event)
@@ -333,6 +409,20 @@ class Session:
         return self._versions_at_forward is not None and self._versions_at_forward != tuple(
             t.tensor._version for t in self._params
         )
+
+    def _advance(self, op: str) -> None:
+        """The pattern's next op after `op`: the following one when `op` was the expected
+        one, else the one after `op`'s first place in the pattern."""
+        pattern = self.pattern
+        if op not in pattern:
+            return
+        if pattern[self._next] == op:
+            self._next = (self._next + 1) % len(pattern)
+        else:
+            self._next = (pattern.index(op) + 1) % len(pattern)
+        if self._next == 0:
+            self.completed = True
+            self.iterations_done += 1
 
     # time travel ----------------------------------------------------------
 
@@ -412,6 +502,9 @@ class Session:
             self.loss_history.append(value)
             self.loss_steps.append(len(self.events))
             summary = f"loss = {fmt.num(value)}"
+        elif self.scenario.backward_gradient is not None:
+            self.loss_value = None
+            summary = f"loss has shape {fmt.shape(tuple(loss.shape))} (backward_gradient given)"
         else:
             self.loss_value = None
             summary = f"loss has shape {fmt.shape(tuple(loss.shape))} (not a scalar)"
@@ -563,9 +656,10 @@ class Session:
         rollback = {t.name: _clone(t.tensor.grad) for t in self._params}
         self._received = {}
         recorder = self._flow_recorder()
+        gradient = self._backward_gradient(loss)
         try:
             with recorder or nullcontext():
-                loss.backward()
+                loss.backward(gradient)
         except Exception:
             for t in self._params:
                 t.tensor.grad = rollback[t.name]
@@ -584,8 +678,30 @@ class Session:
                 continue
             track.accumulated += 1
             track.contributions.append(contribution)
-            warnings.append(self._accumulated_warning(track))
+            if track.accumulated > self.accumulate:
+                warnings.append(self._accumulated_warning(track))
         return self._backward_summary(), warnings
+
+    def _backward_gradient(self, loss: torch.Tensor) -> torch.Tensor | None:
+        """The `gradient` argument of backward: the scenario's backward_gradient (a tensor,
+        or a function of the loss), else None (a scalar loss)."""
+        given = self.scenario.backward_gradient
+        if given is None or isinstance(given, torch.Tensor):
+            return given
+        try:
+            gradient = given(loss)
+        except Exception as e:
+            raise _ScenarioFailure(self._forward_error(e, "calling backward_gradient")) from None
+        if not isinstance(gradient, torch.Tensor):
+            raise _ScenarioFailure(
+                OpError(
+                    "TypeError",
+                    f"backward_gradient returned a {type(gradient).__name__}, not a tensor",
+                    f"{self.scenario.location(None)}: backward_gradient(loss) must return a "
+                    "tensor shaped like the loss, e.g. torch.ones_like(loss).",
+                )
+            )
+        return gradient
 
     def _accumulated_warning(self, track: _ParamTrack) -> Finding:
         grad = view(track.tensor.grad)
@@ -623,14 +739,18 @@ class Session:
             if t.tensor.numel() <= STATE_DETAIL_LIMIT
         }
         hyper = [_hyper(g) for g in self.optimizer.param_groups]
-        self.optimizer.step()
+        grads = {t.name: t.tensor.grad for t in moving}
+        if isinstance(self.optimizer, ManualUpdate):
+            grads = self._manual_step(before)
+        else:
+            self.optimizer.step()
         self.step_count += 1
         if self._path:  # entries past the current step are stale after undo: replace them
             self._path[self.step_count :] = [self._point()]
         self._last_step = {}
         self._deltas = {}
         for t in moving:
-            grad = t.tensor.grad
+            grad = grads[t.name]
             assert grad is not None
             self._last_step[t.name] = StepRecord(
                 before=before[t.name],
@@ -654,7 +774,10 @@ class Session:
     ) -> tuple[str, list[Finding]]:
         """The step without its record (`step_detail` off): no copies, the same summary."""
         was = [_brief(t.tensor) for t in moving[:2]]
-        self.optimizer.step()
+        if isinstance(self.optimizer, ManualUpdate):
+            self._manual_step({})  # checked and undone on failure, as with the record
+        else:
+            self.optimizer.step()
         self.step_count += 1
         self._last_step = {}
         gradless = self._moved_without_grad(versions)
@@ -678,6 +801,67 @@ class Session:
                 raise
             except BaseException as e:  # after optimizer.step(): the parameters have moved
                 raise _ScenarioFailure(self._scheduler_error(e)) from None
+
+    def _manual_step(self, before: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
+        """The scenario's step(), with the grads it used copied first (it may clear them).
+        When it raises, or rebinds a parameter's global to a new tensor, every parameter,
+        grad and binding is put back and the op fails with an explanation."""
+        ns = self.scenario.namespace
+        grads = {t.name: t.tensor.grad for t in self._params}
+        used = {n: g.detach().clone() for n, g in grads.items() if g is not None}
+        values = {
+            t.name: before[t.name] if t.name in before else t.tensor.detach().clone()
+            for t in self._params
+        }
+        failure: OpError | None = None
+        try:
+            self.optimizer.step()
+        except Exception as e:
+            failure = self._step_error(e)
+        rebound = [t for t in self._params if t.name in ns and ns[t.name] is not t.tensor]
+        if rebound and failure is None:
+            failure = self._rebound_error(rebound[0].name, ns[rebound[0].name])
+        if failure is not None:
+            for t in rebound:
+                ns[t.name] = t.tensor
+            for t in self._params:  # through .data: the version counters stay as they were
+                if not torch.equal(t.tensor.detach(), values[t.name]):
+                    t.tensor.data.copy_(values[t.name])
+                grad = grads[t.name]
+                t.tensor.grad = grad
+                if grad is not None and not torch.equal(grad, used[t.name]):
+                    grad.data.copy_(used[t.name])
+            raise _ScenarioFailure(failure)
+        return dict(used)
+
+    def _step_error(self, e: BaseException) -> OpError:
+        file = str(self.scenario.path)
+        line = None
+        for frame, lineno in traceback.walk_tb(e.__traceback__):
+            if frame.f_code.co_filename == file:
+                line = lineno
+        message = str(e).strip()
+        where = self.scenario.location(line)
+        hint = explain_step(type(e).__name__, message)
+        return OpError(type(e).__name__, message, f"{where}: raised in step(). {hint}")
+
+    def _rebound_error(self, name: str, new: Any) -> OpError:
+        what = (
+            "a tensor that is not a leaf (it has a grad_fn)"
+            if isinstance(new, torch.Tensor) and not new.is_leaf
+            else "a new tensor that does not require grad"
+            if isinstance(new, torch.Tensor)
+            else f"a {type(new).__name__}"
+        )
+        return OpError(
+            "RebindError",
+            f"step() rebound `{name}` to {what}",
+            f"{self.scenario.location(None)}: `{name} = {name} - lr * {name}.grad` makes a new "
+            f"tensor and binds the name to it: the parameter itself never changes, and the "
+            f"new one is not a leaf that requires grad, so it never learns. Update it in place "
+            f"instead: `{name} -= lr * {name}.grad` inside `with torch.no_grad():`. optdbg put "
+            f"the old `{name}` back. The state is unchanged.",
+        )
 
     def _scheduler_error(self, e: BaseException) -> OpError:
         return OpError(
@@ -718,6 +902,57 @@ class Session:
             track.contributions = []
         none = all(t.tensor.grad is None for t in self._params)
         return ("grads cleared (set to None)" if none else "grads set to zero"), []
+
+    # evaluate ------------------------------------------------------------
+
+    def _evaluate(self) -> tuple[str, list[Finding]]:
+        evaluation = self.scenario.evaluation
+        if evaluation is None:
+            raise UsageError(
+                "the scenario defines no evaluation: add `test_data` (batches for model and "
+                "loss_fn) or def evaluate(): returning a number or a dict of numbers"
+            )
+        generators = self.history.generators + [
+            g
+            for g in find_generators({}, self.scenario.evaluation_data)
+            if g not in self.history.generators
+        ]
+        rng = RngState.capture(generators)
+        modes = _module_modes(self.scenario.namespace)
+        try:
+            for module, _ in modes:
+                module.train(False)
+            with torch.no_grad():
+                result = evaluation()
+        except (Exception, SystemExit) as e:
+            raise _ScenarioFailure(self._forward_error(e, "evaluating")) from None
+        finally:
+            for module, training in modes:
+                module.training = training
+            rng.restore(generators)
+        values = _named_numbers(result)
+        if values is None:
+            raise _ScenarioFailure(
+                OpError(
+                    "TypeError",
+                    f"evaluate() returned a {type(result).__name__}",
+                    f"{self.scenario.location(None)}: evaluate() must return a number or a "
+                    "dict of named numbers, e.g. {'loss': 0.31, 'accuracy': 0.9}.",
+                )
+            )
+        since = [
+            v
+            for v, at in zip(self.loss_history, self.loss_steps, strict=True)
+            if not self.evaluations or at > self.evaluations[-1].index
+        ]
+        train = math.fsum(since) / len(since) if since else self.loss_value
+        self.evaluations.append(Evaluation(len(self.events), len(self.loss_history), values, train))
+        self._evaluation = values
+        return "eval " + ", ".join(f"{k} = {fmt.num(v)}" for k, v in values.items()), []
+
+    def evaluation_series(self) -> tuple[tuple[float, float | None], ...]:
+        """(evaluation loss, mean training loss since the previous one) per evaluation."""
+        return tuple((e.loss, e.train_loss) for e in self.evaluations if e.loss is not None)
 
     # observing -----------------------------------------------------------
 
@@ -765,7 +1000,8 @@ class Session:
             loss_history=tuple(self.loss_history),
             loss_steps=tuple(self.loss_steps),
             next_op=self.next_op,
-            optimizer=type(self.optimizer).__name__,
+            optimizer=self.optimizer_name,
+            evals=tuple((e.forwards, e.values) for e in self.evaluations),
             groups=tuple(_hyper(g) for g in self.optimizer.param_groups),
             params=tuple(self._param_snapshot(t) for t in self._params),
             has_graph=self.loss is not None,
@@ -835,9 +1071,10 @@ class Session:
         grad_ok = rec.grad._version == rec.grad_version
         before, after, delta = view(rec.before), view(rec.after), view(self._delta(rec))
         assert before is not None and after is not None and delta is not None
+        source, rule = self._manual_rule(name)
         return UpdateDetail(
             name=name,
-            optimizer=type(self.optimizer).__name__,
+            optimizer=self.optimizer_name,
             hyper=rec.hyper,
             before=before,
             grad=view(rec.grad) if grad_ok else None,
@@ -847,7 +1084,26 @@ class Session:
             state_after={
                 k: plain(v) for k, v in self.optimizer.state.get(track.tensor, {}).items()
             },
+            source=source,
+            rule=rule,
         )
+
+    def _manual_rule(
+        self, name: str
+    ) -> tuple[tuple[str, ...], tuple[str, str, float | None] | None]:
+        """The manual form: step()'s numbered source lines and this parameter's plain rule."""
+        src = self.scenario.manual
+        if src is None:
+            return (), None
+        width = len(str(src.first_line + len(src.lines)))
+        numbered = tuple(
+            f"{src.first_line + i:>{width}} | {line}" for i, line in enumerate(src.lines)
+        )
+        found = src.rules.get(name) or src.rules.get("*")
+        if found is None:
+            return numbered, None
+        value = coefficient_value(found.coefficient, self.scenario.namespace)
+        return numbered, (found.text, found.coefficient, value)
 
     def graph(self) -> Graph | None:
         """The extracted autograd graph of the current loss (cached per forward; after a
@@ -973,6 +1229,53 @@ def _hyper(group: dict[str, Any]) -> dict[str, Any]:
 
 def _version(t: torch.Tensor | None) -> int | None:
     return None if t is None else t._version
+
+
+def _module_modes(ns: dict[str, Any]) -> list[tuple[torch.nn.Module, bool]]:
+    """Every module of the scenario's globals (and their submodules) with its training flag."""
+    seen: dict[int, tuple[torch.nn.Module, bool]] = {}
+    for key, value in ns.items():
+        if key.startswith("__") or not isinstance(value, torch.nn.Module):
+            continue
+        for module in value.modules():
+            seen.setdefault(id(module), (module, module.training))
+    return list(seen.values())
+
+
+def _named_numbers(result: Any) -> dict[str, float] | None:
+    """An evaluation's result as named floats: a number is the "loss"; None if not numbers."""
+    items = result.items() if isinstance(result, dict) else [("loss", result)]
+    values = {}
+    for key, value in items:
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        values[str(key)] = float(value)
+    return values or None
+
+
+def _backwards_per_zero(pattern: tuple[str, ...]) -> int:
+    """The most backward passes the pattern makes between two zero_grads (cyclically)."""
+    if "zero_grad" not in pattern:
+        return 1  # nothing clears .grad: every second backward adds to the first
+    start = pattern.index("zero_grad")
+    turned = pattern[start + 1 :] + pattern[: start + 1]
+    most = count = 0
+    for op in turned:
+        if op == "backward":
+            count += 1
+            most = max(most, count)
+        elif op == "zero_grad":
+            count = 0
+    return max(most, 1)
+
+
+def _length(data: Any) -> int | None:
+    try:
+        return len(data) if data is not None else None
+    except TypeError:
+        return None
 
 
 def _zero_grad_sets_none(optimizer: torch.optim.Optimizer) -> bool:

@@ -202,6 +202,18 @@ class Snapshot:
     """Each param group's hyperparameters (everything but the params)."""
     params: tuple[ParamSnapshot, ...]
     has_graph: bool
+    evals: tuple[tuple[int, Mapping[str, float]], ...] = ()
+    """Each evaluation so far: (training losses recorded before it, its named numbers)."""
+
+    @property
+    def eval_losses(self) -> tuple[tuple[int, float], ...]:
+        """(x beside the loss series, evaluation loss) per evaluation, for plotting."""
+        out = []
+        for at, values in self.evals:
+            loss = values["loss"] if "loss" in values else next(iter(values.values()), None)
+            if loss is not None:
+                out.append((at, loss))
+        return tuple(out)
 
     @property
     def lrs(self) -> tuple[float, ...]:

@@ -54,7 +54,8 @@ class PlainLoop:
 
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.ns = namespace
-        self.optimizer: torch.optim.Optimizer = namespace["optimizer"]
+        self.optimizer: torch.optim.Optimizer | None = namespace.get("optimizer")
+        """None for the manual update form: the scenario's own step() and zero_grad()."""
         self.scheduler = namespace.get("scheduler")
         self.scheduler_every = namespace.get("scheduler_every", "step")
         self.data = namespace.get("data")
@@ -99,12 +100,38 @@ class PlainLoop:
         self.loss.backward()
 
     def step(self) -> None:
+        if self.optimizer is None:
+            self.ns["step"]()
+            return
         self.optimizer.step()
         if self.scheduler is not None and self.scheduler_every != "epoch":
             self.scheduler.step()
 
     def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
+        if self.optimizer is not None:
+            self.optimizer.zero_grad()
+        elif "zero_grad" in self.ns:
+            self.ns["zero_grad"]()
+        else:
+            for p in self.params():
+                p.grad = None
+
+    def params(self) -> list[torch.Tensor]:
+        """The parameters: the optimizer's, `params`, or (manual form) every leaf tensor
+        requiring grad among the globals and the model's parameters."""
+        if self.optimizer is not None:
+            return [p for g in self.optimizer.param_groups for p in g["params"]]
+        if "params" in self.ns:
+            return list(self.ns["params"])
+        found: dict[int, torch.Tensor] = {}
+        for key, value in self.ns.items():
+            if key.startswith("__"):
+                continue
+            tensors = list(value.parameters()) if isinstance(value, torch.nn.Module) else [value]
+            for t in tensors:
+                if isinstance(t, torch.Tensor) and t.is_leaf and t.requires_grad:
+                    found.setdefault(id(t), t)
+        return list(found.values())
 
     def op(self, word: str) -> None:
         if word in ("i", "iteration"):

@@ -43,7 +43,7 @@ def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 
 
 def params_of(loop: PlainLoop) -> list[torch.Tensor]:
-    return [p for g in loop.optimizer.param_groups for p in g["params"]]
+    return loop.params()
 
 
 def same(a: Any, b: Any) -> bool:

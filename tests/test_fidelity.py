@@ -45,7 +45,7 @@ class Reference:
         self.next = 0
 
     @property
-    def optimizer(self) -> torch.optim.Optimizer:
+    def optimizer(self) -> torch.optim.Optimizer | None:
         return self.loop.optimizer
 
     @property
@@ -53,7 +53,7 @@ class Reference:
         return self.loop.loss
 
     def _params(self) -> list[torch.Tensor]:
-        return [p for g in self.optimizer.param_groups for p in g["params"]]
+        return self.loop.params()
 
     def do(self, op: str) -> str | None:
         """Perform one of OPS; the exception type's name when it fails, else None."""
@@ -100,17 +100,29 @@ def _copy(value: Any) -> Any:
     return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
-def capture(optimizer: torch.optim.Optimizer, loss: torch.Tensor | None) -> State:
-    params = [p for g in optimizer.param_groups for p in g["params"]]
+def capture(
+    optimizer: torch.optim.Optimizer | None,
+    loss: torch.Tensor | None,
+    params: list[torch.Tensor] | None = None,
+) -> State:
+    """The state; without an optimizer (the manual form), that of `params`."""
+    groups = optimizer.param_groups if optimizer is not None else []
+    if params is None:
+        params = [p for g in groups for p in g["params"]]
+    state = optimizer.state if optimizer is not None else {}
     return State(
         params=[p.detach().clone() for p in params],
         grads=[None if p.grad is None else p.grad.detach().clone() for p in params],
-        opt_state=[{k: _copy(v) for k, v in optimizer.state.get(p, {}).items()} for p in params],
-        hyper=[
-            {k: _copy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
-        ],
+        opt_state=[{k: _copy(v) for k, v in state.get(p, {}).items()} for p in params],
+        hyper=[{k: _copy(v) for k, v in g.items() if k != "params"} for g in groups],
         loss=None if loss is None else loss.detach().clone(),
     )
+
+
+def session_capture(session: Session) -> State:
+    if session.scenario.is_manual:  # the scenario's own step(): no optimizer state
+        return capture(None, session.loss, [t.tensor for t in session._params])
+    return capture(session.optimizer, session.loss)
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -190,7 +202,7 @@ def run_session(name: str, words: list[str], watch: bool = False) -> tuple[list,
             want = None if session.loss is None else session.loss.detach().item()
             assert same_float(e.loss, session.loss_value)
             assert same_float(session.loss_value, want), (session.loss_value, want)
-        states.append(capture(session.optimizer, session.loss))
+        states.append(session_capture(session))
     return done, states
 
 
@@ -199,7 +211,7 @@ def run_reference(name: str, words: list[str]) -> tuple[list, list[State]]:
     done, states = [], []
     for word in words:
         done.append(ref.perform(word))
-        states.append(capture(ref.optimizer, ref.loss))
+        states.append(capture(ref.optimizer, ref.loss, ref.loop.params()))
     return done, states
 
 

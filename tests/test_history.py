@@ -152,11 +152,12 @@ class Reference:
         self.loop = load_plain(spec)
 
     def params(self) -> list[torch.Tensor]:
-        return [p for g in self.loop.optimizer.param_groups for p in g["params"]]
+        return self.loop.params()
 
     def do(self, op: Any) -> str | None:
         if isinstance(op, tuple):  # ("set", group, key, value): plain assignment
             _, group, key, value = op
+            assert self.loop.optimizer is not None
             self.loop.optimizer.param_groups[group][key] = value
             return None
         if op == "backward" and self.loop.loss is None:
@@ -192,19 +193,21 @@ class State:
     def of(
         cls,
         namespace: dict[str, Any],
-        optimizer: torch.optim.Optimizer,
+        params: list[torch.Tensor],
+        optimizer: torch.optim.Optimizer | None,
         loss: torch.Tensor | None,
         epoch: int,
         batch: int,
     ) -> State:
-        params = [p for g in optimizer.param_groups for p in g["params"]]
+        groups = optimizer.param_groups if optimizer is not None else []
         values: dict[str, Any] = {
             "params": [p.detach().clone() for p in params],
             "grads": [_copy(p.grad) for p in params],
-            "opt_state": [_copy(dict(optimizer.state.get(p, {}))) for p in params],
-            "hyper": [
-                {k: _copy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+            "opt_state": [
+                _copy(dict(optimizer.state.get(p, {}))) if optimizer is not None else {}
+                for p in params
             ],
+            "hyper": [{k: _copy(v) for k, v in g.items() if k != "params"} for g in groups],
             "loss": _copy(loss),
             "epoch_batch": (epoch, batch),
             "torch_rng": torch.get_rng_state(),
@@ -265,14 +268,15 @@ def assert_same(got: State, want: State, where: str) -> None:
 
 
 def session_state(session: Session) -> State:
-    return State.of(
-        session.scenario.namespace, session.optimizer, session.loss, session.epoch, session.batch
-    )
+    params = [t.tensor for t in session._params]
+    optimizer = None if session.scenario.is_manual else session.optimizer  # its own step()
+    ns = session.scenario.namespace
+    return State.of(ns, params, optimizer, session.loss, session.epoch, session.batch)
 
 
 def plain_state(ref: Reference) -> State:
     loop = ref.loop
-    return State.of(loop.ns, loop.optimizer, loop.loss, loop.epoch, loop.batch)
+    return State.of(loop.ns, loop.params(), loop.optimizer, loop.loss, loop.epoch, loop.batch)
 
 
 # ----------------------------------------------------------------- the timeline model
@@ -319,6 +323,8 @@ def perform(session: Session, timeline: Timeline, word: Any) -> None:
         assert event.ok == bool(timeline.applied), event.summary
         timeline.undo(word[1])
     elif isinstance(word, tuple) and word[0] == "set":
+        if session.scenario.is_manual:
+            return  # no param groups to edit: the manual form's lr is the scenario's own
         event = session.set_hyper(0, "lr", word[1])
         assert event.op == "set" and event.ok
         timeline.new([("set", 0, "lr", word[1])])

@@ -30,7 +30,7 @@ from optdbg.engine import OPS, Session, builtin_names
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_fidelity import Reference, assert_same, capture, same_float
+from test_fidelity import Reference, assert_same, capture, same_float, session_capture
 
 HAS_HISTORY = all(hasattr(Session, m) for m in ("undo", "redo", "goto", "timeline"))
 HAS_HYPER = hasattr(Session, "set_hyper")
@@ -147,7 +147,7 @@ class SessionMachine(RuleBasedStateMachine):
             self.pos = target
             self.rebuild()
 
-    @precondition(lambda self: HAS_HYPER)
+    @precondition(lambda self: HAS_HYPER and not self.session.scenario.is_manual)
     @rule(
         lr=st.sampled_from([0.0, 1e-3, 0.05, 0.1, 0.3]),
         group=st.integers(0, 1),
@@ -165,7 +165,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.ref.optimizer.param_groups[group]["lr"] = lr
         self.performed([("set", (group, "lr", lr), None)])
 
-    @precondition(lambda self: HAS_HYPER)
+    @precondition(lambda self: HAS_HYPER and not self.session.scenario.is_manual)
     @rule(value=st.sampled_from([-1.0, float("nan"), float("inf"), "fast", None]))
     def set_invalid_lr(self, value: Any) -> None:
         """Refused with a ValueError (HyperError), and nothing changes or is logged."""
@@ -183,8 +183,8 @@ class SessionMachine(RuleBasedStateMachine):
     def same_state_as_plain_pytorch(self) -> None:
         where = f"{self.scenario} after {[e[0] for e in self.entries[: self.pos]]}"
         assert_same(
-            capture(self.session.optimizer, self.session.loss),
-            capture(self.ref.optimizer, self.ref.loss),
+            session_capture(self.session),
+            capture(self.ref.optimizer, self.ref.loss, self.ref.loop.params()),
             where,
         )
         want = None if self.ref.loss is None else self.ref.loss.detach()

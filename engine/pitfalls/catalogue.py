@@ -175,6 +175,12 @@ EXPLANATIONS: dict[str, Explanation] = {
         "check the schedule's arguments (gamma, step_size, T_max, total_steps) against the "
         "number of steps you train for",
     ),
+    "overfitting": Explanation(
+        "the evaluation loss rose at several evaluations in a row while the training loss "
+        "kept falling: the model is fitting the training data's noise, not the pattern",
+        "stop training at the best evaluation (early stopping), or regularize: more data, "
+        "a smaller model, weight decay or dropout",
+    ),
     "replay-diverged": Explanation(
         "undo/redo rebuilt a state by replaying ops from a checkpoint and got different "
         "numbers than the first time: the scenario is not deterministic (unseeded randomness "
@@ -210,6 +216,7 @@ ONCE_CODES = frozenset(
         "param-replaced",
         "optimizer-recreated",
         "lr-schedule-odd",
+        "overfitting",
     }
 )
 """Codes for conditions: reported when they appear, not on every op while they last."""
@@ -311,6 +318,10 @@ TRIGGERS: dict[str, Trigger] = {
         "the lr stayed near zero for many steps, a good part of the run; or rose far above "
         "its start",
         ("lr_zero_ratio", "lr_zero_patience", "lr_zero_share", "lr_rise_factor"),
+    ),
+    "overfitting": Trigger(
+        "the evaluation loss rose at several evaluations in a row while the training loss fell",
+        ("overfit_rises",),
     ),
     "replay-diverged": Trigger(
         "undo/redo replayed ops and got different numbers than the first time"

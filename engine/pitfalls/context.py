@@ -213,6 +213,9 @@ class Context(NamedTuple):
     params_norm: Callable[[], float] = lambda: 0.0
     """The L2 norm of all the parameters together, now (computed when a rule asks)."""
     """text(param, "grad" | "value"): the tensor formatted for a message (computed lazily)."""
+    evals: tuple[tuple[float, float | None], ...] = ()
+    """Evaluate only: (evaluation loss, mean training loss since the previous evaluation)
+    per evaluation so far, oldest first, this one last."""
 
     def param(self, name: str) -> ParamInfo | None:
         return next((p for p in self.params if p.name == name), None)

@@ -19,6 +19,7 @@ from ..scenario import Scenario, batch_count, grad_tensors
 from ..snapshot import view
 from .catalogue import ONCE_CODES
 from .context import Clear, Context, Detector, Extra, ParamInfo
+from .evaluation import overfitting
 from .gradients import grad_scale
 from .loss import diverging, loss_no_grad, non_finite, plateau
 from .lossfn import init_loss_mismatch, loss_at_chance, loss_broadcast, softmax_before_ce
@@ -73,6 +74,7 @@ CATALOGUE: tuple[tuple[frozenset[str], Detector], ...] = (
     (frozenset({"step"}), optimizer_recreated),
     (frozenset({"step"}), lr_schedule_odd),
     (ANY_OP, param_replaced),
+    (frozenset({"evaluate"}), overfitting),
 )
 """The detectors, each with the ops it looks at (empty: every op), run in this order after
 each op (`grad-accumulated` and `loss-not-scalar` are found by the Session's backward and
@@ -388,6 +390,7 @@ class Detectors:
             text=_texter(loop),
             params_norm=_normer(loop),
             **facts,
+            evals=_evals(loop) if op == "evaluate" else (),
         )
 
     def _extend_series(self, loop: LoopState, loss: float) -> bool:
@@ -451,6 +454,12 @@ class Detectors:
                 self._changed_index = ctx.op_index
         elif ctx.op == "zero_grad":
             self._last_zero_index = ctx.op_index
+
+
+def _evals(loop: LoopState) -> tuple[tuple[float, float | None], ...]:
+    """The driver's evaluations (the Session's; a traced script has none)."""
+    series = getattr(loop, "evaluation_series", None)
+    return tuple(series()) if callable(series) else ()
 
 
 def _first_lr(loop: LoopState) -> float:

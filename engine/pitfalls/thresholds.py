@@ -41,6 +41,7 @@ class Thresholds:
     lr_zero_patience: int = 20
     lr_zero_share: float = 0.1
     lr_rise_factor: float = 10.0
+    overfit_rises: int = 3
     silence: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -130,6 +131,8 @@ HELP: dict[str, str] = {
     "lr_zero_share": "... that are also at least this fraction of all the steps so far",
     "lr_rise_factor": "`lr-schedule-odd` also when the lr rises above this many times its "
     "start (or the scheduler's max_lr)",
+    "overfit_rises": "`overfitting` when the evaluation loss rose at this many evaluations "
+    "in a row while the mean training loss between them fell",
     "silence": "codes never reported for this scenario",
 }
 """What each threshold means (the package docstring and the README's table point here)."""
