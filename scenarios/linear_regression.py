@@ -1,31 +1,35 @@
-"""Linear regression: full-batch gradient descent
+"""Linear regression: full-batch descent on the lecture's data
 
-A synthetic regression problem in the style of sklearn's make_regression:
-10000 rows, 20 standard-normal features of which 4 are informative,
-bias 3, noise 1, plus an intercept column of ones (X is 10000 x 21).
-w (21 weights, the last one the intercept) starts at zero; the loss is
-the sum of squared errors; SGD with lr 1e-5 on the whole data set.
-Press i repeatedly: the loss drops by about four orders of magnitude in
-30 steps, and only the 4 informative weights and the intercept grow.
+The regression lecture's data: make_regression(n_samples=10000,
+n_features=20, n_informative=4, bias=3, noise=1, random_state=1234) with
+a column of ones in front (X is 10000 x 21, float64). w starts at zeros,
+the loss is the sum of squared errors, SGD with lr 1e-5 on all rows.
+Press i: the loss falls from 59888326.63 to 10244.76 at the 30th forward
+(least squares: 10105.86). Try --set lr=1e-4: past 9.2e-5 it diverges.
 """
 
 import numpy as np
 import torch
 
-N_ROWS, N_FEATURES, N_INFORMATIVE = 10000, 20, 4
-BIAS, NOISE = 3.0, 1.0
+from optdbg.scenarios._regression import make_regression
 
-rng = np.random.default_rng(0)
-features = rng.standard_normal((N_ROWS, N_FEATURES))
-true_coef = np.zeros(N_FEATURES)
-true_coef[:N_INFORMATIVE] = 100 * rng.uniform(size=N_INFORMATIVE)
-targets = features @ true_coef + BIAS + NOISE * rng.standard_normal(N_ROWS)
+n_samples, n_features, n_informative = 10000, 20, 4
+bias, noise = 3, 1
+lr = 1e-5
 
-X = torch.cat([torch.tensor(features, dtype=torch.float32), torch.ones(N_ROWS, 1)], dim=1)
-y = torch.tensor(targets, dtype=torch.float32)
+features, targets = make_regression(
+    n_samples=n_samples,
+    n_features=n_features,
+    n_informative=n_informative,
+    bias=bias,
+    noise=noise,
+    random_state=1234,
+)
+X = torch.tensor(np.hstack([np.ones((n_samples, 1)), features]))
+y = torch.tensor(targets)
 
-w = torch.zeros(N_FEATURES + 1, requires_grad=True)
-optimizer = torch.optim.SGD([w], lr=1e-5)
+w = torch.zeros(n_features + 1, dtype=torch.float64, requires_grad=True)
+optimizer = torch.optim.SGD([w], lr=lr)
 
 
 def forward():

@@ -1,41 +1,49 @@
-"""Linear regression: mini-batches from a shuffled DataLoader
+"""Linear regression: mini-batches in a fixed shuffled order
 
-The linear_regression data (10000 rows, 20 features, 4 informative,
-bias 3, noise 1, intercept column) fed 100 rows at a time by a shuffled
-DataLoader: one epoch is 100 batches. Watch the epoch/batch counters as
-you press i; the loss is now that of one batch, so it is noisy.
-The loss is a sum over the batch, so its gradient is 100x smaller than
-the full-batch one: lr is scaled up by 10000/100 to 1e-3 to match.
+The linear_regression data fed batch_size rows at a time, as the lecture
+loops: one shuffle of the row indices with np.random.default_rng(1234),
+the same batch order every epoch. The loss is the batch's sum of squared
+errors, so lr scales with the batch size. Press i and watch epoch/batch;
+v reports the loss on all 10000 rows, the number the lecture compares.
+Try --set batch_size=10 --set lr=0.005, or compare several batch sizes.
 """
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
-N_ROWS, N_FEATURES, N_INFORMATIVE = 10000, 20, 4
-BIAS, NOISE = 3.0, 1.0
-BATCH_SIZE = 100
+from optdbg.scenarios._regression import make_regression
 
-rng = np.random.default_rng(0)
-features = rng.standard_normal((N_ROWS, N_FEATURES))
-true_coef = np.zeros(N_FEATURES)
-true_coef[:N_INFORMATIVE] = 100 * rng.uniform(size=N_INFORMATIVE)
-targets = features @ true_coef + BIAS + NOISE * rng.standard_normal(N_ROWS)
+n_samples, n_features, n_informative = 10000, 20, 4
+bias, noise = 3, 1
+batch_size = 100
+lr = 1e-3
 
-X = torch.cat([torch.tensor(features, dtype=torch.float32), torch.ones(N_ROWS, 1)], dim=1)
-y = torch.tensor(targets, dtype=torch.float32)
-
-data = DataLoader(
-    TensorDataset(X, y),
-    batch_size=BATCH_SIZE,
-    shuffle=True,
-    generator=torch.Generator().manual_seed(0),
+features, targets = make_regression(
+    n_samples=n_samples,
+    n_features=n_features,
+    n_informative=n_informative,
+    bias=bias,
+    noise=noise,
+    random_state=1234,
 )
+X = torch.tensor(np.hstack([np.ones((n_samples, 1)), features]))
+y = torch.tensor(targets)
 
-w = torch.zeros(N_FEATURES + 1, requires_grad=True)
-optimizer = torch.optim.SGD([w], lr=1e-5 * N_ROWS / BATCH_SIZE)
+order = np.arange(n_samples)
+np.random.default_rng(1234).shuffle(order)
+data = [
+    (X[order[i : i + batch_size]], y[order[i : i + batch_size]])
+    for i in range(0, n_samples, batch_size)
+]
+
+w = torch.zeros(n_features + 1, dtype=torch.float64, requires_grad=True)
+optimizer = torch.optim.SGD([w], lr=lr)
 
 
 def forward(batch):
     X_batch, y_batch = batch
     return ((X_batch @ w - y_batch) ** 2).sum()
+
+
+def evaluate():
+    return {"loss": ((X @ w - y) ** 2).sum().item()}

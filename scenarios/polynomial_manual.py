@@ -1,4 +1,4 @@
-"""Cubic fit to sin(x) by hand: no optimizer, the lecture's manual loop
+"""Cubic fit to sin(x) by hand: the lecture's manual loop
 
 The PyTorch tutorial's polynomial fit with the update written out: step()
 does a -= learning_rate * a.grad for a, b, c, d inside torch.no_grad(),

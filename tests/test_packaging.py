@@ -82,6 +82,8 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "optdbg/scenarios/__init__.py",
     }
     expected |= {f"optdbg/scenarios/{p.name}" for p in (ROOT / "scenarios").glob("*.py")}
+    expected |= {f"optdbg/scenarios/{p.name}" for p in (ROOT / "scenarios").glob("*.csv")}
+    assert "optdbg/scenarios/table_split.csv" in expected  # a built-in's data file
     engine = ROOT / "engine"  # subpackages included: each must be listed in pyproject
     expected |= {f"optdbg/engine/{p.relative_to(engine).as_posix()}" for p in engine.rglob("*.py")}
     expected |= {f"optdbg/tui/{p.name}" for p in (ROOT / "tui").glob("*.py")}
