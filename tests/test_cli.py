@@ -101,32 +101,37 @@ def test_backward_twice_doubles_every_grad(name: str) -> None:
     first, second = rows[1]["grads"], rows[3]["grads"]
 
     loop = PlainLoop.load(name)
-    names = list(first)
+    small = {n for n, g in first.items() if isinstance(g, float | list)}  # whole in JSON
+    names = [n for n in first if n in small]
     loop.ops("f b")
-    once = [p.grad.clone() for p in params_of(loop)]
+    once = [p.grad.clone() for n, p in zip(first, params_of(loop), strict=True) if n in small]
     assert [first[n] for n in names] == [g.tolist() for g in once]
     loop.ops("f b")
-    twice = [p.grad for p in params_of(loop)]
+    twice = [p.grad for n, p in zip(first, params_of(loop), strict=True) if n in small]
     assert [second[n] for n in names] == [g.tolist() for g in twice]
-    assert [rows[3]["params"][n] for n in names] == [p.tolist() for p in params_of(loop)]
+    kept = [p for n, p in zip(first, params_of(loop), strict=True) if n in small]
+    assert [rows[3]["params"][n] for n in names] == [p.tolist() for p in kept]
     assert rows[3]["loss"] == loop.loss.item()
 
     data = loop.ns.get("data")
     if data is None or len(data) == 1:  # the same batch twice: the grad doubles exactly
         for n, g in zip(names, once, strict=True):
-            assert torch.equal(torch.tensor(second[n]), 2 * g), n
+            assert torch.equal(torch.tensor(second[n], dtype=g.dtype), 2 * g), n
     else:  # the second forward drew another batch: once + the new batch's gradient
         for n, g, g2 in zip(names, once, twice, strict=True):
             assert not torch.allclose(g2, 2 * g), n
 
     assert rows[0]["warnings"] == rows[1]["warnings"] == rows[2]["warnings"] == []
     warnings = rows[3]["warnings"]
-    assert len(warnings) == len(names)
+    if "f b f b" in loop.ns.get("optdbg_config", {}).get("iteration", ""):
+        assert warnings == []  # the iteration pattern accumulates on purpose
+        return
+    assert len(warnings) == len(first)
     for w in warnings:
         assert set(w) == {"code", "message"}
         assert w["code"] == "grad-accumulated"
         assert "2 backward passes" in w["message"] and "zero_grad" in w["message"]
-    assert sorted(w["message"].split(".grad")[0] for w in warnings) == sorted(names)
+    assert sorted(w["message"].split(".grad")[0] for w in warnings) == sorted(first)
 
 
 def test_refused_backward_is_recorded_and_the_run_goes_on() -> None:
