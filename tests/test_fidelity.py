@@ -43,6 +43,9 @@ class Reference:
     def __init__(self, name: str) -> None:
         self.loop = PlainLoop.load(name)
         self.next = 0
+        words = self.loop.ns.get("optdbg_config", {}).get("iteration")
+        self.pattern = [WORDS[w] for w in words.split()] if words else list(OPS)
+        """The ops of one iteration: optdbg_config["iteration"], else f b s z."""
 
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
@@ -66,17 +69,20 @@ class Reference:
             for p, g in zip(self._params(), grads, strict=True):
                 p.grad = g
             return type(e).__name__
-        self.next = (OPS.index(op) + 1) % len(OPS)
+        if self.pattern[self.next] == op:  # the expected op: the pattern goes on
+            self.next = (self.next + 1) % len(self.pattern)
+        else:  # another op: the pattern resumes after that op's first place in it
+            self.next = (self.pattern.index(op) + 1) % len(self.pattern)
         return None
 
     def perform(self, word: str) -> list[tuple[str, str | None]]:
         op = WORDS[word]
         if op == "next":
-            op = OPS[self.next]
+            op = self.pattern[self.next]
         if op != "iteration":
             return [(op, self.do(op))]
         done = []
-        for op in OPS:
+        for op in self.pattern:
             error = self.do(op)
             done.append((op, error))
             if error is not None:
@@ -198,7 +204,8 @@ def run_session(name: str, words: list[str], watch: bool = False) -> tuple[list,
         if watch:
             observe(session)
         done.append([(e.op, e.error.type if e.error else None) for e in events])
-        for e in events:
+        forwards = [k for k, e in enumerate(events) if e.op == "forward"]
+        for e in events[forwards[-1] if forwards else 0 :]:  # those after the latest loss
             want = None if session.loss is None else session.loss.detach().item()
             assert same_float(e.loss, session.loss_value)
             assert same_float(session.loss_value, want), (session.loss_value, want)

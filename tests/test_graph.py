@@ -401,9 +401,15 @@ def test_capture_changes_no_value(name: str) -> None:
     session = opened(name)
     plain = PlainLoop.load(name)
     words = ["f", "b", "s", "z", "f", "b", "f", "b", "s", "f", "b", "s", "z"]
+    # each side draws from its own copy of the global generator (dropout), as if alone
+    rng_session = rng_plain = torch.get_rng_state()
     for word in words:
+        torch.set_rng_state(rng_session)
         session.perform(word)
+        rng_session = torch.get_rng_state()
+        torch.set_rng_state(rng_plain)
         plain.op(word)
+        rng_plain = torch.get_rng_state()
         assert bits(session.loss) == bits(plain.loss), word
         mine = [p for g in session.optimizer.param_groups for p in g["params"]]
         theirs = plain.params()
