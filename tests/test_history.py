@@ -571,13 +571,13 @@ def test_detector_warnings_repeat_identically_after_undo() -> None:
 def test_replay_that_differs_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "impure.py"
     path.write_text(
+        "import itertools\n"
         "import torch\n"
         "t = torch.tensor([1.0], requires_grad=True)\n"
         "optimizer = torch.optim.SGD([t], lr=0.1)\n"
-        "seen = []\n"
+        "calls = itertools.count(1)  # not plain data: optdbg cannot restore it\n"
         "def forward():\n"
-        "    seen.append(1)\n"
-        "    return (t * len(seen)).sum()\n",
+        "    return (t * next(calls)).sum()\n",
         encoding="utf-8",
     )
     session = Session.open(path, history_mb=0)
