@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pilot_helpers import press, settle
+from textual.color import Color
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -177,3 +178,32 @@ async def test_ctrl_s_saves_the_screen_as_svg_next_to_the_export(
         assert any(second.name in n.message for n in app._notifications)
         commands = [c.title for c in app.get_system_commands(app.screen)]
         assert "Save screen as SVG" in commands
+
+
+def _luminance(c: Color) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+
+def _contrast(a: Color, b: Color) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+async def test_panel_colours_keep_contrast_in_textuals_light_and_dark_themes() -> None:
+    """The panels draw with Textual's theme variables only, so they follow its light and
+    dark themes; each text colour they use stays readable on the panels' surface (WCAG's
+    3:1 for bold and UI text: Textual's light accent is the lowest, 3.0)."""
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            await pilot.pause()
+            variables = app.theme_variables
+            surface = Color.parse(variables["surface"])
+            for name in ("foreground", "text-accent", "text-success", "text-warning", "text-error"):
+                ratio = _contrast(Color.parse(variables[name]), surface)
+                assert ratio >= 3.0, f"{theme}: ${name} on $surface is {ratio:.2f}:1"

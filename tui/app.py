@@ -682,7 +682,8 @@ class OptDbgApp(App[None]):
         self._next_job()
 
     def _alert(self, event: Event) -> None:
-        if event.warnings:
+        """One toast per op: its error if it failed, else its warnings (the log has all)."""
+        if event.warnings and not event.error:
             codes = ", ".join(w.code for w in event.warnings)
             more = len(event.warnings) - 1
             extra = f" (+{more} more in the log)" if more else ""
