@@ -97,3 +97,12 @@ async def test_export_writes_the_loss_curves(
         await press(pilot, "i", "i", "e")
     written = list(tmp_path.glob("quadratic_bowl-losses-op*.png"))
     assert len(written) == 1 and written[0].read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_a_variant_that_cannot_load_shows_its_message() -> None:
+    app = CompareApp(variants=make_variants(["tests/data/broken_optimizer.py"], []))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.pause()
+        assert not isinstance(app.screen, ComparisonScreen)  # the error, not an empty table
+        assert app.load_error is not None and "broken_optimizer.py" in app.load_error

@@ -183,6 +183,10 @@ class ComparisonScreen(Screen[None]):
     def on_mount(self) -> None:
         if self.view is not None:
             self.show(self.view)
+        else:
+            self.query_one("#compare-title", Static).update(
+                Text(" loading the variants (importing torch)… ", style="bold reverse")
+            )
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-title")
@@ -274,6 +278,12 @@ class CompareApp(OptDbgApp):
         self.chosen = 0
         return comparison.sessions[0]
 
+    def on_opt_dbg_app_load_failed(self, message: OptDbgApp.LoadFailed) -> None:
+        """A variant that cannot load: its message is on the main screen, shown at once
+        (Textual runs the app's own handler after this one)."""
+        if isinstance(self.screen, ComparisonScreen):
+            self.pop_screen()
+
     def _capture(self, session: Session, selected: str | None) -> View:
         view = super()._capture(session, selected)
         pulses = self.comparison.pulses() if self.comparison is not None else ()
@@ -338,6 +348,7 @@ class CompareApp(OptDbgApp):
 
     def on_history_panel_jump(self, message: Any) -> None:
         """A jump in one variant's history would break the lockstep: refused, said why."""
+        message.prevent_default()  # not the app's handler, which would jump
         self.notify(
             "in a comparison, go back with u (every variant together), not by jumping in "
             "one variant's history",
