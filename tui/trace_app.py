@@ -244,6 +244,9 @@ class TraceApp(App[int]):
             BreakpointDialog(self._break, self.debugger.stop_on_warning, names), chosen
         )
 
+    def on_unmount(self) -> None:
+        self.debugger.close()
+
     async def action_quit(self) -> None:
         self.debugger.stop()
         status = self.paused.ended if self.paused is not None else None

@@ -121,6 +121,12 @@ class TraceDebugger:
             self.tracer.stop_requested = True
         self._release("next")
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the script and wait for it to end (PyTorch restored), at most `timeout`."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def restart(self, timeout: float = 10.0) -> bool:
         """Stop the script and run it again from the start; False if it did not stop."""
         self.stop()
