@@ -10,6 +10,8 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from optdbg.engine import fmt
+
 from .cli import EXIT_OK, EXIT_USAGE, _add_set, _op_words
 
 if TYPE_CHECKING:
@@ -149,15 +151,27 @@ def _repetition(comparison: Comparison, words: list[str], as_json: bool, out: Te
 
 
 def _epoch(comparison: Comparison, as_json: bool, out: TextIO) -> list[Row]:
+    """One epoch of every variant, then its evaluation when the scenario has one (the
+    number the regression lecture compares: the full-data loss)."""
     from optdbg.engine.compare import row_of
 
+    rows = []
     for i, (label, session) in enumerate(zip(comparison.labels, comparison.sessions, strict=True)):
 
         def write(events: list[Any], label: str = label, session: Any = session) -> None:
             _write(out, label, events, session)
 
         comparison.run_epoch(i, write if as_json else None)
-    return [row_of(s.snapshot()) for s in comparison.sessions]
+        evaluation = ""
+        if session.scenario.evaluation is not None:
+            with comparison.running(i):
+                event = session.perform("evaluate")[-1]
+            if as_json:
+                write([event])
+            values = event.evaluation or {}
+            evaluation = ", ".join(f"{k} {fmt.num(v, 10)}" for k, v in values.items())
+        rows.append(row_of(session.snapshot(), evaluation))
+    return rows
 
 
 def _write(out: TextIO, label: str, events: list[Any], session: Any) -> None:
