@@ -77,8 +77,6 @@ def test_correct_loop_runs_strict_without_a_warning(path: Path) -> None:
         text=True,
         timeout=600,
     )
-    if result.returncode == 2 and "no `optimizer` is defined" in result.stderr:
-        pytest.skip("the manual update form (step()/zero_grad()) is not on main yet (issue 14)")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
