@@ -91,7 +91,7 @@ LOAD_ERRORS: dict[str, LoadFails] = {
     "syntax_unclosed_paren.py": LoadFails(6, "syntax error: '(' was never closed"),
     "syntax_bad_indent.py": LoadFails(13, "syntax error: unexpected indent"),
     "raises_at_load.py": LoadFails(9, "ZeroDivisionError while loading the scenario"),
-    "missing_optimizer.py": LoadFails(None, "no `optimizer` is defined"),
+    "missing_optimizer.py": LoadFails(None, "no `optimizer` and no `step()` are defined"),
     "optimizer_wrong_type.py": LoadFails(9, "`optimizer` is a Linear, not a torch.optim"),
     "tensor_not_list.py": LoadFails(10, "params argument given to the optimizer"),
     "empty_param_list.py": LoadFails(10, "optimizer got an empty parameter list"),
