@@ -423,3 +423,29 @@ def test_json_run_of_linear_regression_gives_the_lectures_losses(
     assert losses[0] == 59888326.63004726
     assert math.isclose(losses[0], 59888326.630047254, rel_tol=2**-52)
     assert losses[29] == 10244.764879521525
+
+
+# ----------------------------------------------------------------- the TUI
+
+
+async def test_tui_v_shows_the_evaluation_in_the_loss_panel_and_the_log(tmp_path: Path) -> None:
+    from pilot_helpers import press, settle
+
+    from optdbg.tui.app import OptDbgApp
+    from optdbg.tui.widgets import LogPanel, LossPanel
+
+    path = write(tmp_path, "printing.py", OVERFIT + "\nprint('hello from the scenario')\n")
+    source = path.read_text().replace(
+        "def forward():\n", "def forward():\n    print('forward says hi')\n"
+    )
+    path.write_text(source, encoding="utf-8")
+    app = OptDbgApp(Session.open(path))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await press(pilot, "i", "v")
+        await settle(pilot)
+        loss = app.query_one(LossPanel)
+        assert app.session is not None
+        assert loss.evals == ((1, app.session.evaluations[-1].values["loss"]),)
+        log = "\n".join(line.text for line in app.query_one(LogPanel).lines)
+        assert "evaluate" in log and "eval loss =" in log
+        assert "forward says hi" in log

@@ -342,6 +342,7 @@ class OptDbgApp(App[None]):
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        self.begin_capture_print(self.query_one(LogPanel))  # the scenario's prints: the log
         self._fit(self.size.width, self.size.height)
         self.set_interval(0.25, self._tick)
         self.theme_changed_signal.subscribe(self, self._retheme)
@@ -710,6 +711,7 @@ class OptDbgApp(App[None]):
             graph = self.query_one(GraphPanel)
             if graph.graph is not view.graph:
                 graph.graph = view.graph
+            self.query_one(LossPanel).evals = view.snapshot.eval_losses
             self.query_one(LossPanel).history = (view.snapshot.loss_history, view.future_losses)
             self.query_one(HistoryPanel).timeline = view.timeline
             self._show_details(view)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from optdbg.engine.session import UpdateDetail
     from optdbg.engine.snapshot import ParamSnapshot, Snapshot, TensorView
 
-OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z"}
+OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z", "evaluate": "v"}
 _VAR = re.compile(r"\$([\w-]+)")
 
 
@@ -278,6 +278,11 @@ class LossPanel(PlotextPlot):
 
     history: reactive[tuple[tuple[float, ...], tuple[float, ...]]] = reactive(((), ()))
     """(losses up to the current point, losses of undone forwards that redo would replay)."""
+    evals: reactive[tuple[tuple[int, float], ...]] = reactive(())
+    """The evaluations: (training losses before it, evaluation loss), plotted beside."""
+
+    def watch_evals(self, _evals: tuple[tuple[int, float], ...]) -> None:
+        self.watch_history(self.history)
 
     def watch_history(self, history: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
         past, future = history
@@ -301,9 +306,15 @@ class LossPanel(PlotextPlot):
                     plt.plot(list(xs), list(vs), marker="braille", color=color)
             if future:
                 plt.vline(len(past), "orange")
+        shown = [(max(x, 1), y) for x, y in self.evals if math.isfinite(y)]
+        if shown:
+            xs, vs = zip(*shown, strict=True)
+            plt.plot(list(xs), list(vs), marker="dot", color="magenta", label="eval")
         last = fmt.num(past[-1]) if past else "—"
         bad = sum(1 for v in values if not math.isfinite(v))
         title = f"loss {last}" + (f"  ({bad} non-finite not drawn)" if bad else "")
+        if self.evals:
+            title += f"  eval {fmt.num(self.evals[-1][1])}"
         plt.title(title + (f"  (undone: {len(future)})" if future else ""))
         self.refresh()
 
@@ -316,6 +327,12 @@ class LogPanel(RichLog):
     def add_events(self, events: list[Event]) -> None:
         for event in events:
             self.write(themed(event_text(event), self.app.theme_variables))
+
+    def on_print(self, event: Any) -> None:
+        """What the scenario prints (Textual's print capture): plain text, never markup."""
+        text = event.text.rstrip("\n")
+        if text.strip():
+            self.write(Text(text, style="italic"))
 
     def note(self, message: str, style: str = "dim") -> None:
         self.write(literal(message, style))
