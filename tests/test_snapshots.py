@@ -15,6 +15,14 @@ from optdbg.tui.app import OptDbgApp
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def opened(spec: str) -> Session:
+    """A session whose undo checkpoints come every forward, not by measured cost, so the
+    History panel's checkpoint marks (·) are the same on every machine and load."""
+    session = Session.open(spec)
+    session.history.every = 1
+    return session
+
+
 def keys(*presses: str):  # type: ignore[no-untyped-def]
     """A run_before that presses keys one by one, waiting for each op to finish."""
 
@@ -31,12 +39,12 @@ def keys(*presses: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_main_screen_after_forgotten_zero_grad(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
-    app = OptDbgApp(Session.open("quadratic_bowl"))
+    app = OptDbgApp(opened("quadratic_bowl"))
     assert snap_compare(app, terminal_size=size, run_before=keys("f", "b", "s", "f", "b"))
 
 
 def test_update_rule_panel_with_adam(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    app = OptDbgApp(Session.open("classifier_adam"))
+    app = OptDbgApp(opened("classifier_adam"))
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("f", "b", "s", "2"))
 
 
@@ -45,7 +53,7 @@ def test_picker(snap_compare) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_help_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    app = OptDbgApp(Session.open("quadratic_bowl"))
+    app = OptDbgApp(opened("quadratic_bowl"))
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("question_mark"))
 
 
@@ -56,18 +64,18 @@ def test_load_error_screen(snap_compare, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_diagnostics_view_with_several_warnings(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    app = OptDbgApp(Session.open("quadratic_bowl"))
+    app = OptDbgApp(opened("quadratic_bowl"))
     run = keys("f", "b", "f", "b", "s", "s", "d")
     assert snap_compare(app, terminal_size=(100, 30), run_before=run)
 
 
 def test_graph_panel_after_backward(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    app = OptDbgApp(Session.open("mlp_sequential"))
+    app = OptDbgApp(opened("mlp_sequential"))
     assert snap_compare(app, terminal_size=(120, 40), run_before=keys("f", "b", "3"))
 
 
 def test_slow_motion_backward(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    app = OptDbgApp(Session.open("log_xy"))
+    app = OptDbgApp(opened("log_xy"))
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("f", "B", "right", "right"))
 
 
