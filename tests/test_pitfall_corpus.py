@@ -122,6 +122,7 @@ def test_traced_script_raises_exactly_its_code_on_its_op(path: Path) -> None:
 def test_every_new_code_has_its_one_mistake_loop() -> None:
     covered = {header(p)["code"] for p in MISTAKES + TRACED}
     second = set(CODES[CODES.index("eval-mode-training") : CODES.index("replay-diverged")])
+    second.discard("overfitting")  # issue 14's evaluation code: raised in tests/test_lessons.py
     assert len(second) == 14 and second <= covered, second - covered
 
 

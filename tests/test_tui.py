@@ -168,7 +168,7 @@ async def test_picker_opens_the_chosen_builtin() -> None:
     async with app.run_test(size=WIDE) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, PickerScreen)
-        await press(pilot, "down", "enter")
+        await press(pilot, "down", "down", "enter")  # the third built-in, alphabetically
         assert app.session is not None and app.session.scenario.name == "dag_toy"
         assert "Computation-graph toy" in status(app)
 

@@ -3,7 +3,7 @@ continue with breakpoints."""
 
 from __future__ import annotations
 
-from pilot_helpers import log_text, press, settle, status
+from pilot_helpers import log_text, press, settle
 from textual.widgets import Checkbox, DataTable, Input
 
 from optdbg.engine import Session
