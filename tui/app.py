@@ -240,7 +240,40 @@ class View:
     """Losses of undone forwards: what redo would replay."""
 
 
-class OptDbgApp(App[None]):
+class PanelLayout:
+    """The six panels' layout, shared by the scenario and the trace apps: all at once on a
+    wide terminal, one at a time behind tabs on a compact one. The app declares the
+    reactives `compact` and `panel` and composes `Tabs` and the panels by id."""
+
+    compact: bool
+    panel: str
+
+    def on_resize(self, event: Any) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+
+    def watch_compact(self, compact: bool) -> None:
+        self.set_class(compact, "-compact")  # type: ignore[attr-defined]
+        self._show_panel()
+
+    def watch_panel(self, panel: str) -> None:
+        self._show_panel()
+        tabs = self.query_one(Tabs)  # type: ignore[attr-defined]
+        if tabs.active != f"tab-{panel}":
+            tabs.active = f"tab-{panel}"
+
+    def _show_panel(self) -> None:
+        for name in PANELS:
+            self.query_one(f"#{name}").set_class(name == self.panel, "-active")  # type: ignore[attr-defined]
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id:
+            self.panel = event.tab.id.removeprefix("tab-")
+
+
+class OptDbgApp(PanelLayout, App[None]):
     """Step through a PyTorch optimization loop one operation at a time."""
 
     CSS_PATH = "app.tcss"
@@ -421,30 +454,6 @@ class OptDbgApp(App[None]):
         """Offer escape when an op has run long enough to need it, or during a replay."""
         elapsed = self._engine.elapsed if self._engine is not None else None
         return self._replay is not None or (self._busy and (elapsed or 0) >= 0.5)
-
-    def on_resize(self, event: Any) -> None:
-        self._fit(event.size.width, event.size.height)
-
-    def _fit(self, width: int, height: int) -> None:
-        self.compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
-
-    def watch_compact(self, compact: bool) -> None:
-        self.set_class(compact, "-compact")
-        self._show_panel()
-
-    def watch_panel(self, panel: str) -> None:
-        self._show_panel()
-        tabs = self.query_one(Tabs)
-        if tabs.active != f"tab-{panel}":
-            tabs.active = f"tab-{panel}"
-
-    def _show_panel(self) -> None:
-        for name in PANELS:
-            self.query_one(f"#{name}").set_class(name == self.panel, "-active")
-
-    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
-        if event.tab.id:
-            self.panel = event.tab.id.removeprefix("tab-")
 
     def action_panel(self, name: str) -> None:
         """Show a panel (compact screens) and move the focus into it, so its own keys work."""

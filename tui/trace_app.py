@@ -23,7 +23,7 @@ from textual.widgets import Footer, Static, Tab, Tabs
 
 from optdbg.engine import fmt
 
-from .app import COMPACT_HEIGHT, COMPACT_WIDTH, PANEL_TITLES, PANELS
+from .app import PANEL_TITLES, PANELS, PanelLayout
 from .dialogs import BreakpointDialog
 from .graphview import GraphPanel
 from .widgets import HistoryPanel, LogPanel, LossPanel, ParamsPanel, UpdatePanel, themed
@@ -65,7 +65,7 @@ class TraceStatus(Static):
         return themed(text, self.app.theme_variables)
 
 
-class TraceApp(App[int]):
+class TraceApp(PanelLayout, App[int]):
     """Step through a training script's own backward, step and zero_grad calls."""
 
     CSS_PATH = "app.tcss"
@@ -141,30 +141,9 @@ class TraceApp(App[int]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.compact = self.size.width < COMPACT_WIDTH or self.size.height < COMPACT_HEIGHT
+        self._fit(self.size.width, self.size.height)
         self.query_one(UpdatePanel).border_title = "Optimizers"
         self.debugger.start()
-
-    def on_resize(self, event: Any) -> None:
-        self.compact = event.size.width < COMPACT_WIDTH or event.size.height < COMPACT_HEIGHT
-
-    def watch_compact(self, compact: bool) -> None:
-        self.set_class(compact, "-compact")
-        self._show_panel()
-
-    def watch_panel(self, panel: str) -> None:
-        self._show_panel()
-        tabs = self.query_one(Tabs)
-        if tabs.active != f"tab-{panel}":
-            tabs.active = f"tab-{panel}"
-
-    def _show_panel(self) -> None:
-        for name in PANELS:
-            self.query_one(f"#{name}").set_class(name == self.panel, "-active")
-
-    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
-        if event.tab.id:
-            self.panel = event.tab.id.removeprefix("tab-")
 
     def action_panel(self, name: str) -> None:
         self.panel = name
