@@ -11,11 +11,12 @@ walks live tensors (its saved tensors are gone after backward) and knows nothing
 or gradients. torchviz stays a dependency for users who want `make_dot` itself; see
 `torchviz_make_dot`, which imports it with the `distutils` guard Python 3.12+ needs.
 
-Rendering runs the system `dot` when it is on PATH, else the `graphviz-pure` program
-(a dependency, installed next to Python's executable). graphviz-pure has font metrics
-only for the fonts it bundles (Tinos, Arimo, Cousine), so with it the labels use Cousine
-(a monospace font metric-compatible with Courier New). When no renderer works, the DOT
-is written instead and the result says so.
+Rendering goes through the graphviz package (`optdbg.engine.render`, in a worker process
+that a cancel or optdbg's exit kills) with the system `dot` when it is on PATH, else the
+`graphviz-pure` program (a dependency, installed next to Python's executable).
+graphviz-pure has font metrics only for the fonts it bundles (Tinos, Arimo, Cousine), so
+with it the labels use Cousine (a monospace font metric-compatible with Courier New).
+When no renderer works, the DOT is written instead and the result says so.
 
 Files are written atomically (a temporary file in the same folder, then a rename) and an
 existing file is never replaced unless `force=True`: `export_graph` raises ExportError
@@ -25,10 +26,8 @@ callers that must not fail, such as the TUI's `e` key (see `default_path`).
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any
 
 from . import fmt as numfmt
 from .graph import Graph, Node
+from .render import render as graphviz_render
 from .snapshot import TensorView
 
 FORMATS = {".png": "png", ".svg": "svg", ".dot": "dot", ".gv": "dot"}
@@ -51,11 +51,6 @@ SAVED_NODES_UP_TO = 150
 torchviz does; bigger ones list them inside the op's box, which keeps layout fast."""
 EDGE_LABELS_UP_TO = 60
 """Graphs up to this many nodes label each edge with the gradient sent along it."""
-MAX_SIDE = 30000
-MAX_AREA = 100_000_000
-"""Limits of a PNG, in pixels: bigger drawings are rendered at a lower dpi (never below
-40, where 10-point labels are still readable when zoomed)."""
-
 NAME_BYTES = 200
 """Longest default export file name, in bytes (file systems allow 255; room for `-N`)."""
 
@@ -125,28 +120,16 @@ def find_renderer() -> Renderer | None:
 
 
 def render(dot: str, fmt: str, renderer: Renderer, timeout: float = RENDER_TIMEOUT) -> bytes:
-    """Lay out DOT text and return the PNG/SVG bytes; RuntimeError with the reason if not."""
+    """Lay out DOT text and return the PNG/SVG bytes (a PNG at a dpi that keeps it within
+    the size limits); RuntimeError with the reason if not. Runs the graphviz package in a
+    worker that a cancel, a timeout or optdbg's exit kills (`optdbg.engine.render`)."""
     try:
-        proc = subprocess.run(
-            [renderer.path, f"-T{fmt}"],
-            input=dot.encode("utf-8"),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise RuntimeError(f"{renderer.path} was not found") from None
-    except PermissionError:
-        raise RuntimeError(f"{renderer.path} cannot be executed") from None
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{renderer.kind} took more than {timeout:.0f} s") from None
-    except OSError as e:
-        raise RuntimeError(f"{renderer.path} could not run: {e}") from None
-    if proc.returncode != 0 or not proc.stdout:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = err[-1] if err else f"exit status {proc.returncode}"
-        raise RuntimeError(f"{renderer.kind} failed: {reason}")
-    return proc.stdout
+        return graphviz_render(dot, fmt, renderer.path, timeout)
+    except RuntimeError as e:
+        reason = str(e)
+        if not reason.startswith(renderer.path):
+            reason = f"{renderer.kind} {reason}"
+        raise RuntimeError(reason) from None
 
 
 # ------------------------------------------------------------------ DOT
@@ -294,28 +277,6 @@ def to_dot(
     return "\n".join(out) + "\n"
 
 
-def _png_dpi(dot: str, renderer: Renderer) -> float | None:
-    """A dpi that keeps the PNG within MAX_SIDE and MAX_AREA (None: the default 96 fits)."""
-    try:
-        proc = subprocess.run(
-            [renderer.path, "-Tplain"],
-            input=dot.encode("utf-8"),
-            capture_output=True,
-            timeout=RENDER_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    first = proc.stdout.split(b"\n", 1)[0].split()
-    if proc.returncode != 0 or len(first) < 4 or first[0] != b"graph":
-        return None
-    width, height = float(first[2]), float(first[3])
-    dpi = min(
-        96.0, MAX_SIDE / max(width, height, 1e-9), math.sqrt(MAX_AREA / max(width * height, 1e-9))
-    )
-    return None if dpi >= 96.0 else max(40.0, dpi)
-
-
 # ------------------------------------------------------------------ files
 
 
@@ -454,12 +415,7 @@ def _write(
     reason = "no Graphviz renderer found (no `dot` on PATH, no graphviz-pure next to Python)"
     if chosen is not None:
         try:
-            source = dot
-            if fmt == "png":
-                dpi = _png_dpi(dot, chosen)
-                if dpi is not None:
-                    source = dot.replace("  graph [", f"  graph [dpi={dpi:.0f} ", 1)
-            data = render(source, fmt, chosen)
+            data = render(dot, fmt, chosen)
             if fmt == "svg":
                 _check_svg(data)
         except RuntimeError as e:

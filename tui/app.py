@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Static, Tab, Tabs
 
 from optdbg.engine import fmt
+from optdbg.engine.render import cancel_renders
 
 from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
 from .graphview import GraphPanel
@@ -976,6 +977,7 @@ class OptDbgApp(PanelLayout, App[None]):
         """Quit at once, even while an op runs: a hanging forward is cancelled first."""
         if self._engine is not None and self._busy:
             self._engine.cancel()
+        cancel_renders()  # a graph export still laying out must not outlive the app
         self.exit()
 
     def action_help(self) -> None:
