@@ -147,6 +147,9 @@ class TracedOp:
         return self.record
 
 
+_LISTED = 6
+"""Parameters named in one grad-accumulated message (the rest counted)."""
+
 _local = threading.local()
 _MISSING = object()
 
@@ -522,9 +525,8 @@ class Tracer:
         self.step_count += 1
         o.loop.step_count += 1
         index = len(self.events)
+        self._warn_accumulated([t for t in moving if t.candidate is not None], index, where)
         for track in moving:
-            if track.candidate is not None:
-                self._warn_accumulated(track, index, where)
             track.used_by = index
             grad = track.tensor.grad
             track.seen = None if grad is None else (id(grad), grad._version)
@@ -635,23 +637,37 @@ class Tracer:
             record["rank"] = self.rank
         return record
 
-    def _warn_accumulated(self, track: _Track, step_index: int, step_where: Where) -> None:
-        assert track.candidate is not None
-        backward, passes, used_at = track.candidate
-        track.candidate = None
-        traced = self.ops[backward]
-        finding = Finding(
-            "grad-accumulated",
-            f"{track.name}.grad was the sum of {track.accumulated} backward passes when the "
-            f"step at op {step_index} ({step_where.short}) used it: the backward at op "
-            f"{backward} ({traced.where.short}) added its gradient to the one the step at op "
-            f"{used_at} had already used ({_passes(passes)}), with no zero_grad in between. "
-            "PyTorch adds new gradients to .grad: call "
-            "optimizer.zero_grad() once per iteration, before backward.",
-            param=track.name,
-        )
-        traced.event = replace(traced.event, warnings=(*traced.event.warnings, finding))
-        self.events[backward] = traced.event
+    def _warn_accumulated(self, tracks: list[_Track], step_index: int, step_where: Where) -> None:
+        """One `grad-accumulated` on each backward that added to a used gradient, naming
+        every parameter it did that to."""
+        by_backward: dict[int, list[_Track]] = {}
+        for track in tracks:
+            assert track.candidate is not None
+            by_backward.setdefault(track.candidate[0], []).append(track)
+        for backward, group in by_backward.items():
+            first = group[0]
+            assert first.candidate is not None
+            _, passes, used_at = first.candidate
+            for track in group:
+                track.candidate = None
+            traced = self.ops[backward]
+            names = ", ".join(t.name for t in group[:_LISTED])
+            if len(group) > _LISTED:
+                names += f" (+{len(group) - _LISTED} more)"
+            held = "was" if len(group) == 1 else "were"
+            finding = Finding(
+                "grad-accumulated",
+                f"{fmt.plural(len(group), 'gradient')} ({names}) {held} the sum of "
+                f"{first.accumulated} backward passes when the step at op {step_index} "
+                f"({step_where.short}) used {'it' if len(group) == 1 else 'them'}: the backward "
+                f"at op {backward} ({traced.where.short}) added to what the step at op "
+                f"{used_at} had already used ({_passes(passes)}), with no zero_grad in between. "
+                "PyTorch adds new gradients to .grad: call "
+                "optimizer.zero_grad() once per iteration, before backward.",
+                param=first.name,
+            )
+            traced.event = replace(traced.event, warnings=(*traced.event.warnings, finding))
+            self.events[backward] = traced.event
 
     def settled(self) -> int:
         """Ops before this index have all their warnings (later ones may still get one)."""
@@ -716,8 +732,10 @@ class Tracer:
         codes = sorted({w.code for e in self.events for w in e.warnings})
         errors = sum(1 for e in self.events if e.error)
         return (
-            f"{script}: {len(self.events)} ops ({self.forward_count} losses, "
-            f"{self.step_count} steps, {len(self.optimizers)} optimizers), final loss "
+            f"{script}: {fmt.plural(len(self.events), 'op')} "
+            f"({fmt.plural(self.forward_count, 'loss', 'losses')}, "
+            f"{fmt.plural(self.step_count, 'step')}, "
+            f"{fmt.plural(len(self.optimizers), 'optimizer')}), final loss "
             f"{fmt.num(self.loss_value)}, errors {errors}, warnings: "
             f"{', '.join(codes) if codes else 'none'}"
         )
