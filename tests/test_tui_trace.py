@@ -11,7 +11,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from optdbg.tui.trace_app import TraceApp, TraceStatus
-from optdbg.tui.widgets import HistoryPanel, LogPanel, ParamsPanel
+from optdbg.tui.widgets import HistoryPanel, LogPanel, ParamsPanel, UpdatePanel
 
 SCRIPTS = Path(__file__).parent / "trace_scripts"
 SIZE = (100, 32)
@@ -91,6 +91,22 @@ async def test_step_by_step_then_restart() -> None:
         for p in snap.params:
             if p.value.is_small:
                 assert p.value.values == expected[p.name]
+        # the Update panel: optD's rule with the step's numbers, which are the plain run's
+        update = "\n".join(app.query_one(UpdatePanel).lines)
+        assert "optD (Adam): step at op 3, gan.py:29" in update
+        assert "m ← β1·m + (1−β1)·g" in update and "lr·m̂/(√v̂ + ε)" in update
+        (step,) = app.paused.steps
+        for u in step.updates:
+            if u.after.is_small:
+                assert u.after.values == expected[u.name]
+        # each loss its own series, by the script's name for it; the graph has its flow
+        losses = dict(app.paused.losses)
+        assert list(losses) == ["errD_real", "errD_fake"]
+        assert [losses["errD_real"][0], losses["errD_fake"][0]] == [
+            reference[1]["loss"],
+            reference[2]["loss"],
+        ]
+        assert app.paused.graph is not None and app.paused.graph.has_flow
         assert "Loss_D" not in await log_text(pilot)  # nothing printed before the first step of G
         await pilot.press("r")
         await paused(pilot, 0)

@@ -8,6 +8,7 @@ hands them to the same panels as the scenario screen.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,7 +27,15 @@ from optdbg.engine import fmt
 from .app import PANEL_TITLES, PANELS, PanelLayout
 from .dialogs import BreakpointDialog
 from .graphview import GraphPanel
-from .widgets import HistoryPanel, LogPanel, LossPanel, ParamsPanel, UpdatePanel, themed
+from .widgets import (
+    PLOT_POINTS,
+    HistoryPanel,
+    LogPanel,
+    LossPanel,
+    ParamsPanel,
+    UpdatePanel,
+    themed,
+)
 
 if TYPE_CHECKING:
     from optdbg.engine.trace.debugger import Paused, TraceDebugger
@@ -119,6 +128,7 @@ class TraceApp(PanelLayout, App[int]):
         self.warned: dict[int, int] = {}
         self.run_shown = -1
         self.printed: list[str] = []
+        self.selected: str | None = None
         self._break = ""
 
     # called in the script's thread: messages are thread-safe
@@ -135,7 +145,7 @@ class TraceApp(PanelLayout, App[int]):
             yield ParamsPanel(id="params", classes="panel")
             yield GraphPanel(id="graph", classes="panel")
             yield UpdatePanel(id="update", classes="panel")
-            yield LossPanel(id="loss", classes="panel")
+            yield TraceLossPanel(id="loss", classes="panel")
             yield HistoryPanel(id="history", classes="panel")
             yield LogPanel(id="log", classes="panel", markup=False, wrap=True, min_width=20)
         yield Footer(compact=True, show_command_palette=False)
@@ -147,6 +157,11 @@ class TraceApp(PanelLayout, App[int]):
 
     def action_panel(self, name: str) -> None:
         self.panel = name
+
+    def on_params_panel_selected(self, message: ParamsPanel.Selected) -> None:
+        self.selected = message.name
+        if self.paused is not None:
+            self.query_one(UpdatePanel).lines = _optimizers(self.paused, self.selected)
 
     # ------------------------------------------------------------------ messages
 
@@ -175,11 +190,11 @@ class TraceApp(PanelLayout, App[int]):
             status.running = False
             status.paused = p
             self.query_one(ParamsPanel).snapshot = p.snapshot
-            self.query_one(UpdatePanel).lines = _optimizers(p)
+            self.query_one(UpdatePanel).lines = _optimizers(p, self.selected)
             graph = self.query_one(GraphPanel)
             if graph.graph is not p.graph:
                 graph.graph = p.graph
-            self.query_one(LossPanel).history = (p.snapshot.loss_history, ())
+            self.query_one(TraceLossPanel).series = p.losses
             self.query_one(HistoryPanel).timeline = p.timeline
 
     # ------------------------------------------------------------------ actions
@@ -232,20 +247,55 @@ class TraceApp(PanelLayout, App[int]):
         self.exit(status or 0)
 
 
-def _optimizers(p: Paused) -> tuple[str, ...]:
-    """Each optimizer and its hyperparameters (the tracer copies no values at a step)."""
+def _optimizers(p: Paused, selected: str | None) -> tuple[str, ...]:
+    """Each optimizer with its latest step: the update rule with its numbers (engine.rules)
+    for the selected parameter where that optimizer moved it, else its first one."""
+    from optdbg.engine.rules import describe
+
     snap = p.snapshot
     if not snap.optimizer:
         return ("No optimizer created yet.",)
     lines = [snap.optimizer]
-    for i, group in enumerate(snap.groups):
-        shown = ", ".join(
-            f"{k}={fmt.num(v) if isinstance(v, float) else v}"
-            for k, v in group.items()
-            if k in ("lr", "momentum", "betas", "weight_decay", "eps", "max_iter")
-        )
-        lines.append(f"  group {i}: {shown}")
+    for info in p.steps:
+        detail = next((u for u in info.updates if u.name == selected), None)
+        detail = detail or (info.updates[0] if info.updates else None)
+        lines.append("")
+        lines.append(f"{info.optimizer} ({info.kind}): step at op {info.index}, {info.where.short}")
+        if detail is None:
+            lines.append("  no parameter had a gradient: nothing moved")
+            continue
+        lines.append(f"  {detail.name}:")
+        lines += [f"  {line}" for line in describe(detail)]
+    if not p.steps:
+        lines.append("No step yet: the update rule appears after the script's first step().")
     return tuple(lines)
+
+
+class TraceLossPanel(LossPanel):
+    """The loss plot with one line per loss the script backpropagates (by its name)."""
+
+    series: reactive[tuple[tuple[str, tuple[float, ...]], ...]] = reactive(())
+
+    def watch_series(self, series: tuple[tuple[str, tuple[float, ...]], ...]) -> None:
+        if len(series) <= 1:
+            self.history = (series[0][1] if series else (), ())
+            return
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        for (name, values), color in zip(series, _COLORS * len(series), strict=False):
+            stride = max(1, len(values) // PLOT_POINTS)
+            points = [
+                (i + 1, v) for i, v in enumerate(values) if math.isfinite(v) and i % stride == 0
+            ]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                plt.plot(list(xs), list(ys), marker="braille", color=color, label=name)
+        plt.title("  ".join(f"{n} {fmt.num(v[-1]) if v else '—'}" for n, v in series))
+        self.refresh()
+
+
+_COLORS = ("cyan", "orange", "magenta", "green", "yellow")
 
 
 def open_trace_tui(script: Path, args: list[str], max_ops: int | None = None) -> int:

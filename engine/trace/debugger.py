@@ -23,6 +23,7 @@ from ..events import Event
 from ..graph import Graph
 from ..history import TimelineEntry
 from ..snapshot import Snapshot
+from .detail import StepInfo
 from .script import run_script
 from .tracer import Pending, Tracer
 
@@ -41,6 +42,12 @@ class Paused:
     ended: int | None = None
     run: int = 0
     """Which run of the script (0, then 1 after the first restart, ...)."""
+    losses: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    """Each loss series by the script's name for it (a GAN's errD_real, errG, ...)."""
+    loss_name: str | None = None
+    """The name of the latest loss (the one the graph shows)."""
+    steps: tuple[StepInfo, ...] = ()
+    """Each optimizer's latest step with its numbers, in the order they were created."""
 
 
 class _Output:
@@ -227,6 +234,13 @@ class TraceDebugger:
             reason=why,
             ended=ended,
             run=run,
+            losses=tuple((k, tuple(v)) for k, v in tracer.loss_series.items()),
+            loss_name=tracer.loss_name,
+            steps=tuple(
+                tracer.last_steps[o.label]
+                for o in tracer.optimizers
+                if o.label in tracer.last_steps
+            ),
         )
 
 

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,10 +43,11 @@ import torch
 from .. import fmt
 from ..events import Event, Finding, OpError
 from ..explain import explain
-from ..graph import Graph, extract_nodes
+from ..graph import FlowRecorder, Graph, extract_nodes, with_flow
 from ..pitfalls import Detectors, Thresholds
 from ..snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
 from . import naming
+from .detail import StepCopies, StepInfo
 from .naming import Where
 
 
@@ -177,7 +179,13 @@ class Tracer:
         """The autograd graph of the latest loss (with `detail`), extracted before its
         backward ran (while its saved tensors exist)."""
         self.graph_error: str | None = None
-        """Build each op's JSON record (`run`'s keys plus where, function, optimizer)."""
+        self.loss_name: str | None = None
+        """With `detail`: the script's variable holding the latest loss (`errD_real`)."""
+        self.loss_series: dict[str, list[float]] = {}
+        """With `detail`: each loss's values by its name (a GAN's errD and errG apart)."""
+        self.last_steps: dict[str, StepInfo] = {}
+        """With `detail`: each optimizer's latest step, with its numbers, by label."""
+        self._graph_fns: list[Any] = []
         self.rank = rank
         self.max_ops = max_ops
         self.on_op = on_op
@@ -266,6 +274,7 @@ class Tracer:
             track.candidate = None
         self._flush()
         self.loss = None
+        self._graph_fns = []
         for o in self.optimizers:
             o.loop.loss = None
 
@@ -414,14 +423,18 @@ class Tracer:
         self._sync_cleared()
         self.received = {}
         self._found = self._before_backward(new_loss)
+        recorder = FlowRecorder(self._graph_fns) if loss is self.loss and self._graph_fns else None
         try:
-            result = call()
+            with recorder or nullcontext():
+                result = call()
         except Exception as e:
             message = str(e).strip()
             error = OpError(type(e).__name__, message, explain(message))
             summary = f"{error.type}: {message.splitlines()[0] if message else ''}"
             self._finish("backward", where, None, start, summary, error, self.optimizers)
             raise
+        if recorder is not None:
+            self._record_flow(recorder)
         index = len(self.events)
         reached: list[_Optimizer] = []
         for track in self.tracks:
@@ -459,6 +472,9 @@ class Tracer:
         if loss.numel() == 1 and not loss.is_complex():
             value = float(loss.detach().item())
             self.loss_history.append(value)
+            if self.detail:
+                self.loss_name = naming.name_of(loss) or "loss"
+                self.loss_series.setdefault(self.loss_name, []).append(value)
         self.loss_value = value
         self.forward_count += 1
 
@@ -468,10 +484,21 @@ class Tracer:
             [t.tensor for t in self.tracks], {id(t.tensor): t.name for t in self.tracks}
         )
         try:
-            self.graph = extract_nodes(loss, names, owners=owners)[0]
+            self.graph, self._graph_fns = extract_nodes(loss, names, owners=owners)
             self.graph_error = None
         except Exception as e:  # observing must never break the script
-            self.graph, self.graph_error = None, f"graph extraction failed: {e}"
+            self.graph, self._graph_fns = None, []
+            self.graph_error = f"graph extraction failed: {e}"
+
+    def _record_flow(self, recorder: FlowRecorder) -> None:
+        """The graph with the gradients its backward sent through each node."""
+        self._graph_fns = []  # a graph is recorded once: its buffers are freed now
+        if self.graph is None:
+            return
+        try:
+            self.graph = with_flow(self.graph, recorder)
+        except Exception as e:  # observing must never break the script
+            self.graph_error = f"recording the gradient flow failed: {e}"
 
     def _sync_cleared(self) -> None:
         """Notice gradients the script cleared itself (model.zero_grad(), p.grad = None,
@@ -506,6 +533,9 @@ class Tracer:
         self._pause("step", where, self._name(o))
         o.detectors.before(o.loop, "step")
         moving = [t for t in o.loop.tracks if t.tensor.grad is not None]
+        copies = None
+        if self.detail:
+            copies = StepCopies(optimizer, [(t.name, t.tensor) for t in moving])
         _local.stepping = [*stepping, optimizer]
         count = len(self.events)
         try:
@@ -525,6 +555,8 @@ class Tracer:
         self.step_count += 1
         o.loop.step_count += 1
         index = len(self.events)
+        if copies is not None:
+            self.last_steps[o.label] = copies.finish(o.label, index, where)
         self._warn_accumulated([t for t in moving if t.candidate is not None], index, where)
         for track in moving:
             track.used_by = index
