@@ -7,6 +7,7 @@ Engine fidelity tests compare optdbg's values against these, bit for bit.
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any, ClassVar
@@ -153,3 +154,18 @@ class PlainLoop:
         for _ in range(repeat):
             for word in words.split():
                 self.op(word)
+
+
+def assert_the_lectures_losses(losses: list[float]) -> None:
+    """SCENARIOS.md 11's facts. torch's float64 sum of 10,000 squares depends on the CPU
+    kernel's vector width (ATEN_CPU_CAPABILITY): with AVX2 the loss at zeros is
+    59888326.63004726, 1 ulp from the 59888326.630047254 that NumPy's pairwise sum (the
+    same on every machine) gives, and the 30th is exactly the fact; the plain kernel
+    (DEFAULT) ends 1 ulp off at the 30th. Exact where this machine's kernel is AVX2,
+    within 1 ulp elsewhere."""
+    first, thirtieth = 59888326.630047254, 10244.764879521525
+    assert math.isclose(losses[0], first, rel_tol=2**-52, abs_tol=0)
+    assert math.isclose(losses[29], thirtieth, rel_tol=2**-52, abs_tol=0)
+    if torch.backends.cpu.get_cpu_capability() == "AVX2":
+        assert losses[0] == 59888326.63004726
+        assert losses[29] == thirtieth

@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from plain import SCENARIOS_DIR, PlainLoop, run_plain
+from plain import SCENARIOS_DIR, PlainLoop, assert_the_lectures_losses, run_plain
 
 BUILTINS = [
     "dag_toy",
@@ -266,9 +266,9 @@ def test_linear_regression_data_are_the_lectures() -> None:
     for _ in range(30):
         loop.ops("z f b s")
         losses.append(loop.loss.item())
-    # torch's own sum of the same squares differs from NumPy's in the last bit
-    assert losses[0] == 59888326.63004726
-    assert losses[29] == 10244.764879521525
+    # torch's own sum of the same squares differs from NumPy's in the last bit, and how
+    # depends on the CPU kernel (see plain.assert_the_lectures_losses)
+    assert_the_lectures_losses(losses)
     assert all(a > b for a, b in itertools.pairwise(losses))
 
 

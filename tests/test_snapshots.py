@@ -48,6 +48,13 @@ def test_update_rule_panel_with_adam(snap_compare) -> None:  # type: ignore[no-u
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("f", "b", "s", "2"))
 
 
+def test_update_rule_panel_of_a_manual_step(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: the lecture's hand-written step, its source lines and the plain rule
+    `a -= learning_rate * a.grad` written out with the numbers of the first step."""
+    app = OptDbgApp(opened("polynomial_manual"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("f", "b", "s", "2"))
+
+
 def test_picker(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(OptDbgApp(), terminal_size=(100, 30), run_before=keys())
 
