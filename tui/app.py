@@ -992,6 +992,8 @@ class OptDbgApp(PanelLayout, App[None]):
             return False
         if action in ("op", "export", "slow_backward") and self.session is None:
             return self._busy  # while loading, op keys are queued; after a failure, hidden
+        if parameters == ("evaluate",) and self.session is not None:
+            return self.session.scenario.evaluation is not None  # `v` only where it evaluates
         return True
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:

@@ -76,7 +76,7 @@ KEYS: tuple[Key, ...] = (
         tooltip="optimizer.zero_grad()"),
     Key("v", "op('evaluate')", "eval", "the scenario's evaluation (`test_data` or "
         "`evaluate()`) under `torch.no_grad()`, modules in eval mode; changes nothing",
-        what="evaluate", tooltip="evaluate on test_data", in_footer=False),
+        what="evaluate", tooltip="evaluate on test_data"),
     Key("q", "quit", "quit", "leave optdbg"),
     Key("question_mark", "help", "help", "this screen: every key"),
     Key("n", "op('next')", "next", "the next op of the cycle forward → backward → step → "
