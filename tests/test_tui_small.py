@@ -73,6 +73,16 @@ async def test_footer_at_80x24_shows_the_op_keys_and_quit_whole() -> None:
         assert items[:4] == ["f forward", "b backward", "s step", "z zero_grad"]
 
 
+async def test_footer_shows_v_eval_only_where_the_scenario_evaluates() -> None:
+    for name, shown in (("classifier_eval", True), ("quadratic_bowl", False)):
+        app = OptDbgApp(Session.open(name))
+        async with app.run_test(size=(80, 24)) as pilot:
+            items = await footer_items(pilot)
+            assert ("v eval" in items) is shown, (name, items)
+            assert footer_fits(app)
+            assert "q quit" in items
+
+
 async def test_footer_never_cuts_a_key_in_half_at_100_columns() -> None:
     """Issue 11 saw the footer cut to "r r" at 100 columns: every key shown is whole."""
     app = OptDbgApp(Session.open("quadratic_bowl"))
