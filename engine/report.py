@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import fmt
@@ -19,7 +20,7 @@ def record(event: Event, snap: Snapshot) -> dict[str, Any]:
 
 
 def _record(
-    event: Event, loss: float | None, params: list[tuple[str, TensorView, TensorView | None]]
+    event: Event, loss: float | None, params: Sequence[tuple[str, TensorView, TensorView | None]]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "index": event.index,
@@ -38,7 +39,17 @@ def _record(
 def json_line(event: Event, session: Session, **first: Any) -> str:
     """The `--json` line for an op the session has just performed (`first`: keys written
     before the record's own, e.g. compare's `variant`)."""
-    record = _record(event, session.loss_value, session.param_views())
+    return record_line(event, session.loss_value, session.param_views(), **first)
+
+
+def record_line(
+    event: Event,
+    loss: float | None,
+    params: Sequence[tuple[str, TensorView, TensorView | None]],
+    **first: Any,
+) -> str:
+    """The `--json` line of an op from its detached parts (a debugger's `Record`)."""
+    record = _record(event, loss, params)
     return json.dumps({**first, **record}, default=_json_value)
 
 

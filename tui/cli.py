@@ -313,12 +313,11 @@ def run_command(argv: list[str]) -> int:
         parser.error("--max-iterations must be at least 1")
     ns.overrides = _overrides(parser, ns.set)
     _check_overrides(parser, ns.scenario, ns.overrides)
-    condition = None
     if ns.until is not None:
         from optdbg.engine.breakpoints import ConditionError, parse_condition
 
         try:
-            condition = parse_condition(ns.until)
+            parse_condition(ns.until)
         except ConditionError as e:
             parser.error(f"invalid --until condition: {e}")
 
@@ -326,7 +325,7 @@ def run_command(argv: list[str]) -> int:
 
     # stdout carries only optdbg's records; what the scenario prints goes to stderr
     with _records_stream() as out, user_interrupts():
-        return _run(ns, words, condition, running, out)
+        return _run(ns, words, running, out)
 
 
 @contextlib.contextmanager
@@ -358,42 +357,69 @@ def _records_stream() -> Iterator[TextIO]:
         os.close(private)
 
 
-def _run(
-    ns: argparse.Namespace, words: list[str], condition: Any, running: bool, out: TextIO
-) -> int:
-    from optdbg.engine import ScenarioError, Session
-    from optdbg.engine.report import json_line, summary_line, trace_line
+def _run(ns: argparse.Namespace, words: list[str], running: bool, out: TextIO) -> int:
+    """The ops, then the run until the condition, through the debugger façade (headless:
+    each op's record, no views)."""
+    from optdbg.engine import ScenarioError
+    from optdbg.engine.debugger import (
+        Continued,
+        ContinueUntil,
+        Debugger,
+        Perform,
+        Performed,
+        Progress,
+        Record,
+        Select,
+    )
+    from optdbg.engine.report import record_line, summary_line, trace_line
 
     try:
-        session = Session.open(ns.scenario, overrides=ns.overrides)
+        debugger = Debugger.open(ns.scenario, ns.overrides, panels=False)
     except ScenarioError as e:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE
-    session.step_detail = False  # no update rule is shown: a step need not copy anything
-    events = []
+    events: list[Event] = []
 
-    def show(event: Event) -> None:
-        events.append(event)
+    def show(record: Record | None) -> None:
+        assert record is not None  # a headless debugger records every op
+        events.append(record.event)
         if ns.json:
-            print(json_line(event, session), file=out, flush=True)
+            print(record_line(record.event, record.loss, record.params), file=out, flush=True)
         elif not ns.quiet:
-            _say(trace_line(event), out)
+            _say(trace_line(record.event), out)
 
     for _ in range(ns.repeat):
         for word in words:
-            for event in session.perform(word):
-                show(event)
+            performed = debugger.execute(Perform(word))
+            if not isinstance(performed, Performed):  # the words were checked: an engine bug
+                return _internal_error(performed)
+            for record in performed.records:
+                show(record)
     stopped = None
     if running:
         limit = ns.max_iterations or DEFAULT_MAX_ITERATIONS
-        stopped = session.run_until(condition, max_iterations=limit, on_progress=show).message
+        until = ContinueUntil(ns.until or "", False, limit, progress_every=0.0)
+        ran = debugger.execute(
+            until, on_progress=lambda p: show(p.record if isinstance(p, Progress) else None)
+        )
+        if not isinstance(ran, Continued):  # the condition was checked: an engine bug
+            return _internal_error(ran)
+        stopped = ran.result.message
     if ns.quiet:
-        _say(summary_line(events, session.snapshot()), out)
+        view = debugger.execute(Select()).view
+        assert view is not None
+        _say(summary_line(events, view.snapshot), out)
     if stopped is not None:
         _say(f"stopped: {stopped}", sys.stderr if ns.json else out)
     if ns.strict and any(event.warnings for event in events):
         return EXIT_WARNINGS
     return EXIT_OK
+
+
+def _internal_error(outcome: Any) -> int:
+    """A command that failed inside optdbg: its message, not a traceback."""
+    print(f"optdbg: internal error: {getattr(outcome, 'text', outcome)}", file=sys.stderr)
+    return EXIT_WARNINGS
 
 
 def _why_no_graph(session: Any) -> str:

@@ -1,0 +1,911 @@
+"""The debugger façade between the engine and a UI (as `bdb` is to `pdb`).
+
+A UI sends typed commands (frozen dataclasses: `Perform`, `Undo`, `SetHyper`, ...) to
+`Debugger.execute` and gets back a typed outcome (`Performed`, `Continued`, `Noted`, ...)
+carrying a detached `View`: plain data (a `Snapshot`, an `UpdateDetail`, a `Graph`), never a
+live tensor of the loop. A command that cannot be carried out is an outcome too (`Refused`:
+nothing changed; `Failed`: an unexpected error), never an exception.
+
+The engine's policy lives here, not in the UI: which graph data a panel debugger records,
+what `continue` stops on, what a headless run copies. The TUI calls `execute` on its engine
+thread (one command at a time), `optdbg run` calls it synchronously, tests call it directly.
+`engine.trace.debugger.TraceDebugger` is the same idea for a script that performs its own ops.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .breakpoints import AnyOf, Condition, ConditionError, RunResult, WarningFires
+from .breakpoints import parse_condition as _parse_condition
+from .events import WORDS, Event
+from .graph import BackwardStep, Graph
+from .history import TimelineEntry
+from .hyper import HyperError
+from .landscape import Contour, LandscapeError, Profile
+from .pitfalls import Diagnosis, diagnose
+from .session import Session, UpdateDetail
+from .snapshot import Snapshot, TensorView, shared_views
+
+if TYPE_CHECKING:
+    from .compare import Comparison, Pulse, Variant
+
+HISTORY_WINDOW = 400
+"""A view's timeline holds this many ops before the current point (a quarter after)."""
+Severity = Literal["information", "warning", "error"]
+
+
+# ------------------------------------------------------------------ commands
+
+
+@dataclass(frozen=True)
+class Select:
+    """Show parameter `name` in the detail panes (None: the first); changes nothing.
+    Outcome: `Viewed`."""
+
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "select"
+
+
+@dataclass(frozen=True)
+class Perform:
+    """One op, by its CLI word (`f`, `backward`, `i`, ...; `engine.events.WORDS`).
+    Outcome: `Performed` (its events: `i` and `n` may add a due evaluation), or `Refused`
+    for an unknown word. An op that PyTorch refuses is an event with its error."""
+
+    op: str
+
+    @property
+    def label(self) -> str:
+        return self.op
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Several ops in a row (keys typed faster than ops run), with one view at the end.
+    Outcome: `Performed` with every op's events, or `Refused` if a word is unknown."""
+
+    ops: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        extra = f" (+{len(self.ops) - 1} queued ops)" if len(self.ops) > 1 else ""
+        return f"{self.ops[0] if self.ops else 'ops'}{extra}"
+
+
+@dataclass(frozen=True)
+class Undo:
+    """Go back `n` ops, bit-exact. Outcome: `Performed` (one event, op "undo")."""
+
+    n: int = 1
+
+    @property
+    def label(self) -> str:
+        return "undo"
+
+
+@dataclass(frozen=True)
+class Redo:
+    """Perform again the `n` ops undone last. Outcome: `Performed` (one event)."""
+
+    n: int = 1
+
+    @property
+    def label(self) -> str:
+        return "redo"
+
+
+@dataclass(frozen=True)
+class Goto:
+    """Jump to the state right after op `index` of the history (-1: the start).
+    Outcome: `Performed` (one event), or `Refused` in a comparison (lockstep)."""
+
+    index: int
+
+    @property
+    def label(self) -> str:
+        return f"go to op {self.index}"
+
+
+@dataclass(frozen=True)
+class SetHyper:
+    """`optimizer.param_groups[group][key] = value`, validated, logged as op "set" and
+    undoable. Outcome: `Performed` (one event), or `Refused` saying why the value is not
+    accepted."""
+
+    group: int
+    key: str
+    value: Any
+    """A Python value (a number, a pair, a bool) or the text of one."""
+
+    @property
+    def label(self) -> str:
+        return f"set {self.key}"
+
+
+@dataclass(frozen=True)
+class ContinueUntil:
+    """Run whole iterations until `condition` holds right after an op, a warning fires
+    (`stop_on_warning`), `max_iterations` are done, an op fails, or the `stop` event given
+    to `execute` is set. Graph capture is off while it runs (it costs more than the op on
+    big models); the last loss's graph is extracted once when it stops.
+    Outcome: `Continued`, or `Refused` for a condition that does not parse."""
+
+    condition: str = ""
+    """A breakpoint expression (`engine.breakpoints`), e.g. "loss < 8.01"; "" for none."""
+    stop_on_warning: bool = True
+    max_iterations: int | None = None
+    progress_every: float = 0.5
+    """Seconds between two `Progress` reports to `execute`'s `on_progress` (0: each op)."""
+
+    @property
+    def label(self) -> str:
+        return "continue"
+
+
+@dataclass(frozen=True)
+class SlowBackward:
+    """Backward, recording each autograd node it runs through (grads end bit for bit as
+    after a plain backward). Outcome: `SlowMotion` (steps empty if PyTorch refused)."""
+
+    @property
+    def label(self) -> str:
+        return "backward (slow motion)"
+
+
+@dataclass(frozen=True)
+class ExportGraph:
+    """Write the current graph to `path` (default `<scenario>-op<N>.png`, a free name).
+    Outcome: `Noted` (where it went, or why nothing was written)."""
+
+    path: str | Path | None = None
+
+    @property
+    def label(self) -> str:
+        return "export"
+
+
+@dataclass(frozen=True)
+class Diagnose:
+    """Every pitfall found so far, grouped by code. Outcome: `Diagnosed`."""
+
+    @property
+    def label(self) -> str:
+        return "diagnostics"
+
+
+@dataclass(frozen=True)
+class DrawLandscape:
+    """The loss landscape on a `width` x `height` grid: a contour with the trajectories
+    (two parameter elements), else each run's loss along its last step.
+    Outcome: `Landscape`, or `Noted` saying why there is none yet."""
+
+    width: int
+    height: int
+
+    @property
+    def label(self) -> str:
+        return "loss landscape"
+
+
+@dataclass(frozen=True)
+class DrawSlice:
+    """A 2-D slice of the landscape through the current point, along two random
+    directions. Outcome: `Landscape`, or `Noted` saying why there is none yet."""
+
+    @property
+    def label(self) -> str:
+        return "2-D slice of the landscape"
+
+
+@dataclass(frozen=True)
+class ExportLandscape:
+    """Write the landscape to `<scenario>-landscape-op<N>.png`. Outcome: `Noted`."""
+
+    @property
+    def label(self) -> str:
+        return "export the landscape"
+
+
+@dataclass(frozen=True)
+class Choose:
+    """A comparison's variant `index` becomes the one shown, edited and slowed down
+    (`CompareDebugger` only). Outcome: `Viewed`, or `Refused` for no such variant."""
+
+    index: int
+
+    @property
+    def label(self) -> str:
+        return "select"
+
+
+@dataclass(frozen=True)
+class ExportLosses:
+    """Every variant's loss curve to `<scenario>-losses-op<N>.png` (`CompareDebugger`
+    only). Outcome: `Noted`."""
+
+    @property
+    def label(self) -> str:
+        return "export the loss curves"
+
+
+Command = (
+    Select
+    | Perform
+    | Batch
+    | Undo
+    | Redo
+    | Goto
+    | SetHyper
+    | ContinueUntil
+    | SlowBackward
+    | ExportGraph
+    | Diagnose
+    | DrawLandscape
+    | DrawSlice
+    | ExportLandscape
+    | Choose
+    | ExportLosses
+)
+
+
+# ------------------------------------------------------------------ views and outcomes
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything the panels show after a command, detached from the session."""
+
+    snapshot: Snapshot
+    detail: UpdateDetail | None = None
+    """The last step's numbers for the selected parameter (None before a step)."""
+    graph: Graph | None = None
+    """The current loss's graph (None before a forward; a headless debugger draws none)."""
+    selected: str | None = None
+    values: str = ""
+    """Full values of the selected parameter when it is too large for the table."""
+    timeline: tuple[TimelineEntry, ...] = ()
+    """The history's entries around the current point (undone ones included)."""
+    future_losses: tuple[float, ...] = ()
+    """Losses of undone forwards: what redo would replay."""
+
+
+@dataclass(frozen=True)
+class CompareView(View):
+    """The selected variant's view, plus every variant's counters and loss curve."""
+
+    pulses: tuple[Pulse, ...] = ()
+    chosen: int = 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """An op's event with the loss and every parameter's value and grad right after the
+    command (what a `--json` line holds), detached."""
+
+    event: Event
+    loss: float | None
+    params: tuple[tuple[str, TensorView, TensorView | None], ...]
+
+
+@dataclass(frozen=True)
+class Viewed:
+    """Outcome of `Select` and `Choose`: the view, nothing performed."""
+
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Performed:
+    """Outcome of ops, undo, redo, goto and a hyperparameter edit: their events in
+    order (errors and warnings on them) and, from a headless debugger, their records."""
+
+    events: tuple[Event, ...]
+    view: View | None
+    records: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True)
+class Continued:
+    """Outcome of `ContinueUntil`: why it stopped, and the ops it performed."""
+
+    result: RunResult
+    view: View | None
+    records: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlowMotion:
+    """Outcome of `SlowBackward`: the op's event and the recorded steps, in autograd's
+    execution order."""
+
+    event: Event
+    steps: tuple[BackwardStep, ...]
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Diagnosed:
+    """Outcome of `Diagnose`: every finding so far, grouped by code, after `ops` ops."""
+
+    diagnoses: tuple[Diagnosis, ...]
+    ops: int
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """Outcome of `DrawLandscape` and `DrawSlice`: what to draw."""
+
+    contour: Contour | None
+    """Two parameter elements, or the 2-D slice of a larger model."""
+    profiles: tuple[Profile, ...]
+    title: str
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Noted:
+    """Outcome of an export: a line for the log and a toast."""
+
+    text: str
+    severity: Severity
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A command that was not carried out (an unknown op word, a value or condition that
+    does not parse): why, in words. Nothing changed."""
+
+    text: str
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A command that raised unexpectedly (an engine bug, or a cancel that landed outside
+    an op): its type and message. The session may be mid-op; reloading is safe."""
+
+    text: str
+    view: View | None = None
+
+
+Outcome = (
+    Viewed | Performed | Continued | SlowMotion | Diagnosed | Landscape | Noted | Refused | Failed
+)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The counters of a running session: cheap to copy out several times a second."""
+
+    op_count: int
+    step_count: int
+    iteration: int
+    epoch: int
+    batch: int
+    loss: float | None
+    losses: tuple[float, ...]
+    next_op: str
+    lrs: tuple[Any, ...]
+    """Each group's "lr" as the scenario set it (any value: None too)."""
+
+    @classmethod
+    def of(cls, session: Session) -> Counters:
+        return cls(
+            op_count=len(session.events),
+            step_count=session.step_count,
+            iteration=session.forward_count,
+            epoch=session.epoch,
+            batch=session.batch,
+            loss=session.loss_value,
+            losses=tuple(session.loss_history),
+            next_op=session.next_op,
+            lrs=tuple(g["lr"] for g in session.param_groups if "lr" in g),
+        )
+
+    def applied_to(self, snap: Snapshot) -> Snapshot:
+        """The last full snapshot with these counters (for a status line)."""
+        groups = tuple({**g, "lr": lr} for g, lr in zip(snap.groups, self.lrs, strict=False))
+        return replace(
+            snap,
+            op_count=self.op_count,
+            step_count=self.step_count,
+            iteration=self.iteration,
+            epoch=self.epoch,
+            batch=self.batch,
+            loss=self.loss,
+            loss_history=self.losses,
+            next_op=self.next_op,
+            groups=groups or snap.groups,
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A report while `ContinueUntil` runs: the latest op and the counters (and its record,
+    from a headless debugger)."""
+
+    event: Event
+    counters: Counters
+    record: Record | None = None
+
+
+@dataclass(frozen=True)
+class LockstepProgress:
+    """A report while a comparison's `ContinueUntil` runs: every variant's counters."""
+
+    pulses: tuple[Pulse, ...]
+
+
+OnProgress = Callable[[Progress | LockstepProgress], None]
+
+
+# ------------------------------------------------------------------ the façade
+
+
+class Debugger:
+    """One session behind typed commands. With `panels` (a UI), it records the graph's
+    saved tensors and gradient flow and returns a full view after every command; without
+    (headless), a step copies nothing for the update panel, ops return their records,
+    and only `Select` returns a view (the snapshot alone)."""
+
+    def __init__(self, session: Session, *, panels: bool = True) -> None:
+        """Args:
+        session: the loaded session to drive (this debugger is its only driver from now).
+        panels: whether a UI shows the panels (see the class docstring).
+        """
+        self._session = session
+        self.panels = panels
+        self.selected: str | None = None
+        """The parameter the detail panes show (set by `Select`)."""
+        session.capture_graph = panels
+        session.step_detail = panels
+
+    @property
+    def session(self) -> Session:
+        """The session commands go to (for tests and the headless CLI's reading)."""
+        return self._session
+
+    @classmethod
+    def open(
+        cls,
+        spec: str | Path,
+        overrides: dict[str, Any] | None = None,
+        *,
+        panels: bool = True,
+    ) -> Debugger:
+        """Load a scenario into a new session behind a debugger.
+
+        Args:
+            spec: a scenario path or a built-in's name.
+            overrides: the `--set` values.
+            panels: see the class docstring.
+
+        Returns:
+            The debugger, its session before any op.
+
+        Raises:
+            ScenarioError, OverrideError: the scenario cannot be loaded (the message says
+            where and why). Loading is not a command: there is no session to refuse it.
+        """
+        return cls(Session.open(spec, overrides=overrides), panels=panels)
+
+    def execute(
+        self,
+        command: Command,
+        *,
+        stop: threading.Event | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> Outcome:
+        """Carry out one command.
+
+        Args:
+            command: what to do (one of the command dataclasses of this module).
+            stop: set it (from any thread) to pause a running `ContinueUntil`.
+            on_progress: called on this thread while `ContinueUntil` runs.
+
+        Returns:
+            The command's outcome (each command's docstring names it), with the view after
+            it. A refusal is `Refused`; an unexpected exception is `Failed`.
+
+        Raises:
+            Nothing but what is not an `Exception` (KeyboardInterrupt, SystemExit).
+        """
+        handler = getattr(self, f"_do_{type(command).__name__.lower()}", None)
+        try:
+            if handler is None:
+                return Refused(f"{command.label}: not available here", self.view())
+            outcome: Outcome = handler(command, stop, on_progress)
+            return outcome
+        except Exception as e:  # an engine bug or a cancel outside an op: never fatal
+            return Failed(f"{command.label} failed: {type(e).__name__}: {e}")
+
+    # the commands --------------------------------------------------------
+
+    def _do_select(self, c: Select, *_: Any) -> Outcome:
+        """Args: c: the parameter to show. Returns: Viewed."""
+        self.selected = c.name
+        return Viewed(self.view() or View(self._session.snapshot()))
+
+    def _do_perform(self, c: Perform, *_: Any) -> Outcome:
+        """Args: c: the op word. Returns: Performed, or Refused for an unknown word."""
+        return self._do_batch(Batch((c.op,)))
+
+    def _do_batch(self, c: Batch, *_: Any) -> Outcome:
+        """Args: c: the op words, performed in order. Returns: Performed, or Refused for
+        an unknown word (then no op is performed)."""
+        unknown = [w for w in c.ops if w not in WORDS]
+        if unknown:
+            return Refused(self._unknown(unknown), self.view())
+        return self._performed([e for word in c.ops for e in self._perform(word)])
+
+    def _do_undo(self, c: Undo, *_: Any) -> Outcome:
+        """Args: c: how many ops. Returns: Performed, or Refused for n < 1."""
+        if c.n < 1:
+            return Refused(f"undo needs n >= 1, not {c.n}", self.view())
+        return self._performed(self._undo(c.n))
+
+    def _do_redo(self, c: Redo, *_: Any) -> Outcome:
+        """Args: c: how many ops. Returns: Performed, or Refused for n < 1."""
+        if c.n < 1:
+            return Refused(f"redo needs n >= 1, not {c.n}", self.view())
+        return self._performed(self._redo(c.n))
+
+    def _do_goto(self, c: Goto, *_: Any) -> Outcome:
+        """Args: c: the op index. Returns: Performed (an index outside the history is
+        the event's error)."""
+        try:
+            event = self._session.goto(c.index)
+        except ValueError as e:
+            return Refused(str(e), self.view())
+        return self._performed([event])
+
+    def _do_sethyper(self, c: SetHyper, *_: Any) -> Outcome:
+        """Args: c: the group, key and value. Returns: Performed, or Refused with
+        HyperError's reason (nothing assigned)."""
+        try:
+            event = self._set_hyper(c.group, c.key, c.value)
+        except HyperError as e:
+            return Refused(str(e), self.view())
+        return self._performed([event])
+
+    def _do_continueuntil(
+        self, c: ContinueUntil, stop: threading.Event | None, on_progress: OnProgress | None
+    ) -> Outcome:
+        """Args: c: when to stop; stop: the pause flag; on_progress: the live reports.
+        Returns: Continued, or Refused for a condition that does not parse."""
+        try:
+            condition = self._condition(c)
+        except ConditionError as e:
+            return Refused(f"invalid condition: {e}", self.view())
+        return self._continue(c, condition, stop, on_progress)
+
+    def _do_slowbackward(self, c: SlowBackward, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: SlowMotion."""
+        event, steps = self._slow_backward()
+        return SlowMotion(event, steps, self.view())
+
+    def _do_exportgraph(self, c: ExportGraph, *_: Any) -> Outcome:
+        """Args: c: where to write. Returns: Noted (severity warning or error when nothing
+        was written)."""
+        from .export import ExportError, default_path, export_graph
+
+        s = self._session
+        graph = s.graph()
+        if graph is None:
+            return self._noted("nothing to export yet: press f to build the graph first", "warning")
+        path = Path(c.path) if c.path is not None else default_path(s.scenario.name, len(s.events))
+        try:
+            result = export_graph(graph, path, title=s.scenario.title)
+        except ExportError as e:
+            return self._noted(f"export failed: {e}", "error")
+        if not result.ok:
+            return self._noted(result.message, "warning")
+        return self._noted(f"graph exported: {path.resolve()}", "information")
+
+    def _do_diagnose(self, c: Diagnose, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: Diagnosed."""
+        events = self._session.events
+        return Diagnosed(tuple(diagnose(events)), len(events), self.view())
+
+    def _do_drawlandscape(self, c: DrawLandscape, *_: Any) -> Outcome:
+        """Args: c: the grid's size. Returns: Landscape, or Noted saying why not yet."""
+        from .landscape import contour, kind, profile
+
+        sessions, labels = self.runs()
+        title = self._session.scenario.title
+        try:
+            if kind(sessions[0]) == "contour":
+                pairs = [
+                    (s, lb) for s, lb in zip(sessions, labels, strict=True) if kind(s) == "contour"
+                ]
+                data = contour([s for s, _ in pairs], [lb for _, lb in pairs], c.width, c.height)
+                return Landscape(data, (), title, self.view())
+            profiles = tuple(profile(s, lb) for s, lb in zip(sessions, labels, strict=True))
+            return Landscape(None, profiles, title, self.view())
+        except LandscapeError as e:
+            return self._noted(f"no landscape yet: {e}", "warning")
+
+    def _do_drawslice(self, c: DrawSlice, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: Landscape, or Noted saying why not yet."""
+        from .landscape import slice2d
+
+        scenario = self._session.scenario
+        try:
+            data = slice2d(self._session, scenario.name)
+        except LandscapeError as e:
+            return self._noted(f"no slice yet: {e}", "warning")
+        return Landscape(data, (), f"{scenario.title} · 2-D slice", self.view())
+
+    def _do_exportlandscape(self, c: ExportLandscape, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: Noted."""
+        from .export import unique_path
+        from .plots import PlotError, write_landscape
+
+        sessions, labels = self.runs()
+        s = self._session
+        path = unique_path(Path(f"{s.scenario.name}-landscape-op{len(s.events)}.png"))
+        try:
+            return self._noted(write_landscape(path, sessions, labels, s.scenario.title))
+        except PlotError as e:
+            return self._noted(f"landscape export failed: {e}", "error")
+
+    # what a comparison does differently -------------------------------------
+
+    def runs(self) -> tuple[list[Session], list[str]]:
+        """The sessions a landscape draws, and their labels."""
+        return [self._session], [self._session.scenario.name]
+
+    def _perform(self, word: str) -> list[Event]:
+        return self._session.perform(word)
+
+    def _undo(self, n: int) -> list[Event]:
+        return [self._session.undo(n)]
+
+    def _redo(self, n: int) -> list[Event]:
+        return [self._session.redo(n)]
+
+    def _set_hyper(self, group: int, key: str, value: Any) -> Event:
+        return self._session.set_hyper(group, key, value)
+
+    def _slow_backward(self) -> tuple[Event, tuple[BackwardStep, ...]]:
+        return self._session.backward_steps()
+
+    def _continue(
+        self,
+        c: ContinueUntil,
+        condition: Condition | None,
+        stop: threading.Event | None,
+        on_progress: OnProgress | None,
+    ) -> Outcome:
+        session = self._session
+
+        def progress(event: Event) -> None:
+            if on_progress is not None:
+                record = None if self.panels else self._records([event])[0]
+                on_progress(Progress(event, Counters.of(session), record))
+
+        capture, session.capture_graph = session.capture_graph, False
+        try:
+            result = session.run_until(
+                condition, c.max_iterations, stop, progress, c.progress_every
+            )
+        finally:
+            session.capture_graph = capture
+        return Continued(result, self.view())
+
+    # views ---------------------------------------------------------------
+
+    def view(self) -> View | None:
+        """The detached view of what the panels show now (None from a headless debugger)."""
+        if not self.panels:
+            return None
+        with shared_views():
+            return self._full_view(self._session.snapshot())
+
+    def _full_view(self, snap: Snapshot) -> View:
+        s = self._session
+        names = [p.name for p in snap.params]
+        name = self.selected if self.selected in names else (names[0] if names else None)
+        detail = s.update_detail(name) if name else None
+        param = snap.param(name) if name else None
+        large = param is not None and not param.value.is_small
+        values = s.values_text(name) if large and name else ""
+        here = snap.op_count
+        window = s.timeline(here - HISTORY_WINDOW, here + HISTORY_WINDOW // 4)
+        future = tuple(
+            e.loss
+            for e in s.timeline(here)
+            if e.undone and e.op == "forward" and e.loss is not None
+        )
+        return View(snap, detail, s.graph(), name, values, window, future)
+
+    # helpers -------------------------------------------------------------
+
+    def _condition(self, c: ContinueUntil) -> Condition | None:
+        """The TUI's breakpoint (any warning or the expression), or the expression alone."""
+        parsed = _parse_condition(c.condition) if c.condition else None
+        if not c.stop_on_warning:
+            return parsed
+        return AnyOf(WarningFires(), *([parsed] if parsed is not None else []))
+
+    def _records(self, events: Sequence[Event]) -> tuple[Record, ...]:
+        if self.panels or not events:
+            return ()
+        params = tuple(self._session.param_views())
+        loss = self._session.loss_value
+        return tuple(Record(e, loss, params) for e in events)
+
+    def _performed(self, events: Sequence[Event]) -> Performed:
+        return Performed(tuple(events), self.view(), self._records(events))
+
+    def _noted(self, text: str, severity: Severity = "information") -> Noted:
+        return Noted(text, severity, self.view())
+
+    @staticmethod
+    def _unknown(words: Sequence[str]) -> str:
+        return f"unknown op word(s): {' '.join(words)}; expected one of: {', '.join(WORDS)}"
+
+
+# ------------------------------------------------------------------ several variants
+
+
+class CompareDebugger(Debugger):
+    """Several variants in lockstep (`engine.compare.Comparison`): ops, undo, redo and
+    continue go to every variant, each with its own random state; a hyperparameter edit,
+    slow motion and the view are the chosen variant's (`Choose`). A jump in one variant's
+    history would break the lockstep: `Goto` is refused."""
+
+    def __init__(self, comparison: Comparison, chosen: int = 0) -> None:
+        """Args:
+        comparison: the loaded variants.
+        chosen: the variant shown first.
+        """
+        self.comparison = comparison
+        self.chosen = chosen
+        super().__init__(comparison.sessions[chosen], panels=True)
+        self._watch(chosen)
+
+    @classmethod
+    def start(
+        cls,
+        variants: Sequence[Variant],
+        ops: Sequence[str] = (),
+        repeat: int = 1,
+        epochs: int | None = None,
+    ) -> CompareDebugger:
+        """Load every variant, then run `epochs` epochs and `ops` `repeat` times in each.
+
+        Args:
+            variants: what to load (`engine.compare.make_variants`).
+            ops: op words performed `repeat` times after loading.
+            repeat: how many times.
+            epochs: whole epochs of `data` run first, variant by variant.
+
+        Returns:
+            The debugger, variant 0 chosen.
+
+        Raises:
+            ScenarioError, OverrideError: a variant cannot be loaded (named in the message).
+            ValueError: `epochs` without `data` of known length.
+        """
+        from .compare import Comparison
+
+        comparison = Comparison.open(variants)
+        for session in comparison.sessions:
+            session.capture_graph = False
+        for _ in range(epochs or 0):
+            for k in range(len(comparison.sessions)):
+                comparison.run_epoch(k)
+        for _ in range(repeat if ops else 0):
+            for word in ops:
+                comparison.perform(word)
+        return cls(comparison)
+
+    def _watch(self, chosen: int) -> None:
+        """Graph capture costs as much as the op on big models: the chosen one only."""
+        for k, session in enumerate(self.comparison.sessions):
+            session.capture_graph = k == chosen
+
+    def _do_choose(self, c: Choose, *_: Any) -> Outcome:
+        """Args: c: the variant. Returns: Viewed, or Refused for no such variant."""
+        if not 0 <= c.index < len(self.comparison.sessions):
+            return Refused(f"no variant {c.index + 1}", self.view())
+        self.chosen = c.index
+        self._session = self.comparison.sessions[c.index]
+        self.selected = None
+        self._watch(c.index)
+        return Viewed(self.view())
+
+    def _do_goto(self, c: Goto, *_: Any) -> Outcome:
+        """Args: c: the op index. Returns: Refused (lockstep)."""
+        return Refused(
+            "in a comparison, go back with u (every variant together), not by jumping in "
+            "one variant's history",
+            self.view(),
+        )
+
+    def _do_exportlosses(self, c: ExportLosses, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: Noted."""
+        from .export import unique_path
+        from .plots import PlotError, write_loss_curves
+
+        s = self._session
+        curves = [x.loss_history for x in self.comparison.sessions]
+        path = unique_path(f"{s.scenario.name}-losses-op{len(s.events)}.png")
+        try:
+            text = write_loss_curves(path, self.comparison.labels, curves, s.scenario.title)
+        except PlotError as e:
+            return self._noted(f"export failed: {e}", "error")
+        return self._noted(text)
+
+    def runs(self) -> tuple[list[Session], list[str]]:
+        return list(self.comparison.sessions), self.comparison.labels
+
+    def _perform(self, word: str) -> list[Event]:
+        return self.comparison.perform(word)[self.chosen]
+
+    def _undo(self, n: int) -> list[Event]:
+        return [self.comparison.undo(n)[self.chosen]]
+
+    def _redo(self, n: int) -> list[Event]:
+        return [self.comparison.redo(n)[self.chosen]]
+
+    def _set_hyper(self, group: int, key: str, value: Any) -> Event:
+        return self.comparison.set_hyper(self.chosen, group, key, value)
+
+    def _slow_backward(self) -> tuple[Event, tuple[BackwardStep, ...]]:
+        """Backward in every variant; the chosen one recorded node by node."""
+        found: tuple[Event, tuple[BackwardStep, ...]] | None = None
+        for k in range(len(self.comparison.sessions)):
+            with self.comparison.running(k) as session:
+                if k == self.chosen:
+                    found = session.backward_steps()
+                else:
+                    session.backward()
+        assert found is not None
+        return found
+
+    def _continue(
+        self,
+        c: ContinueUntil,
+        condition: Condition | None,
+        stop: threading.Event | None,
+        on_progress: OnProgress | None,
+    ) -> Outcome:
+        """Every variant one op per round, each with its own copy of the condition."""
+        comparison = self.comparison
+
+        def progress() -> None:
+            if on_progress is not None:
+                on_progress(LockstepProgress(comparison.pulses()))
+
+        saved = [x.capture_graph for x in comparison.sessions]
+        for x in comparison.sessions:
+            x.capture_graph = False
+        try:
+            conds = [self._condition(c) for _ in comparison.sessions]
+            run = comparison.run_until(conds, c.max_iterations, stop, progress, c.progress_every)
+        finally:
+            for x, capture in zip(comparison.sessions, saved, strict=True):
+                x.capture_graph = capture
+        mine = run.events[self.chosen]
+        done = sum(1 for e in mine if e.op == "zero_grad" and e.ok)
+        index = mine[-1].index if mine else None
+        return Continued(RunResult(run.reason, run.message, mine, done, index), self.view())
+
+    def view(self) -> View | None:
+        base = super().view()
+        if base is None:
+            return None
+        values = {f.name: getattr(base, f.name) for f in fields(View)}
+        return CompareView(**values, pulses=self.comparison.pulses(), chosen=self.chosen)
