@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,21 +153,8 @@ def _label(lines: Iterable[str]) -> str:
     return '"' + "".join(_escaped(line) + "\\l" for line in lines) + '"'
 
 
-def tensor_text(v: TensorView | None, limit: int = 4, shape: bool = True) -> str:
-    """A tensor in one ASCII line (DOT fonts may lack … and ‖): numbers when few, else
-    (shape and) the first few or a summary; like fmt.tensor, with 4 significant digits."""
-    if v is None:
-        return "None"
-    dims = f"{numfmt.shape(v.shape)} " if shape else ""
-    if v.summary is None:
-        flat = v.flat()
-        if len(flat) <= limit:
-            return numfmt.nested(v.values, 4)
-        head = ", ".join(numfmt.nested(x, 4) for x in flat[:limit])
-        return f"{dims}[{head}, ...]"
-    s = v.summary
-    mean, std, norm = (numfmt.num(x, 4) for x in (s.mean, s.std, s.norm))
-    return f"{dims}mean {mean} std {std} norm {norm}"
+_text = partial(numfmt.tensor, digits=4, limit=4, ascii=True)
+"""A tensor in a DOT label: fmt.tensor with 4 significant digits, in ASCII."""
 
 
 def _node_lines(graph: Graph, node: Node, inline_saved: bool) -> list[str]:
@@ -174,17 +162,17 @@ def _node_lines(graph: Graph, node: Node, inline_saved: bool) -> list[str]:
     if node.is_leaf:
         lines = [node.label, f" {numfmt.shape(node.value.shape)}" if node.value is not None else ""]
         if node.value is not None:
-            lines.append(f"data {tensor_text(node.value, shape=False)}")
+            lines.append(f"data {_text(node.value, with_shape=False)}")
         if flow is not None:
-            lines.append(f"grad {tensor_text(flow.grad_after, shape=False)}")
+            lines.append(f"grad {_text(flow.grad_after, with_shape=False)}")
             if flow.grad_before is not None:
-                lines.append(f"  (+= {tensor_text(flow.grad, shape=False)} this pass)")
+                lines.append(f"  (+= {_text(flow.grad, with_shape=False)} this pass)")
         return [line for line in lines if line]
     lines = [f"{node.name}  {node.module}" if node.module else node.name]
     if node.value is not None:
-        lines.append(f"data {tensor_text(node.value)}")
+        lines.append(f"data {_text(node.value)}")
     if flow is not None:
-        lines.append(f"grad {tensor_text(flow.grad, shape=node.value is None)}")
+        lines.append(f"grad {_text(flow.grad, with_shape=node.value is None)}")
     if inline_saved:
         names = [
             f"{s.name}={s.source}" if s.source else f"{s.name}{_short_shape(s)}"
@@ -204,7 +192,7 @@ def _short_shape(s: Any) -> str:
 def _saved_text(s: Any) -> str:
     if s.freed:
         return f"({s.note or 'freed'})"
-    text = tensor_text(s.value) if isinstance(s.value, TensorView) else str(s.value)
+    text = _text(s.value) if isinstance(s.value, TensorView) else str(s.value)
     return f"{s.source} = {text}" if s.source else text
 
 
@@ -263,11 +251,11 @@ def to_dot(
             if not graph.nodes[input_id].is_leaf:
                 attrs.append("weight=10")  # keeps chains of ops straight
             if edge_labels and flow is not None and slot < len(flow.grad_out):
-                attrs.append(f"label={_q(' ' + tensor_text(flow.grad_out[slot], 2))}")
+                attrs.append(f"label={_q(' ' + _text(flow.grad_out[slot], limit=2))}")
             tail = f" [{' '.join(attrs)}]" if attrs else ""
             out.append(f"  {_q(input_id)} -> {_q(nid)}{tail}")
     if graph.root is not None:
-        loss = tensor_text(graph.loss) if graph.loss is not None else ""
+        loss = _text(graph.loss) if graph.loss is not None else ""
         shape = numfmt.shape(graph.loss.shape) if graph.loss is not None else ""
         out.append(
             f'  "loss" [label={_label(["loss", shape, loss])} fillcolor={_COLORS["output"]}]'

@@ -1,11 +1,15 @@
-"""Compact, readable number formatting shared by the CLI trace, messages and the UI."""
+"""The one formatter of values: numbers, tensors, hyperparameters and scenario text, for the
+CLI trace, op summaries, warnings, exported graphs and the UI alike."""
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from .snapshot import TensorView
 
 
@@ -34,17 +38,82 @@ def nested(values: Any, digits: int = 6) -> str:
     return str(values)
 
 
-def tensor(v: TensorView | None, digits: int = 6, limit: int = 8) -> str:
-    """A tensor in one line: its numbers when small, else shape and summary."""
+def tensor(
+    v: TensorView | float | None,
+    digits: int = 6,
+    limit: int = 8,
+    *,
+    with_shape: bool = True,
+    ascii: bool = False,
+) -> str:
+    """A tensor in one line: its numbers when at most `limit`, else (its shape and) the first
+    `limit` or a summary; a plain number as itself. `ascii` for DOT files, whose fonts may
+    lack … and ‖."""
     if v is None:
         return "None"
+    if isinstance(v, int | float):
+        return num(v, digits)
+    dims = f"{shape(v.shape)} " if with_shape else ""
     if v.summary is None:
         flat = v.flat()
         if len(flat) <= limit:
             return nested(v.values, digits)
-        return f"{shape(v.shape)} [{', '.join(num(x, 4) for x in flat[:limit])}, …]"
+        head = ", ".join(nested(x, 4) for x in flat[:limit])
+        return f"{dims}[{head}, {'...' if ascii else '…'}]"
     s = v.summary
-    return f"{shape(v.shape)} mean {num(s.mean, 4)} std {num(s.std, 4)} ‖·‖ {num(s.norm, 4)}"
+    norm = "norm" if ascii else "‖·‖"
+    return f"{dims}mean {num(s.mean, 4)} std {num(s.std, 4)} {norm} {num(s.norm, 4)}"
+
+
+def cell(v: TensorView | None) -> str:
+    """A tensor in a table cell, narrower than `tensor`: up to four numbers (the first three
+    of more), or its mean and standard deviation."""
+    if v is None:
+        return "None"
+    if v.summary is not None:
+        return f"μ {num(v.summary.mean, 3)} σ {num(v.summary.std, 3)}"
+    flat = v.flat()
+    if len(flat) <= 4:
+        return nested(v.values, 5)
+    return "[" + ", ".join(nested(x, 4) for x in flat[:3]) + ", …]"
+
+
+def brief(t: torch.Tensor | None) -> str:
+    """A live tensor in an op's one-line summary: its values when small, else its shape and
+    norm.
+
+    One pass over the data: the full summary of a big tensor (mean, std, min, max, norm; std
+    alone costs 30 times a mean) is computed only where it is shown (snapshots, JSON), not
+    for every op's summary line, which `optdbg run --quiet` never prints."""
+    import torch
+
+    from .snapshot import SMALL, view
+
+    if t is None or t.numel() <= SMALL or t.layout != torch.strided:
+        return tensor(view(t), limit=4)
+    norm = float(torch.linalg.vector_norm(t.detach()))
+    return f"{shape(tuple(t.shape))} ‖·‖ {num(norm, 4)}"
+
+
+def value(v: Any) -> str:
+    """A hyperparameter (or any plain value): a number (a one-element tensor too) as `num`,
+    a sequence in parentheses, anything else as its repr."""
+    loaded = sys.modules.get("torch")  # not imported: `v` cannot be a tensor
+    if loaded is not None and isinstance(v, loaded.Tensor) and v.numel() == 1:
+        return num(v.item())
+    if isinstance(v, float | int | bool) or v is None:
+        return num(v)
+    if isinstance(v, tuple | list):
+        return "(" + ", ".join(value(x) for x in v) + ")"
+    return repr(v)
+
+
+def editable(v: Any) -> str:
+    """A value as the user types it to edit it (`hyper.parse_value` reads it back): like `value`,
+    a sequence without its parentheses."""
+    if isinstance(v, tuple | list):
+        return ", ".join(value(x) for x in v)
+    return value(v)
 
 
 def shape(dims: tuple[int, ...]) -> str:

@@ -67,14 +67,72 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def parse_value(text: str) -> Any:
-    """A value typed by the user: a Python literal (0.05, 1e-3, (0.9, 0.999), True)."""
+_AS_TYPED = object()
+"""`parse_value`'s default: no current value, the literal as typed."""
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def parse_value(text: str, like: Any = _AS_TYPED) -> Any:
+    """A value typed by the user: a Python literal (0.05, 1e-3, (0.9, 0.999), True).
+
+    With `like` (the value it replaces, as in the hyperparameter dialog), it is read as a
+    value of that kind: true/false (yes/no, on/off, 1/0) for a flag, an int for an int when
+    whole, a float for a float, floats separated by commas or spaces for a tuple or list
+    (`0.9, 0.999`), and nan or inf for a number (which `validate` then refuses, saying why).
+    """
+    text = text.strip()
+    if isinstance(like, bool):
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise HyperError(f"expected true or false, got {text!r}")
     try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = _AS_TYPED
+    if like is _AS_TYPED:
+        if value is _AS_TYPED:
+            raise HyperError(
+                f"cannot read {text!r} as a value: type a number (0.05, 1e-3), a pair "
+                "((0.9, 0.999)) or True/False"
+            )
+        return value
+    return _like(text, value, like)
+
+
+def _like(text: str, value: Any, like: Any) -> Any:
+    """`text` (read as the literal `value`, or _AS_TYPED) as a value of `like`'s kind."""
+    if isinstance(like, tuple | list):
+        items = value if isinstance(value, tuple | list) else _words(text)
+        if not all(_is_number(v) for v in items):
+            raise HyperError(f"cannot read {text!r} as numbers: type them as in 0.9, 0.999")
+        return type(like)(float(v) for v in items)
+    if _is_number(like):
+        if not _is_number(value):
+            value = _number(text)
+        if isinstance(like, float):
+            return float(value)
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+    if value is _AS_TYPED:
+        raise HyperError(f"cannot read {text!r} as a value like {like!r}")
+    return value
+
+
+def _words(text: str) -> list[Any]:
+    """`0.9, 0.999` or `(0.9 0.999)`: the numbers, or [text] when one is not a number."""
+    parts = [p for p in text.strip("()[] ").replace(",", " ").split() if p]
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        return [text]
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
         raise HyperError(
-            f"cannot read {text!r} as a value: type a number (0.05, 1e-3), a pair "
-            "((0.9, 0.999)) or True/False"
+            f"cannot read {text!r} as a number: type one such as 0.05 or 1e-3"
         ) from None
 
 
@@ -139,16 +197,6 @@ def assign(optimizer: torch.optim.Optimizer, group: int, key: str, value: Any) -
     optimizer.param_groups[group][key] = value
 
 
-def show(value: Any) -> str:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return fmt.num(value.item())
-    if isinstance(value, float | int | bool) or value is None:
-        return fmt.num(value)
-    if isinstance(value, tuple | list):
-        return "(" + ", ".join(show(v) for v in value) + ")"
-    return repr(value)
-
-
 def set_hyper(session: Session, group: int, key: str, value: Any) -> Event:
     """Assign a param group's hyperparameter; the Event (op "set") is in the session's log."""
     started = time.perf_counter()
@@ -165,7 +213,7 @@ def set_hyper(session: Session, group: int, key: str, value: Any) -> Event:
     event = Event(
         index=len(session.events),
         op="set",
-        summary=f"{where}{key}: {show(old)} → {show(value)}",
+        summary=f"{where}{key}: {fmt.value(old)} → {fmt.value(value)}",
         loss=session.loss_value,
         seconds=time.perf_counter() - started,
     )

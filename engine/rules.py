@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import fmt
@@ -11,12 +12,8 @@ if TYPE_CHECKING:
     from .snapshot import TensorView
 
 
-def _t(v: Any) -> str:
-    if v is None:
-        return "None"
-    if isinstance(v, int | float):
-        return fmt.num(v)
-    return fmt.tensor(v, limit=6)
+_t = partial(fmt.tensor, limit=6)
+"""A term of a rule: a number, or a tensor's first six numbers (fmt.tensor)."""
 
 
 def describe(d: UpdateDetail) -> list[str]:

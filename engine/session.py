@@ -29,7 +29,6 @@ from .manual import ManualUpdate, coefficient_value
 from .pitfalls import Detectors, Diagnosis, diagnose
 from .scenario import Scenario, batch_count, grad_tensors, load, scenario_argv
 from .snapshot import (
-    SMALL,
     ParamSnapshot,
     Snapshot,
     TensorView,
@@ -721,7 +720,7 @@ class Session:
         got = [t for t in self._params if t.name in self._received]
         if not got:
             return "no optimizer parameter received a gradient"
-        shown = [f"{t.name}.grad = {_brief(t.tensor.grad)}" for t in got[:2]]
+        shown = [f"{t.name}.grad = {fmt.brief(t.tensor.grad)}" for t in got[:2]]
         more = f" (+{len(got) - 2} more)" if len(got) > 2 else ""
         return "; ".join(shown) + more
 
@@ -763,8 +762,8 @@ class Session:
         gradless = self._moved_without_grad(versions)
         self._schedule()
         parts = [
-            f"{t.name}: {_brief(self._last_step[t.name].before)} → "
-            f"{_brief(self._last_step[t.name].after)}"
+            f"{t.name}: {fmt.brief(self._last_step[t.name].before)} → "
+            f"{fmt.brief(self._last_step[t.name].after)}"
             for t in moving[:2]
         ]
         return self._step_summary(moving, parts, gradless), []
@@ -773,7 +772,7 @@ class Session:
         self, moving: list[_ParamTrack], versions: list[int]
     ) -> tuple[str, list[Finding]]:
         """The step without its record (`step_detail` off): no copies, the same summary."""
-        was = [_brief(t.tensor) for t in moving[:2]]
+        was = [fmt.brief(t.tensor) for t in moving[:2]]
         if isinstance(self.optimizer, ManualUpdate):
             self._manual_step({})  # checked and undone on failure, as with the record
         else:
@@ -782,7 +781,9 @@ class Session:
         self._last_step = {}
         gradless = self._moved_without_grad(versions)
         self._schedule()
-        parts = [f"{t.name}: {b} → {_brief(t.tensor)}" for b, t in zip(was, moving, strict=False)]
+        parts = [
+            f"{t.name}: {b} → {fmt.brief(t.tensor)}" for b, t in zip(was, moving, strict=False)
+        ]
         return self._step_summary(moving, parts, gradless), []
 
     def _moved_without_grad(self, versions: list[int]) -> list[str]:
@@ -1187,18 +1188,6 @@ class _ScenarioFailure(Exception):
     def __init__(self, error: OpError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-def _brief(t: torch.Tensor | None) -> str:
-    """A tensor in an op's one-line summary: its values when small, else its shape and norm.
-
-    One pass over the data: the full summary of a big tensor (mean, std, min, max, norm; std
-    alone costs 30 times a mean) is computed only where it is shown (snapshots, JSON), not
-    for every op's summary line, which `optdbg run --quiet` never prints."""
-    if t is None or t.numel() <= SMALL or t.layout != torch.strided:
-        return fmt.tensor(view(t), limit=4)
-    norm = float(torch.linalg.vector_norm(t.detach()))
-    return f"{fmt.shape(tuple(t.shape))} ‖·‖ {fmt.num(norm, 4)}"
 
 
 def _printable(t: torch.Tensor) -> np.ndarray[Any, Any]:

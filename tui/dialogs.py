@@ -20,33 +20,12 @@ from textual.strip import Strip
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from optdbg.engine import fmt
+from optdbg.engine.hyper import parse_value
 
 from .text import clean, literal, printable
 
 EDITABLE = (bool, int, float, tuple, list)
 """Hyperparameter values the dialog can edit (others, e.g. None or strings, are shown)."""
-
-
-def parse_value(text: str, current: Any) -> Any:
-    """The typed text as a value of the current value's kind (ValueError when it is not)."""
-    text = text.strip()
-    if isinstance(current, bool):
-        if text.lower() in ("true", "1", "yes", "on"):
-            return True
-        if text.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {text!r}")
-    if isinstance(current, tuple | list):
-        parts = [p for p in text.strip("()[] ").replace(",", " ").split() if p]
-        return type(current)(float(p) for p in parts)
-    number = float(text)
-    return int(number) if isinstance(current, int) and number.is_integer() else number
-
-
-def shown(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        return ", ".join(fmt.num(v) if isinstance(v, int | float) else str(v) for v in value)
-    return fmt.num(value) if isinstance(value, int | float) else str(value)
 
 
 class FieldList(ScrollView, can_focus=False):
@@ -161,7 +140,7 @@ class HyperDialog(ModalScreen[dict[tuple[int, str], Any] | None]):
         return f"group {g} · {name}" if len(self.groups) > 1 else name
 
     def _line(self, index: int) -> Text:
-        old = shown(self.fields[index][2])
+        old = fmt.editable(self.fields[index][2])
         typed = self.typed.get(index)
         name = self._label_of(index)
         if len(name) > self._name_width:
@@ -176,7 +155,7 @@ class HyperDialog(ModalScreen[dict[tuple[int, str], Any] | None]):
         self.current = index
         self.query_one(FieldList).cursor = index
         self.query_one("#hp-field", Label).update(literal(self._label_of(index), "bold"))
-        text = self.typed.get(index, shown(self.fields[index][2]))
+        text = self.typed.get(index, fmt.editable(self.fields[index][2]))
         field = self.query_one("#hp-value", Input)
         with field.prevent(Input.Changed):
             field.value = text
@@ -202,7 +181,7 @@ class HyperDialog(ModalScreen[dict[tuple[int, str], Any] | None]):
         changes: dict[tuple[int, str], Any] = {}
         for index, text in sorted(self.typed.items()):
             g, key, value = self.fields[index]
-            if text.strip() == shown(value):
+            if text.strip() == fmt.editable(value):
                 continue
             try:
                 changes[(g, key)] = parse_value(text, value)

@@ -21,7 +21,7 @@ from .text import clean, literal, printable
 if TYPE_CHECKING:
     from optdbg.engine.events import Event
     from optdbg.engine.session import UpdateDetail
-    from optdbg.engine.snapshot import ParamSnapshot, Snapshot, TensorView
+    from optdbg.engine.snapshot import ParamSnapshot, Snapshot
 
 OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z", "evaluate": "v"}
 _VAR = re.compile(r"\$([\w-]+)")
@@ -142,18 +142,6 @@ def _short(name: str, width: int = NAME_WIDTH) -> str:
     return f"{name[:keep]}…{name[-(width - 1 - keep) :]}"
 
 
-def _cell(v: TensorView | None, digits: int = 5) -> str:
-    """A table cell: the numbers of a small tensor (its first few), a summary of a big one."""
-    if v is None:
-        return "None"
-    if v.summary is not None:
-        return f"μ {fmt.num(v.summary.mean, 3)} σ {fmt.num(v.summary.std, 3)}"
-    flat = v.flat()
-    if len(flat) <= 4:
-        return fmt.nested(v.values, digits)
-    return "[" + ", ".join(fmt.num(x, 4) for x in flat[:3]) + ", …]"
-
-
 class ParamsPanel(Vertical):
     """One row per optimizer parameter; the selected one's full values below."""
 
@@ -232,10 +220,10 @@ class ParamsPanel(Vertical):
         acc = Text(str(p.accumulated) if p.grad is not None else "–")
         if p.accumulated > 1:
             acc = Text(f"{p.accumulated}×⚠", style="bold $warning reverse")
-        grad = Text("None", style="dim italic") if p.grad is None else Text(_cell(p.grad))
-        delta = Text("–", style="dim") if p.last_update is None else Text(_cell(p.last_update))
+        grad = Text("None", style="dim italic") if p.grad is None else Text(fmt.cell(p.grad))
+        delta = Text("–", style="dim") if p.last_update is None else Text(fmt.cell(p.last_update))
         name = Text(_short(printable(p.name, one_line=True)))
-        return [name, Text(fmt.shape(p.value.shape)), Text(_cell(p.value)), grad, acc, delta]
+        return [name, Text(fmt.shape(p.value.shape)), Text(fmt.cell(p.value)), grad, acc, delta]
 
     def watch_details(self, text: str) -> None:
         self.query_one("#param-details-text", Static).update(literal(text))

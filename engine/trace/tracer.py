@@ -457,7 +457,7 @@ class Tracer:
         if got and not self.detail:
             summary = f"{len(got)} parameters received a gradient"
         elif got:
-            shown = [f"{t.name}.grad = {_brief(t.tensor.grad)}" for t in got[:2]]
+            shown = [f"{t.name}.grad = {fmt.brief(t.tensor.grad)}" for t in got[:2]]
             summary = "; ".join(shown) + (f" (+{len(got) - 2} more)" if len(got) > 2 else "")
         else:
             summary = "no optimizer parameter received a gradient"
@@ -565,7 +565,7 @@ class Tracer:
         if moving and not self.detail:
             summary = f"{len(moving)} parameters moved"
         elif moving:
-            parts = [f"{t.name} → {_brief(t.tensor)}" for t in moving[:2]]
+            parts = [f"{t.name} → {fmt.brief(t.tensor)}" for t in moving[:2]]
             more = f" (+{len(moving) - 2} more)" if len(moving) > 2 else ""
             summary = "; ".join(parts) + more
         else:
@@ -798,12 +798,6 @@ def _single(tensors: Any) -> torch.Tensor | None:
 
 def _json(v: TensorView | None) -> Any:
     return None if v is None else v.to_json()
-
-
-def _brief(t: torch.Tensor | None) -> str:
-    from ..session import _brief as brief
-
-    return brief(t)
 
 
 def env_rank() -> int | None:
