@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_graph import deep_mlp
 
-from optdbg.engine import Session
+from optdbg.engine import Session, fmt
 from optdbg.engine.export import (
     ExportError,
     Renderer,
@@ -30,7 +30,6 @@ from optdbg.engine.export import (
     export_graph,
     find_renderer,
     render,
-    tensor_text,
     to_dot,
     torchviz_make_dot,
     unique_path,
@@ -139,18 +138,28 @@ def test_dot_before_backward_has_no_grads_and_clusters_are_optional() -> None:
     json.loads(render(clustered, "json", graphviz_pure()))
 
 
-def test_the_graphviz_package_accepts_the_dot() -> None:
+def test_the_graphviz_package_renders_the_dot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graphviz package (which torchviz builds on) lays out optdbg's DOT with
+    graphviz-pure as its `dot`: the SVG it returns draws every node of the graph."""
     graphviz = pytest.importorskip("graphviz")
+    (tmp_path / "dot").symlink_to(graphviz_pure().path)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{SCRIPTS}")
     graph, _ = graph_of("dag_toy")
-    source = graphviz.Source(to_dot(graph))
-    assert "AddBackward0" in source.source
+    svg = graphviz.Source(to_dot(graph, font="Cousine")).pipe(format="svg")
+    root = ET.fromstring(svg)
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    saved = sum(len(n.saved_tensors) for n in graph.nodes.values())
+    assert len(root.findall(".//svg:g[@class='node']", ns)) == len(graph) + saved + 1
+    assert "AddBackward0" in "".join(root.itertext())
 
 
-def test_tensor_text() -> None:
+def test_tensors_in_the_dot_are_ascii() -> None:
     graph, _ = graph_of("linear_regression", "f")
     mv = next(n for n in graph.nodes.values() if n.name == "MvBackward0")
-    assert tensor_text(mv.value).startswith("(10000) mean ")
-    assert tensor_text(None) == "None"
+    assert fmt.tensor(mv.value, 4, 4, ascii=True).startswith("(10000) mean ")
+    assert to_dot(graph).isascii()
 
 
 # ----------------------------------------------------------------- files
