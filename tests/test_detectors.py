@@ -118,8 +118,10 @@ def message(event: Event, code: str) -> str:
 
 
 def test_catalogue_covers_the_issue_codes() -> None:
-    # replay-diverged: the history's own warning; overfitting: issue 14's evaluate
-    assert set(CODES) == ISSUE_CODES | SECOND_CATALOGUE | {"replay-diverged", "overfitting"}
+    # replay-diverged: the history's own warning; overfitting: issue 14's evaluate; the ddp
+    # codes: trace's, under torchrun (tests/test_trace.py)
+    extra = {"replay-diverged", "overfitting", "ddp-grads-differ", "ddp-step-skipped"}
+    assert set(CODES) == ISSUE_CODES | SECOND_CATALOGUE | extra
     for code, (meaning, fix) in EXPLANATIONS.items():
         assert meaning and fix, code
     assert all(callable(d) for _, d in CATALOGUE)

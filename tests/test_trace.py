@@ -171,6 +171,16 @@ def test_forgotten_zero_grad_is_flagged_on_its_backward(tmp_path: Path) -> None:
         assert last[f"model.{name}"] == value.tolist()
 
 
+def test_silenced_code_is_not_reported() -> None:
+    script = str(SCRIPTS / "forgot_zero_grad.py")
+    t = traced("--quiet", "--strict", "--silence", "grad-accumulated", script, "--epochs", "1")
+    assert t.returncode == 0 and "warnings: none" in t.stderr, t.stderr
+    bad = traced("--quiet", "--silence", "grad-acumulated", script)
+    assert bad.returncode == 2 and "unknown code(s) 'grad-acumulated'" in bad.stderr
+    bad = traced("--quiet", "--threshold", "ddp_grad_rtol=x", script)
+    assert bad.returncode == 2 and "'x' is not a number" in bad.stderr
+
+
 def test_strict_is_zero_on_clean_scripts_and_quiet_summary(tmp_path: Path) -> None:
     t = traced("--quiet", "--strict", str(SCRIPTS / "accumulate.py"))
     assert t.returncode == 0, t.stderr
@@ -321,3 +331,45 @@ def test_ddp_under_torchrun_traces_every_rank(tmp_path: Path) -> None:
         last = records[-1]["params"]
         for name, value in traced_state.items():
             assert last[f"model.module.{name}"] == value.tolist()
+
+
+def test_ddp_detectors_flag_rank_1s_changed_grads_and_skipped_step(tmp_path: Path) -> None:
+    """Rank 1 doubles its gradients after the all-reduce at iteration 1 and skips its step at
+    iteration 2: ddp-grads-differ on both ranks' step of iteration 1, ddp-step-skipped on rank
+    0's step of iteration 2 and on rank 1's backward it left unstepped; values bit for bit
+    those of the plain run (the ranks compare through the store, not by collectives)."""
+    script = str(SCRIPTS / "ddp_bugs.py")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    p = _run([*launcher, "--master-port", "29543", script, "--bug", "both", "--save",
+              str(tmp_path / "plain")], timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    folder = tmp_path / "records"
+    t = _run([*launcher, "--master-port", "29544", "--no-python", str(OPTDBG), "trace",
+              "--json-dir", str(folder), script, "--bug", "both", "--save",
+              str(tmp_path / "traced")], timeout=300)  # fmt: skip
+    assert t.returncode == 0, t.stderr
+    warned = {}
+    for rank in (0, 1):
+        assert same(
+            torch.load(tmp_path / f"plain.rank{rank}"), torch.load(tmp_path / f"traced.rank{rank}")
+        )
+        records = [json.loads(x) for x in (folder / f"rank{rank}.jsonl").read_text().splitlines()]
+        assert [r["index"] for r in records] == list(range(len(records)))
+        warned[rank] = {
+            r["index"]: (r["op"], r["where"], [w["code"] for w in r["warnings"]])
+            for r in records
+            if r["warnings"]
+        }
+    step, backward = "ddp_bugs.py:35", "ddp_bugs.py:29"
+    assert warned[0] == {
+        5: ("step", step, ["ddp-grads-differ"]),
+        8: ("step", step, ["ddp-step-skipped"]),
+    }
+    assert warned[1] == {
+        5: ("step", step, ["ddp-grads-differ"]),
+        7: ("backward", backward, ["ddp-step-skipped"]),
+    }
+    rank0 = [json.loads(x) for x in (folder / "rank0.jsonl").read_text().splitlines()]
+    message = rank0[5]["warnings"][0]["message"]
+    assert "model.module.0.weight: norm" in message and "on rank 1" in message
+    assert "rank 1 did not call optimizer.step()" in rank0[8]["warnings"][0]["message"]

@@ -119,7 +119,7 @@ class TraceApp(PanelLayout, App[int]):
 
             debugger = TraceDebugger(
                 kwargs["script"], kwargs.get("args", []), self._paused, self._printed,
-                max_ops=kwargs.get("max_ops"),
+                max_ops=kwargs.get("max_ops"), thresholds=kwargs.get("thresholds"),
             )  # fmt: skip
         debugger.on_pause, debugger.on_output = self._paused, self._printed
         self.debugger = debugger
@@ -298,10 +298,12 @@ class TraceLossPanel(LossPanel):
 _COLORS = ("cyan", "orange", "magenta", "green", "yellow")
 
 
-def open_trace_tui(script: Path, args: list[str], max_ops: int | None = None) -> int:
+def open_trace_tui(
+    script: Path, args: list[str], max_ops: int | None = None, thresholds: Any = None
+) -> int:
     """Open the paused TUI on the script; the process ends with the app (a script stuck
     outside an op is not waited for)."""
-    app = TraceApp(script=script, args=args, max_ops=max_ops)
+    app = TraceApp(script=script, args=args, max_ops=max_ops, thresholds=thresholds)
     app.run()
     code = app.return_code or 0
     sys.stdout.flush()

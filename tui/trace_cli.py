@@ -47,6 +47,21 @@ def trace_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-ops", type=int, metavar="N", help="stop the script when it starts its op N+1"
     )
+    parser.add_argument(
+        "--silence",
+        action="append",
+        default=[],
+        metavar="CODE[,CODE]",
+        help="never report these pitfall codes (repeatable)",
+    )
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a detector threshold (the README's pitfall table lists them), e.g. "
+        "plateau_patience=100 (repeatable)",
+    )
     parser.add_argument("script", metavar="SCRIPT", help="the training script (a .py file)")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="its arguments")
     return parser
@@ -57,6 +72,7 @@ def trace_command(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     if ns.max_ops is not None and ns.max_ops < 1:
         parser.error("--max-ops must be at least 1")
+    ns.thresholds = _thresholds(parser, ns)
     from optdbg.engine.trace.check import ScriptError, check_script
 
     try:
@@ -67,7 +83,7 @@ def trace_command(argv: list[str]) -> int:
     if not (ns.json or ns.quiet or ns.json_dir):
         from .trace_app import open_trace_tui
 
-        return open_trace_tui(path, ns.args, max_ops=ns.max_ops)
+        return open_trace_tui(path, ns.args, max_ops=ns.max_ops, thresholds=ns.thresholds)
     return _headless(ns, path)
 
 
@@ -85,7 +101,13 @@ def _headless(ns: argparse.Namespace, path: Path) -> int:
                 out.write(line.encode())  # one write per record: whole lines under torchrun
                 out.flush()
 
-        tracer = Tracer(records=out is not None, rank=rank, max_ops=ns.max_ops, on_final=write)
+        tracer = Tracer(
+            records=out is not None,
+            rank=rank,
+            max_ops=ns.max_ops,
+            on_final=write,
+            thresholds=ns.thresholds,
+        )
         status = run_script(path, ns.args, tracer)
     _report(ns, tracer, path)
     if ns.strict and tracer.warned() and status == 0:
@@ -119,6 +141,33 @@ def _records_out(ns: argparse.Namespace, rank: int | None) -> Iterator[BinaryIO 
         os.close(saved)
 
 
+def _thresholds(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Any:
+    """The detectors' Thresholds from --silence and --threshold (a usage error names the
+    bad one and what is allowed)."""
+    from optdbg.engine.pitfalls import Thresholds
+
+    config: dict[str, Any] = {}
+    codes = [c.strip() for arg in ns.silence for c in arg.split(",") if c.strip()]
+    if codes:
+        config["silence"] = codes
+    names = [n for n in Thresholds.__dataclass_fields__ if n != "silence"]
+    for item in ns.threshold:
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq or name not in names:
+            parser.error(
+                f"--threshold {item}: expected NAME=VALUE with NAME one of {', '.join(names)}"
+            )
+        try:
+            config[name] = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            parser.error(f"--threshold {item}: {value!r} is not a number")
+    try:
+        return Thresholds.from_config(config)
+    except ValueError as e:
+        parser.error(str(e))
+
+
 def _report(ns: argparse.Namespace, tracer: Tracer, path: Path) -> None:
     """optdbg's own lines at the end, on stderr (stdout is the script's, or the records)."""
     if tracer.stopped is not None:
@@ -127,6 +176,11 @@ def _report(ns: argparse.Namespace, tracer: Tracer, path: Path) -> None:
         print(
             f"optdbg trace: {path.name} ran without calling backward(), an optimizer's step() "
             "or zero_grad(): no op was seen",
+            file=sys.stderr,
+        )
+    if tracer.ddp is not None and tracer.ddp.error is not None:
+        print(
+            f"optdbg trace: the ranks could not all be compared: {tracer.ddp.error}",
             file=sys.stderr,
         )
     if ns.quiet:

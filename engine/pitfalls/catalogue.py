@@ -188,6 +188,20 @@ EXPLANATIONS: dict[str, Explanation] = {
         "draw random numbers from torch, random or numpy (optdbg restores their state), or "
         "from a generator stored in the scenario; keep mutable state in tensors",
     ),
+    "ddp-grads-differ": Explanation(
+        "under DistributedDataParallel, the gradients a step used are not the same on every "
+        "rank, although the all-reduce in backward made them equal: something changed them on "
+        "one rank afterwards (or a backward under no_sync() reached the step), so the "
+        "replicas drift apart",
+        "change gradients the same way on every rank (clip, scale), and step only after a "
+        "synchronized backward (leave no_sync() for the backwards before the last one)",
+    ),
+    "ddp-step-skipped": Explanation(
+        "under DistributedDataParallel, one rank did not step after a synchronized backward "
+        "while the others did: its parameters fall behind and the replicas differ from then on",
+        "call optimizer.step() on every rank after every synchronized backward (skip a step, "
+        "e.g. for a non-finite loss, on all ranks together)",
+    ),
 }
 """Every pitfall code, in catalogue order: what it means and how to fix it."""
 
@@ -324,7 +338,17 @@ TRIGGERS: dict[str, Trigger] = {
         ("overfit_rises",),
     ),
     "replay-diverged": Trigger(
-        "undo/redo replayed ops and got different numbers than the first time"
+        "undo/redo replayed ops (or `r` in trace fast-forwarded a script) and got different "
+        "numbers than the first time"
+    ),
+    "ddp-grads-differ": Trigger(
+        "trace under DDP: a step's gradients differ between ranks (compared through the "
+        "process group's store after every rank passed the next backward)",
+        ("ddp_grad_rtol",),
+    ),
+    "ddp-step-skipped": Trigger(
+        "trace under DDP: after a synchronized backward some ranks stepped an optimizer "
+        "and this or another rank did not"
     ),
 }
 """When each code fires and the thresholds that tune it (the README's table comes from it)."""

@@ -42,6 +42,7 @@ class Thresholds:
     lr_zero_share: float = 0.1
     lr_rise_factor: float = 10.0
     overfit_rises: int = 3
+    ddp_grad_rtol: float = 0.0
     silence: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -133,6 +134,9 @@ HELP: dict[str, str] = {
     "start (or the scheduler's max_lr)",
     "overfit_rises": "`overfitting` when the evaluation loss rose at this many evaluations "
     "in a row while the mean training loss between them fell",
+    "ddp_grad_rtol": "`ddp-grads-differ`: 0 compares the ranks' gradients at each step bit "
+    "for bit (after DDP's all-reduce every rank holds the same bits); above 0, their norms "
+    "may differ by this relative tolerance",
     "silence": "codes never reported for this scenario",
 }
 """What each threshold means (the package docstring and the README's table point here)."""

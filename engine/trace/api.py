@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..events import Event
+from ..pitfalls import Thresholds
 from .tracer import Tracer, env_rank
 
 
@@ -31,10 +32,10 @@ class Trace:
 
 
 @contextmanager
-def trace(max_ops: int | None = None) -> Iterator[Trace]:
+def trace(max_ops: int | None = None, thresholds: Thresholds | None = None) -> Iterator[Trace]:
     """Trace the ops of the code run inside the block: every backward, and every step and
     zero_grad of every optimizer (those created before the block are found at their first
     step or zero_grad)."""
-    tracer = Tracer(rank=env_rank(), max_ops=max_ops)
+    tracer = Tracer(rank=env_rank(), max_ops=max_ops, thresholds=thresholds)
     with tracer:
         yield Trace(tracer)

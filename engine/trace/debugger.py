@@ -22,6 +22,7 @@ from ..breakpoints import MISSING, Expression, evaluate
 from ..events import Event
 from ..graph import Graph
 from ..history import TimelineEntry
+from ..pitfalls import Thresholds
 from ..snapshot import Snapshot
 from .detail import StepInfo
 from .script import run_script
@@ -85,8 +86,10 @@ class TraceDebugger:
         on_pause: Callable[[Paused], None],
         on_output: Callable[[str], None],
         max_ops: int | None = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.script = script
+        self.thresholds = thresholds
         self.args = args
         self.on_pause = on_pause
         self.on_output = on_output
@@ -107,7 +110,13 @@ class TraceDebugger:
     def start(self) -> None:
         """Run the script from the beginning, paused before its first op."""
         self._run += 1
-        self.tracer = Tracer(records=False, detail=True, max_ops=self.max_ops, pause=self._pause)
+        self.tracer = Tracer(
+            records=False,
+            detail=True,
+            max_ops=self.max_ops,
+            pause=self._pause,
+            thresholds=self.thresholds,
+        )
         self._go, self._mode, self._checked = False, "next", 0
         self._thread = threading.Thread(
             target=self._main, args=(self.tracer, self._run), name="optdbg-script", daemon=True

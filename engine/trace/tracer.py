@@ -47,6 +47,7 @@ from ..graph import FlowRecorder, Graph, extract_nodes, with_flow
 from ..pitfalls import Detectors, Thresholds
 from ..snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
 from . import naming
+from .ddp import DdpCheck
 from .detail import StepCopies, StepInfo
 from .naming import Where
 
@@ -186,6 +187,9 @@ class Tracer:
         self.last_steps: dict[str, StepInfo] = {}
         """With `detail`: each optimizer's latest step, with its numbers, by label."""
         self._graph_fns: list[Any] = []
+        self.ddp: DdpCheck | None = None
+        """Under a process group of several ranks (found at the first op after the script
+        initialised it): the comparison with the other ranks (see `ddp`)."""
         self.rank = rank
         self.max_ops = max_ops
         self.on_op = on_op
@@ -272,6 +276,8 @@ class Tracer:
         self._installed = False
         for track in self.tracks:
             track.candidate = None
+        if self.ddp is not None:
+            self._attach(self.ddp.finish([o.label for o in self.optimizers]))
         self._flush()
         self.loss = None
         self._graph_fns = []
@@ -423,6 +429,9 @@ class Tracer:
         self._sync_cleared()
         self.received = {}
         self._found = self._before_backward(new_loss)
+        ddp = self._ddp()
+        if ddp is not None:
+            ddp.arriving()
         recorder = FlowRecorder(self._graph_fns) if loss is self.loss and self._graph_fns else None
         try:
             with recorder or nullcontext():
@@ -436,6 +445,9 @@ class Tracer:
         if recorder is not None:
             self._record_flow(recorder)
         index = len(self.events)
+        if ddp is not None:
+            ddp.backward_done(index, where)
+            self._attach(ddp.settle([o.label for o in self.optimizers]))
         reached: list[_Optimizer] = []
         for track in self.tracks:
             if track.name not in self.received:
@@ -536,6 +548,12 @@ class Tracer:
         copies = None
         if self.detail:
             copies = StepCopies(optimizer, [(t.name, t.tensor) for t in moving])
+        ddp = self._ddp()
+        digest = None
+        if ddp is not None:
+            digest = ddp.digest(
+                [(t.name, t.tensor.grad) for t in moving if t.tensor.grad is not None]
+            )
         _local.stepping = [*stepping, optimizer]
         count = len(self.events)
         try:
@@ -557,6 +575,8 @@ class Tracer:
         index = len(self.events)
         if copies is not None:
             self.last_steps[o.label] = copies.finish(o.label, index, where)
+        if ddp is not None and digest is not None:
+            ddp.stepped(o.index, o.label, index, where, digest)
         self._warn_accumulated([t for t in moving if t.candidate is not None], index, where)
         for track in moving:
             track.used_by = index
@@ -698,16 +718,36 @@ class Tracer:
                 "optimizer.zero_grad() once per iteration, before backward.",
                 param=first.name,
             )
+            self._attach([(backward, finding)])
+
+    def _attach(self, found: list[tuple[int, Finding]]) -> None:
+        """Add warnings found later to the ops they belong to (not silenced ones)."""
+        for index, finding in found:
+            if finding.code in self.thresholds.silence:
+                continue
+            traced = self.ops[index]
             traced.event = replace(traced.event, warnings=(*traced.event.warnings, finding))
-            self.events[backward] = traced.event
+            self.events[index] = traced.event
+
+    def _ddp(self) -> DdpCheck | None:
+        """The DDP comparison, once the script initialised a process group of several ranks."""
+        if self.ddp is None and self.rank is not None:
+            self.ddp = DdpCheck.current(self.thresholds.ddp_grad_rtol)
+        return self.ddp
+
+    def _waiting(self) -> set[int]:
+        """Ops whose warnings may still grow."""
+        waiting = {t.candidate[0] for t in self.tracks if t.candidate is not None}
+        if self.ddp is not None:
+            waiting |= self.ddp.waiting()
+        return waiting
 
     def settled(self) -> int:
         """Ops before this index have all their warnings (later ones may still get one)."""
-        waiting = [t.candidate[0] for t in self.tracks if t.candidate is not None]
-        return min(waiting, default=len(self.events))
+        return min(self._waiting(), default=len(self.events))
 
     def _flush(self) -> None:
-        waiting = {t.candidate[0] for t in self.tracks if t.candidate is not None}
+        waiting = self._waiting()
         while self._open and self._open[0].event.index not in waiting:
             traced = self._open.popleft()
             if self.on_final is not None:
