@@ -4,12 +4,15 @@ terminal is given back: no alternate screen, the cursor shown, mouse reporting o
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 from pathlib import Path
@@ -63,3 +66,45 @@ def test_sigterm_restores_the_terminal_and_says_so() -> None:
     assert attrs[3] & termios.ECHO and attrs[3] & termios.ICANON  # echo, line editing
     os.close(master)
     os.close(slave)
+
+
+def test_trace_tui_under_torchrun_follows_rank_0(tmp_path: Path) -> None:
+    """Under torchrun without --json, rank 0 opens the paused TUI in the terminal; rank 1
+    runs headless and unpaused (waiting for rank 0 only in DDP's own all-reduce), its output
+    and records in a folder named on rank 0's log; `c` runs both to the end."""
+    script = Path(__file__).parent / "trace_scripts" / "ddp.py"
+    port = "29547"
+    folder = Path(tempfile.gettempdir()) / f"optdbg-trace-127.0.0.1-{port}"
+    shutil.rmtree(folder, ignore_errors=True)
+    master, slave = pty.openpty()
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    proc = subprocess.Popen(
+        [*launcher, "--master-addr", "127.0.0.1", "--master-port", port, "--no-python",
+         str(OPTDBG), "trace", str(script), "--save", str(tmp_path / "traced")],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"},
+    )  # fmt: skip
+    try:
+        out = _read(master, b"first op", 240)
+        assert b"trace ddp.py (rank 0)" in out, out[-800:]
+        # rank 1 is not paused by optdbg: at most its zero_grad ran, and it waits in DDP's
+        # all-reduce of its first backward for rank 0
+        early = folder / "rank1.jsonl"
+        assert len(early.read_text().splitlines() if early.exists() else []) <= 1
+        os.write(master, b"c")
+        out += _read(master, b"ended with status 0", 240)
+        assert b"ended with status 0" in out, out[-800:]
+        os.write(master, b"q")
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0
+    records = [json.loads(x) for x in (folder / "rank1.jsonl").read_text().splitlines()]
+    assert [r["op"] for r in records] == ["zero_grad", "backward", "step"] * 3
+    assert {r["rank"] for r in records} == {1} and all(not r["warnings"] for r in records)
+    assert "rank 1 step 2 loss" in (folder / "rank1.log").read_text()
+    for rank in (0, 1):
+        assert (tmp_path / f"traced.rank{rank}").exists()

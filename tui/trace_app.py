@@ -120,6 +120,7 @@ class TraceApp(PanelLayout, App[int]):
             debugger = TraceDebugger(
                 kwargs["script"], kwargs.get("args", []), self._paused, self._printed,
                 max_ops=kwargs.get("max_ops"), thresholds=kwargs.get("thresholds"),
+                rank=kwargs.get("rank"),
             )  # fmt: skip
         debugger.on_pause, debugger.on_output = self._paused, self._printed
         self.debugger = debugger
@@ -129,6 +130,8 @@ class TraceApp(PanelLayout, App[int]):
         self.run_shown = -1
         self.printed: list[str] = []
         self.selected: str | None = None
+        self.note: str | None = kwargs.get("note")
+        """A line for the log at the start (under torchrun: where the other ranks write)."""
         self._break = ""
 
     # called in the script's thread: messages are thread-safe
@@ -152,6 +155,8 @@ class TraceApp(PanelLayout, App[int]):
 
     def on_mount(self) -> None:
         self._fit(self.size.width, self.size.height)
+        if self.note:
+            self.query_one(LogPanel).note(self.note, "bold")
         self.query_one(UpdatePanel).border_title = "Optimizers"
         self.debugger.start()
 
@@ -215,6 +220,12 @@ class TraceApp(PanelLayout, App[int]):
             self.debugger.cont()
 
     def action_restart(self) -> None:
+        if self.debugger.rank is not None:
+            self.notify(
+                "no restart under torchrun: the other ranks cannot start again with this one",
+                severity="warning",
+            )
+            return
         if not self.debugger.restart():
             self.notify(
                 "the script did not stop (busy outside an op): try again", severity="warning"
@@ -299,11 +310,18 @@ _COLORS = ("cyan", "orange", "magenta", "green", "yellow")
 
 
 def open_trace_tui(
-    script: Path, args: list[str], max_ops: int | None = None, thresholds: Any = None
+    script: Path,
+    args: list[str],
+    max_ops: int | None = None,
+    thresholds: Any = None,
+    rank: int | None = None,
+    note: str | None = None,
 ) -> int:
     """Open the paused TUI on the script; the process ends with the app (a script stuck
     outside an op is not waited for)."""
-    app = TraceApp(script=script, args=args, max_ops=max_ops, thresholds=thresholds)
+    app = TraceApp(
+        script=script, args=args, max_ops=max_ops, thresholds=thresholds, rank=rank, note=note
+    )
     app.run()
     code = app.return_code or 0
     sys.stdout.flush()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -81,9 +82,45 @@ def trace_command(argv: list[str]) -> int:
         print(f"optdbg trace: cannot run the script: {e}", file=sys.stderr)
         return EXIT_USAGE
     if not (ns.json or ns.quiet or ns.json_dir):
+        from optdbg.engine.trace.tracer import env_rank
+
+        rank = env_rank()
+        if rank is not None and rank != 0:
+            return _follower(ns, path, rank)
         from .trace_app import open_trace_tui
 
-        return open_trace_tui(path, ns.args, max_ops=ns.max_ops, thresholds=ns.thresholds)
+        note = None
+        if rank is not None:
+            world = int(os.environ.get("WORLD_SIZE", "2"))
+            others = "rank 1 runs" if world == 2 else f"ranks 1-{world - 1} run"
+            note = (
+                f"this is rank 0 of {world}: {others} headless, unpaused, with output and "
+                f"records in {follower_dir()}"
+            )
+        return open_trace_tui(
+            path, ns.args, max_ops=ns.max_ops, thresholds=ns.thresholds, rank=rank, note=note
+        )
+    return _headless(ns, path)
+
+
+def follower_dir() -> Path:
+    """Where the ranks other than 0 write their output and records when rank 0 has the TUI."""
+    run = f"{os.environ.get('MASTER_ADDR', 'local')}-{os.environ.get('MASTER_PORT', '0')}"
+    return Path(tempfile.gettempdir()) / f"optdbg-trace-{run}"
+
+
+def _follower(ns: argparse.Namespace, path: Path, rank: int) -> int:
+    """A rank other than 0 when the TUI was asked for: it runs headless and unpaused (rank 0's
+    TUI follows rank 0), its output in DIR/rank<N>.log (not over rank 0's screen) and its
+    records in DIR/rank<N>.jsonl."""
+    folder = follower_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    ns.json_dir = str(folder)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(folder / f"rank{rank}.log", "wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
     return _headless(ns, path)
 
 

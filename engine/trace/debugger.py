@@ -87,9 +87,12 @@ class TraceDebugger:
         on_output: Callable[[str], None],
         max_ops: int | None = None,
         thresholds: Thresholds | None = None,
+        rank: int | None = None,
     ) -> None:
         self.script = script
         self.thresholds = thresholds
+        self.rank = rank
+        """Under torchrun: this process's rank (its records carry it; DDP is compared)."""
         self.args = args
         self.on_pause = on_pause
         self.on_output = on_output
@@ -116,6 +119,7 @@ class TraceDebugger:
             max_ops=self.max_ops,
             pause=self._pause,
             thresholds=self.thresholds,
+            rank=self.rank,
         )
         self._go, self._mode, self._checked = False, "next", 0
         self._thread = threading.Thread(
@@ -222,6 +226,8 @@ class TraceDebugger:
         self, tracer: Tracer, pending: Pending | None, why: str, run: int, ended: int | None = None
     ) -> Paused:
         title = f"trace {self.script.name}"
+        if self.rank is not None:
+            title += f" (rank {self.rank})"
         timeline = tuple(
             TimelineEntry(
                 index=t.event.index,
