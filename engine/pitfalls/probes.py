@@ -27,6 +27,7 @@ from torch.optim.optimizer import (
 from ..events import OpError
 from .context import GradRewrite, Inplace, LossFacts, OptimizerStep, Relu
 from .lossgraph import inplace, loss_facts
+from .measure import floats
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -77,6 +78,9 @@ class Probes:
         self._loop: LoopState | None = None
         self._fresh: dict[int, bool] = {}
         self._copies: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        """name -> (a copy of the weight before this step, the weight), without step records."""
+        self._spare: dict[str, torch.Tensor] = {}
+        """The copies of the last step, reused by the next one (no allocation per step)."""
         self._steps: list[OptimizerStep] = []
         self._at_update: tuple[Versions, Versions] | None = None
         self._rewrite_ratio: float | None = None
@@ -268,7 +272,7 @@ class Probes:
                     self._rewrite_ratio = self._ratio(loop, changed)
             self._at_update = (now, now)
             if not getattr(loop, "step_detail", False):
-                self._copies = _weights_before(loop)
+                self._copies = _weights_before(loop, self._spare)
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         self._fresh[id(optimizer)] = all(not optimizer.state.get(p) for p in params)
 
@@ -353,22 +357,25 @@ class Probes:
         return {"backward": "before-step", "step": "after-step"}.get(last_op, "before-backward")
 
     def _update_ratios(self, loop: LoopState) -> dict[str, tuple[float, int]]:
-        moved = getattr(loop, "moved", None) or {
-            n: (before, live.detach()) for n, (before, live) in self._copies.items()
-        }
-        self._copies = {}
-        if not moved:
-            return {}
+        copies, self._copies = self._copies, {}
+        moved = getattr(loop, "moved", None) or copies
         names = [n for n, (b, _) in moved.items() if b.dim() >= 2]
         if not names:
             return {}
         befores = [moved[n][0] for n in names]
-        deltas = torch._foreach_sub([moved[n][1] for n in names], befores)
-        norms = torch._foreach_norm([*befores, *deltas])
+        afters = [moved[n][1].detach() for n in names]
+        sizes = torch._foreach_norm(befores)
+        if moved is copies:  # our own copies: the difference goes into them, kept for reuse
+            torch._foreach_sub_(befores, afters)
+            deltas = befores
+            self._spare = {n: moved[n][0] for n in names}
+        else:
+            deltas = list(torch._foreach_sub(afters, befores))
+        norms = floats([*sizes, *torch._foreach_norm(deltas)])
         th = self.thresholds
         out = {}
         for i, name in enumerate(names):
-            size, step = float(norms[i]), float(norms[len(names) + i])
+            size, step = norms[i], norms[len(names) + i]
             if not (size > 0 and math.isfinite(size) and math.isfinite(step)):
                 self._streaks.pop(name, None)
                 continue
@@ -449,11 +456,30 @@ def _step_of(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> in
     return int(step) if step is not None else None
 
 
-def _weights_before(loop: LoopState) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    weights = [t for t in loop.tracks if t.tensor.dim() >= 2 and t.tensor.grad is not None]
-    if sum(t.tensor.numel() for t in weights) > COPY_LIMIT:
+def _weights_before(
+    loop: LoopState, spare: dict[str, torch.Tensor]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of the weights about to step, written into `spare` where it has one of the
+    same shape, dtype and device (a fused copy; no allocation from the second step on)."""
+    weights = [
+        t
+        for t in loop.tracks
+        if t.tensor.dim() >= 2 and t.tensor.grad is not None and t.tensor.layout == torch.strided
+    ]
+    if not weights or sum(t.tensor.numel() for t in weights) > COPY_LIMIT:
         return {}
-    return {t.name: (t.tensor.detach().clone(), t.tensor) for t in weights}
+    live = [t.tensor.detach() for t in weights]
+    copies = []
+    for t, x in zip(weights, live, strict=True):
+        old = spare.get(t.name)
+        kind = (x.shape, x.dtype, x.device)
+        copies.append(
+            old
+            if old is not None and (old.shape, old.dtype, old.device) == kind
+            else torch.empty_like(x)
+        )
+    torch._foreach_copy_(copies, live)
+    return {t.name: (c, x) for t, c, x in zip(weights, copies, live, strict=True)}
 
 
 def _pre_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

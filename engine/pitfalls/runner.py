@@ -23,7 +23,7 @@ from .evaluation import overfitting
 from .gradients import grad_scale
 from .loss import diverging, loss_no_grad, non_finite, plateau
 from .lossfn import init_loss_mismatch, loss_at_chance, loss_broadcast, softmax_before_ce
-from .measure import measure, version_sum
+from .measure import measure, measure_all, version_sum
 from .memory import loss_history_retained
 from .modules import dead_relu, eval_mode_training
 from .optim import decay_on_bias_norm, lr_schedule_odd, optimizer_recreated
@@ -284,14 +284,19 @@ class Detectors:
         ok = error is None
         received = loop.received if op == "backward" and ok else {}
         moved = op == "step" and ok
+        measured = [  # what this op changed: each received grad, or each moved value
+            track.tensor.grad if track.name in received else track.tensor
+            for track in loop.tracks
+            if track.tensor.grad is not None and (moved or track.name in received)
+        ]
+        measures = iter(measure_all([t for t in measured if t is not None]))
         for track in loop.tracks:
             p = track.tensor
-            grad = p.grad
             name = track.name
-            if grad is None:
+            if p.grad is None:
                 yield ParamInfo(name, p.requires_grad, False, 0)
             elif name in received:
-                norm, bad = measure(grad)
+                norm, bad = next(measures)
                 window = self._windows.get(name)
                 yield ParamInfo(
                     name,
@@ -304,14 +309,13 @@ class Detectors:
                     recent_norms=tuple(window) if window else (),
                 )
             elif moved:
-                value_nonfinite = measure(p)[1]
                 yield ParamInfo(
                     name,
                     p.requires_grad,
                     True,
                     track.accumulated,
                     moved=True,
-                    value_nonfinite=value_nonfinite,
+                    value_nonfinite=next(measures)[1],
                 )
             else:
                 yield ParamInfo(name, p.requires_grad, True, track.accumulated)
