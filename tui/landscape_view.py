@@ -18,12 +18,11 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from optdbg.engine import fmt
-from optdbg.engine.landscape import Contour, Profile
-from optdbg.engine.plots import contour_levels, curve_range
 
 from .keys import KeyFooter
 
 if TYPE_CHECKING:
+    from optdbg.engine.landscape import Contour, Profile
     from optdbg.engine.session import Session
 
     from .app import Note
@@ -60,6 +59,8 @@ def contour_text(data: Contour, width: int, height: int) -> Text:
     """The loss as coloured bands (log-spaced levels), each trajectory drawn over it: its
     steps as the variant's number, the segments between them as dots (those that touch the
     map: a run that diverges is seen leaving it), the start as ◆."""
+    from optdbg.engine.plots import contour_levels  # torch: not before the first frame
+
     grid = _resample(data.loss, width, height)
     levels = contour_levels([v for row in grid for v in row if math.isfinite(v)], len(BANDS))
     chars = [[" "] * width for _ in range(height)]
@@ -246,6 +247,8 @@ class LandscapeScreen(Screen[None]):
 
 
 def _draw_profiles(plt: object, profiles: Sequence[Profile]) -> None:
+    from optdbg.engine.plots import curve_range
+
     p = plt  # plotext's module-like API
     limits = curve_range([pr.losses for pr in profiles])
     if limits is not None and limits[2]:
