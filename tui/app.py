@@ -79,6 +79,10 @@ HISTORY_WINDOW = 400
 """The history panel lists this many ops around the current point."""
 OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
 MAX_QUEUE = 16
+PROGRESS_S = 1.0
+"""While continue runs, the live counters and loss plot are redrawn this often: each frame
+re-renders the whole screen behind the running overlay (Textual's translucent modal), and
+the UI thread's frames take the GIL from the loop."""
 TOAST_CHARS = {True: 72, False: 240}
 """The longest toast message on a compact / wide screen (the log keeps the whole text)."""
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
@@ -394,8 +398,8 @@ class OptDbgApp(PanelLayout, App[None]):
             self.query_one(GraphPanel).graph = self.view.graph
 
     def _tick(self) -> None:
-        if self._busy:
-            self._show_activity()
+        if self._busy and not isinstance(self.screen, RunningScreen):
+            self._show_activity()  # while continue runs, its overlay says it (fewer frames)
         self._sync_cancel()
         if self._held is not None and not self._dialog_open():
             held, self._held = self._held, None
@@ -912,7 +916,7 @@ class OptDbgApp(PanelLayout, App[None]):
             # the graph of the last loss is extracted once when it stops
             capture, session.capture_graph = session.capture_graph, False
             try:
-                return Continued(session.run_until(condition, None, stop, progress, 0.5))
+                return Continued(session.run_until(condition, None, stop, progress, PROGRESS_S))
             finally:
                 session.capture_graph = capture
 
@@ -925,18 +929,19 @@ class OptDbgApp(PanelLayout, App[None]):
         if message.generation != self._generation or not self._busy or self.view is None:
             return
         pulse = message.pulse
-        status = self.query_one(StatusBar)
-        status.last_event = message.event
-        status.snapshot = pulse.applied_to(self.view.snapshot)
-        now = time.monotonic()
-        if now - self._plotted >= 1.0:  # plotting is the costly part: once a second
-            self._plotted = now
-            self.query_one(LossPanel).history = (pulse.losses, ())
-        if isinstance(self.screen, RunningScreen):
-            self.screen.show(
-                f"running: op {pulse.op_count} · step {pulse.step_count} · "
-                f"loss {fmt.num(pulse.loss)}"
-            )
+        with self.batch_update():  # one frame for the status line, the plot and the overlay
+            status = self.query_one(StatusBar)
+            status.last_event = message.event
+            status.snapshot = pulse.applied_to(self.view.snapshot)
+            now = time.monotonic()
+            if now - self._plotted >= PROGRESS_S:  # plotting is the costly part
+                self._plotted = now
+                self.query_one(LossPanel).history = (pulse.losses, ())
+            if isinstance(self.screen, RunningScreen):
+                self.screen.show(
+                    f"running: op {pulse.op_count} · step {pulse.step_count} · "
+                    f"loss {fmt.num(pulse.loss)}"
+                )
 
     def action_diagnostics(self) -> None:
         from optdbg.engine.pitfalls import diagnose
