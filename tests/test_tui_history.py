@@ -87,7 +87,8 @@ async def test_invalid_hyperparameter_is_refused_in_the_dialog() -> None:
         field.value = "0.8, 0.99"
         await press(pilot, "enter")
         assert isinstance(app.screen, HyperDialog)
-        assert "lr: cannot read 'fast' as a number" in str(dialog.query_one("#dialog-error").render())
+        error = str(dialog.query_one("#dialog-error").render())
+        assert "lr: cannot read 'fast' as a number" in error
         assert field.value == "fast"  # the cursor went back to the refused value
         field.value = "0.02"
         await press(pilot, "enter")
