@@ -27,12 +27,13 @@ from typing import Any
 
 from .common import HERE, LoadMonitor, loadavg, machine
 
-SECTIONS = ("engine", "trace", "scaling", "graph", "tui", "launch", "memory", "big")
+SECTIONS = ("engine", "trace", "scaling", "graph", "tui", "cancel", "launch", "memory", "big")
 
 
 def _section(name: str) -> Callable[[bool], dict[str, Any]]:
     from . import (
         big,
+        cancel,
         engine_overhead,
         graph_bench,
         launch,
@@ -44,6 +45,7 @@ def _section(name: str) -> Callable[[bool], dict[str, Any]]:
 
     return {
         "big": big.run,
+        "cancel": cancel.run,
         "engine": engine_overhead.run,
         "scaling": scaling.run,
         "graph": graph_bench.run,
@@ -130,6 +132,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
         how = "`c` continue" if r["mode"] == "continue" else "`i` keys (no `c` yet)"
         add(f"TUI continuous running ({how}), it/s", MLP_NAME, f"{r['tui_it_per_s']:.1f}",
             f"{r['plain_it_per_s']:.1f}", _x(r["ratio"]), "≥ 0.90x", r["ratio"] >= 0.9)  # fmt: skip
+    ca = results.get("cancel")
+    if ca:
+        section[0] = "cancel"
+        add("escape → a runaway forward cancelled (median, max)", ca["scenario"],
+            f"{_ms(ca['cancel_s'])} ({_ms(ca['max_s'])})", "", "", f"≤ {ca['target_s']:.0f} s",
+            ca["max_s"] <= ca["target_s"])  # fmt: skip
     la = results.get("launch")
     if la:
         section[0] = "launch"

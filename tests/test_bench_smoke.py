@@ -36,6 +36,7 @@ def test_bench_quick_mode_writes_the_table_and_json(tmp_path: Path) -> None:
         "TUI `i` at 2 keys/s",
         "TUI `i` at 4 keys/s",
         "TUI continuous running",
+        "escape → a runaway forward cancelled",
         "launch → loaded scenario",
         "TUI each key → screen",
         "TUI undo",
@@ -51,7 +52,7 @@ def test_bench_quick_mode_writes_the_table_and_json(tmp_path: Path) -> None:
     assert done.stdout.strip() == table.strip()
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["quick"] is True
-    for section in ("engine", "scaling", "graph", "tui", "launch", "memory", "big"):
+    for section in ("engine", "scaling", "graph", "tui", "cancel", "launch", "memory", "big"):
         assert results[section], section
     assert results["launch"]["failures"] == 0
     assert results["engine"]["mlp"]["op_errors"] == 0

@@ -251,15 +251,8 @@ def needs_no_cuda(name: str) -> list[pytest.MarkDecorator]:
     return []
 
 
-def cases(names: list[str], xfail: dict[str, str] | None = None) -> list[object]:
-    def marks(name: str) -> list[pytest.MarkDecorator]:
-        bug = (xfail or {}).get(name)
-        return needs_no_cuda(name) + ([pytest.mark.xfail(strict=True, reason=bug)] if bug else [])
-
-    return [pytest.param(n, id=n.removesuffix(".py"), marks=marks(n)) for n in names]
-
-
-CLI_BUGS: dict[str, str] = {}
+def cases(names: list[str]) -> list[object]:
+    return [pytest.param(n, id=n.removesuffix(".py"), marks=needs_no_cuda(n)) for n in names]
 
 
 def test_the_corpus_is_complete_and_documented() -> None:
@@ -690,9 +683,9 @@ def test_a_failed_forward_keeps_the_previous_loss_and_graph() -> None:
     assert session.perform("b")[0].ok and session.perform("s")[0].ok
 
 
-def _cancel_running(session: Session, op: str, wait: Callable[[], bool]) -> tuple[object, float]:
+def _cancel_running(session: Session, op: str, wait: Callable[[], bool]) -> object:
     """Run `op` on an EngineThread (as the TUI does), cancel it once `wait()` holds; the
-    op's event and the seconds the cancel took to land."""
+    op's event. (How long the cancel takes to land is a figure of `python -m bench`.)"""
     engine = EngineThread(name="test-engine")
     finished = threading.Event()
     outcome: list[object] = []
@@ -707,12 +700,10 @@ def _cancel_running(session: Session, op: str, wait: Callable[[], bool]) -> tupl
         assert time.monotonic() < deadline, "the op never started"
         time.sleep(0.02)
     assert engine.elapsed is not None and not finished.is_set()
-    start = time.monotonic()
     assert engine.cancel()
     assert finished.wait(10), "cancel did not stop the op"
-    took = time.monotonic() - start
     engine.stop()
-    return outcome[0], took
+    return outcome[0]
 
 
 @pytest.mark.parametrize("name", list(CANCELLED))
@@ -723,13 +714,12 @@ def test_a_runaway_forward_is_cancelled_and_the_session_carries_on(name: str) ->
     started = time.monotonic()
     if name == "unbounded_alloc.py":
         hoard = ns["hoard"]
-        result, took = _cancel_running(session, "f", lambda: len(hoard) >= 20)
+        result = _cancel_running(session, "f", lambda: len(hoard) >= 20)
         grown = len(hoard)
         time.sleep(0.1)
         assert len(hoard) == grown < ns["SAFETY_CAP"]  # stopped growing at the cancel
     else:
-        result, took = _cancel_running(session, "f", lambda: time.monotonic() - started > 0.3)
-    assert took < 5
+        result = _cancel_running(session, "f", lambda: time.monotonic() - started > 0.3)
     assert isinstance(result, list)
     [event] = result
     assert event.error is not None and event.error.type == "OpCancelled"
@@ -748,9 +738,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.mark.parametrize(
-    "name", cases([n for n in CORPUS if n not in HUGE | set(CANCELLED)], CLI_BUGS)
-)
+@pytest.mark.parametrize("name", cases([n for n in CORPUS if n not in HUGE | set(CANCELLED)]))
 def test_cli_outcome_for_every_broken_file(name: str) -> None:
     """`optdbg run FILE --ops OPS --json`: exit 2 and one message, or exit 0 and JSON."""
     path = BROKEN / name
@@ -1221,18 +1209,9 @@ UNUSUAL = {
         "emb = torch.nn.Embedding(10, 3, sparse=True)\n",
     ),
 }
-UNUSUAL_BUGS: dict[str, str] = {}
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=[pytest.mark.xfail(strict=True, reason=UNUSUAL_BUGS[k])])
-        if k in UNUSUAL_BUGS
-        else k
-        for k in UNUSUAL
-    ],
-)
+@pytest.mark.parametrize("kind", list(UNUSUAL))
 def test_unusual_parameters_are_shown_without_crashing(kind: str, tmp_path: Path) -> None:
     make, loss, *prelude = UNUSUAL[kind]
     path = tmp_path / f"{kind}.py"
