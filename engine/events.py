@@ -70,10 +70,6 @@ WORDS = {
 """Op words accepted by the CLI (`--ops`) and `Session.perform`."""
 
 
-def op_spec(name: str) -> OpSpec:
-    return next(spec for spec in OP_TABLE if spec.name == name)
-
-
 @dataclass(frozen=True)
 class Finding:
     """A pitfall detector's warning, with a stable code."""

@@ -71,7 +71,6 @@ _ATTRS = (
     "epoch",
     "batch",
     "_next",
-    "_graph_backwarded",
     "graph_error",
     "_versions_at_forward",
     "last_batch",
@@ -465,12 +464,6 @@ class History:
     def position(self) -> int:
         """Ops applied now (0 at the start); the state is the one after op position - 1."""
         return len(self.session.events)
-
-    def can_undo(self) -> bool:
-        return self.unavailable is None and self.position > 0
-
-    def can_redo(self) -> bool:
-        return self.unavailable is None and self.position < len(self.entries)
 
     def timeline(self, start: int = 0, stop: int | None = None) -> tuple[TimelineEntry, ...]:
         """The ops of the history from index `start` to `stop` (excluded; None: the end),

@@ -286,7 +286,7 @@ def _linspace(lo: float, hi: float, n: int) -> tuple[float, ...]:
 
 def _last_step(session: Session) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """θ before the last step and Δθ, per parameter (zero Δ for one the step did not move)."""
-    records = session.step_records()
+    records = session.moved
     if not records:
         raise LandscapeError("no step yet: the loss along the last step needs one (press s)")
     base, delta = [], []

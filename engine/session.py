@@ -136,7 +136,6 @@ class Session:
         self._pending_batch: tuple[Any] | None = None
         """The batch a failed forward received, for the next forward (not consumed)."""
         self._versions_at_forward: tuple[int, ...] | None = None
-        self._graph_backwarded = False
         self._next = 0
         self._graph_cache: tuple[int, Graph] | None = None
         self._graph_fns: list[Any] = []
@@ -489,7 +488,6 @@ class Session:
         self.loss = loss
         self._versions_at_forward = tuple(t.tensor._version for t in self._params)
         self.last_batch = batch
-        self._graph_backwarded = False
         self._graph_cache = None
         self._graph_fns = []
         self.forward_count += 1
@@ -663,7 +661,6 @@ class Session:
             for t in self._params:
                 t.tensor.grad = rollback[t.name]
             raise
-        self._graph_backwarded = True
         if recorder is not None:
             self._record_flow(recorder)
         warnings = []
@@ -959,11 +956,6 @@ class Session:
 
     def _point(self) -> tuple[float, ...]:
         return tuple(x for t in self._params for x in t.tensor.detach().reshape(-1).tolist())
-
-    def step_records(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Each parameter the last step moved: (value before, value after), detached
-        copies that the caller must not modify."""
-        return {name: (r.before, r.after) for name, r in self._last_step.items()}
 
     def trajectory(self) -> tuple[tuple[float, ...], ...]:
         """Every parameter's values (flattened, in order) at the start and after each step

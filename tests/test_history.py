@@ -458,7 +458,7 @@ def test_undo_to_the_start_restores_the_loaded_state(custom_dir: Path) -> None:
     )  # fmt: skip
     assert snap.next_op == "forward" and not snap.has_graph
     assert_same(session_state(session), want, "after undo to the start")
-    assert not session.history.can_undo() and session.history.can_redo()
+    assert session.timeline() and all(e.undone for e in session.timeline())  # all redoable
     refused = session.undo()
     assert refused.error is not None and "nothing to undo" in refused.error.message
 
@@ -603,7 +603,7 @@ def test_one_shot_data_refuses_undo_but_runs(tmp_path: Path) -> None:
     assert all(e.ok for e in session.iteration())
     event = session.undo()
     assert event.error is not None and "one-shot iterator" in event.error.message
-    assert len(session.events) == 4 and not session.history.can_undo()
+    assert len(session.events) == 4 and session.history.unavailable is not None
 
 
 # ----------------------------------------------------------------- live hyperparameters

@@ -506,7 +506,7 @@ def _thresholds(scenario: Scenario) -> Thresholds:
             str(scenario.path),
             line,
             f"optdbg_config: {e}",
-            "optdbg_config = {...} with detector thresholds (see optdbg.engine.detectors), "
+            "optdbg_config = {...} with detector thresholds (see optdbg.engine.pitfalls), "
             'e.g. {"plateau_patience": 100, "silence": ["plateau"]}',
             "correct the value, or remove the key to use the default",
             source_line(str(scenario.path), line),
