@@ -46,6 +46,15 @@ async def log_text(pilot: Pilot[int]) -> str:
     return " ".join(" ".join(strip.text for strip in app.query_one(LogPanel).lines).split())
 
 
+async def restart(pilot: Pilot[int], run_to: int | None) -> None:
+    """`r`, then the op to pause before (None: the dialog's default, the current op)."""
+    await pilot.press("r")
+    await pilot.pause()
+    if run_to is not None:
+        pilot.app.screen.query_one("#run-to").value = str(run_to)  # type: ignore[attr-defined]
+    await pilot.press("enter")
+
+
 def plain_json(script: str, *args: str) -> list[dict[str, object]]:
     """The records of the same script under `optdbg trace --json`, the reference."""
     optdbg = Path(sys.executable).parent / "optdbg"
@@ -108,7 +117,7 @@ async def test_step_by_step_then_restart() -> None:
         ]
         assert app.paused.graph is not None and app.paused.graph.has_flow
         assert "Loss_D" not in await log_text(pilot)  # nothing printed before the first step of G
-        await pilot.press("r")
+        await restart(pilot, 0)
         await paused(pilot, 0)
         assert app.paused.run == 1
         assert "first op" in status(app)
@@ -156,3 +165,53 @@ async def test_breakpoint_on_where() -> None:
         assert last.op == "step"
         assert "breakpoint where == 'lbfgs.py:23'" in status(app)
         assert app.paused.events.index(last) == len(app.paused.events) - 1
+
+
+async def test_restart_fast_forwards_a_deterministic_script_to_the_op() -> None:
+    app = TraceApp(script=SCRIPTS / "gan.py", args=["--iters", "2"])
+    async with app.run_test(size=SIZE) as pilot:
+        await paused(pilot, 0)
+        for count in range(1, 6):
+            await pilot.press("n")
+            await paused(pilot, count)
+        assert app.paused is not None
+        first = app.paused.snapshot
+        await restart(pilot, None)  # the dialog offers the current op, 5
+        await paused(pilot, 5)
+        assert app.paused.run == 1
+        assert "fast-forwarded to op 5" in status(app)
+        assert "paused before: backward at gan.py:33" in status(app)
+        assert app.paused.snapshot.params == first.params  # the same values, bit for bit
+        assert all(not e.warnings for e in app.paused.events)
+        await pilot.press("c")
+        await paused(pilot, ended=True)
+        assert app.paused.ended == 0
+
+
+async def test_restart_of_a_script_that_is_not_deterministic_stops_at_the_divergence(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "unseeded.py"
+    script.write_text(
+        "import torch\n"
+        "w = torch.ones(3, requires_grad=True)\n"
+        "opt = torch.optim.SGD([w], lr=0.1)\n"
+        "for _ in range(3):\n"
+        "    opt.zero_grad()\n"
+        "    x = torch.randn(8, 3)  # no seed: other data on every run\n"
+        "    ((x @ w - 1) ** 2).mean().backward()\n"
+        "    opt.step()\n"
+    )
+    app = TraceApp(script=script, args=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await paused(pilot, 0)
+        await pilot.press("c")
+        await paused(pilot, ended=True)
+        await restart(pilot, 6)
+        await paused(pilot, 2)  # stopped after op 1, the first loss, which differs
+        assert app.paused is not None
+        assert "replay-diverged at op 1" in status(app)
+        event = app.paused.events[1]
+        assert event.op == "backward" and event.codes() == ("replay-diverged",)
+        assert "differs from its previous run at op 1: loss" in event.warnings[0].message
+        assert "replay-diverged" in await log_text(pilot)

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Static, Tab, Tabs
 
 from optdbg.engine import fmt
 
@@ -86,7 +88,7 @@ class TraceApp(PanelLayout, App[int]):
             "c", "continue", "continue", tooltip="run until a warning, the breakpoint, the end"
         ),
         Binding("k", "breakpoint", "breakpoint", tooltip="where continue stops (also `where`)"),
-        Binding("r", "restart", "restart", tooltip="run the script again from the start"),
+        Binding("r", "restart", "restart", tooltip="run the script again, fast-forward to an op"),
         Binding("q", "quit", "quit", tooltip="stop the script and quit"),
         *(
             Binding(str(i + 1), f"panel('{p}')", PANEL_TITLES[p], show=False)
@@ -226,10 +228,17 @@ class TraceApp(PanelLayout, App[int]):
                 severity="warning",
             )
             return
-        if not self.debugger.restart():
-            self.notify(
-                "the script did not stop (busy outside an op): try again", severity="warning"
-            )
+        at = len(self.paused.events) if self.paused is not None else 0
+
+        def chosen(run_to: int | None) -> None:
+            if run_to is None:
+                return
+            if not self.debugger.restart(run_to=run_to):
+                self.notify(
+                    "the script did not stop (busy outside an op): try again", severity="warning"
+                )
+
+        self.push_screen(RestartDialog(at), chosen)
 
     def action_breakpoint(self) -> None:
         from optdbg.engine.breakpoints import NAMES, Expression
@@ -280,6 +289,48 @@ def _optimizers(p: Paused, selected: str | None) -> tuple[str, ...]:
     if not p.steps:
         lines.append("No step yet: the update rule appears after the script's first step().")
     return tuple(lines)
+
+
+class RestartDialog(ModalScreen[int | None]):
+    """`r`: run the script again from the start, fast-forwarding to an op number."""
+
+    DEFAULT_CSS = "RestartDialog { align: center middle; }"
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Restart the script and pause before op…", id="dialog-title")
+            yield Input(str(self.at), placeholder="0: its first op", id="run-to", type="integer")
+            yield Static(
+                Text(
+                    "The ops before it run unpaused and are checked against this run: a "
+                    "different op, line or loss (a script that is not deterministic) is "
+                    "replay-diverged and stops there.",
+                    style="dim",
+                ),
+                id="dialog-help",
+            )
+            yield Static(id="dialog-error")
+            yield Button("Restart (enter)", variant="primary", id="apply")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#apply")
+    def apply(self) -> None:
+        text = self.query_one("#run-to", Input).value.strip() or "0"
+        try:
+            run_to = int(text)
+        except ValueError:
+            run_to = -1
+        if run_to < 0:
+            self.query_one("#dialog-error", Static).update(
+                Text(f"{text!r} is not an op number (0 or more)", style="bold red")
+            )
+            return
+        self.dismiss(run_to)
 
 
 class TraceLossPanel(LossPanel):

@@ -18,15 +18,16 @@ from typing import Any
 
 import torch
 
+from .. import fmt
 from ..breakpoints import MISSING, Expression, evaluate
-from ..events import Event
+from ..events import Event, Finding
 from ..graph import Graph
 from ..history import TimelineEntry
 from ..pitfalls import Thresholds
 from ..snapshot import Snapshot
 from .detail import StepInfo
 from .script import run_script
-from .tracer import Pending, Tracer
+from .tracer import Pending, TracedOp, Tracer
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,20 @@ class TraceDebugger:
         self._run = -1
         self._thread: threading.Thread | None = None
         self.tracer: Tracer | None = None
+        self._target = 0
+        """Fast-forward: run without pausing until this many ops are done."""
+        self._previous: list[tuple[str, str, float | None]] = []
+        """(op, where, loss) of each op of the run before the restart: the replay's check."""
+        self.diverged: int | None = None
+        """The first op at which this run differed from the one before the restart."""
 
     # ------------------------------------------------------------------ commands
 
-    def start(self) -> None:
-        """Run the script from the beginning, paused before its first op."""
+    def start(self, run_to: int = 0) -> None:
+        """Run the script from the beginning, paused before its first op (or, with
+        `run_to`, before op `run_to`, unless it diverges from the previous run earlier)."""
         self._run += 1
+        self._target, self.diverged = run_to, None
         self.tracer = Tracer(
             records=False,
             detail=True,
@@ -120,8 +129,9 @@ class TraceDebugger:
             pause=self._pause,
             thresholds=self.thresholds,
             rank=self.rank,
+            on_op=self._replayed,
         )
-        self._go, self._mode, self._checked = False, "next", 0
+        self._go, self._mode, self._checked = False, "ff" if run_to else "next", 0
         self._thread = threading.Thread(
             target=self._main, args=(self.tracer, self._run), name="optdbg-script", daemon=True
         )
@@ -147,14 +157,18 @@ class TraceDebugger:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def restart(self, timeout: float = 10.0) -> bool:
-        """Stop the script and run it again from the start; False if it did not stop."""
+    def restart(self, timeout: float = 10.0, run_to: int = 0) -> bool:
+        """Stop the script and run it again from the start, fast-forwarding to op `run_to`
+        (each op checked against this run's: a different op, line or loss is
+        `replay-diverged` and stops there); False if it did not stop."""
         self.stop()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 return False
-        self.start()
+        if self.tracer is not None:
+            self._previous = [(t.event.op, t.where.short, t.event.loss) for t in self.tracer.ops]
+        self.start(run_to)
         return True
 
     @property
@@ -185,11 +199,52 @@ class TraceDebugger:
             why += " without calling backward(), step() or zero_grad(): no op was seen"
         self.on_pause(self._paused(tracer, None, why, run, ended=status))
 
+    def _replayed(self, traced: TracedOp) -> None:
+        """After each op of a restarted run: the same op, line and loss as before?"""
+        i = traced.event.index
+        if self.diverged is not None or i >= len(self._previous):
+            return
+        before = self._previous[i]
+        now = (traced.event.op, traced.where.short, traced.event.loss)
+        if _same(before, now):
+            return
+        self.diverged = i
+        what = ("op", "line", "loss")[
+            next(k for k in range(3) if not _same(before[k : k + 1], now[k : k + 1]))
+        ]
+        assert self.tracer is not None
+        self.tracer.attach(
+            [
+                (
+                    i,
+                    Finding(
+                        "replay-diverged",
+                        f"the restarted script differs from its previous run at op {i}: "
+                        f"{what} {_show(now, what)} where it was {_show(before, what)}. The "
+                        "script is not deterministic (unseeded random numbers, data order, "
+                        "time, files it changed), so fast-forwarding by op number does not "
+                        "return to the same state: it stopped here.",
+                    ),
+                )
+            ]
+        )
+
     def _pause(self, pending: Pending) -> None:
         tracer = self.tracer
         assert tracer is not None
         with self._cond:
-            if self._mode == "cont" and not tracer.stop_requested:
+            why: str | None
+            if self._mode == "ff" and not tracer.stop_requested:
+                if self.diverged is None and len(tracer.events) < self._target:
+                    return
+                self._mode = "next"
+                why = (
+                    f"fast-forwarded to op {len(tracer.events)}: the same ops, lines and "
+                    "losses as the previous run"
+                    if self.diverged is None
+                    else f"warning replay-diverged at op {self.diverged}: fast-forward stopped"
+                )
+            elif self._mode == "cont" and not tracer.stop_requested:
                 why = self._stop_reason(tracer)
                 if why is None:
                     return
@@ -257,6 +312,20 @@ class TraceDebugger:
                 if o.label in tracer.last_steps
             ),
         )
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Equal, a NaN loss equal to a NaN loss."""
+    return len(a) == len(b) and all(
+        x == y
+        or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _show(op: tuple[str, str, float | None], what: str) -> str:
+    kind, where, loss = op
+    return {"op": kind, "line": where, "loss": fmt.num(loss)}[what]
 
 
 def _value(tracer: Tracer, event: Event, where: str, name: str) -> Any:

@@ -277,7 +277,7 @@ class Tracer:
         for track in self.tracks:
             track.candidate = None
         if self.ddp is not None:
-            self._attach(self.ddp.finish([o.label for o in self.optimizers]))
+            self.attach(self.ddp.finish([o.label for o in self.optimizers]))
         self._flush()
         self.loss = None
         self._graph_fns = []
@@ -447,7 +447,7 @@ class Tracer:
         index = len(self.events)
         if ddp is not None:
             ddp.backward_done(index, where)
-            self._attach(ddp.settle([o.label for o in self.optimizers]))
+            self.attach(ddp.settle([o.label for o in self.optimizers]))
         reached: list[_Optimizer] = []
         for track in self.tracks:
             if track.name not in self.received:
@@ -718,9 +718,9 @@ class Tracer:
                 "optimizer.zero_grad() once per iteration, before backward.",
                 param=first.name,
             )
-            self._attach([(backward, finding)])
+            self.attach([(backward, finding)])
 
-    def _attach(self, found: list[tuple[int, Finding]]) -> None:
+    def attach(self, found: list[tuple[int, Finding]]) -> None:
         """Add warnings found later to the ops they belong to (not silenced ones)."""
         for index, finding in found:
             if finding.code in self.thresholds.silence:
