@@ -13,12 +13,12 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from . import fmt
 from .events import Event
 
 if TYPE_CHECKING:
+    import torch
+
     from .session import Session
 
 NON_NEGATIVE = frozenset(
@@ -138,6 +138,8 @@ def _number(text: str) -> float:
 
 def validate(group: dict[str, Any], key: str, value: Any) -> Any:
     """The value to assign, or HyperError saying why it is refused."""
+    import torch  # here: the TUI reads typed values (parse_value) before torch is imported
+
     if key == "params":
         raise HyperError("`params` is not a hyperparameter: the parameters cannot be edited")
     if key not in group:
