@@ -112,9 +112,9 @@ class StatusBar(Static):
             assert event.error is not None
             line.append_text(literal(event.error.message, one_line=True))
         elif event.error:
-            line.append_text(literal(event.summary, "bold $text-error", one_line=True))
-        elif event.warnings:
-            line.append(f"⚠ {event.warnings[0].code}: ", style="bold $text-warning")
+            line.append_text(literal(event.summary, "not dim bold $text-error", one_line=True))
+        elif event.warnings:  # not dim: a dimmed warning colour is 2:1 in the light theme
+            line.append(f"⚠ {event.warnings[0].code}: ", style="not dim bold $text-warning")
             line.append_text(literal(event.warnings[0].message, one_line=True))
         else:
             line.append_text(literal(event.summary, one_line=True))
@@ -219,7 +219,7 @@ class ParamsPanel(Vertical):
     def _cells(self, p: ParamSnapshot) -> list[Text]:
         acc = Text(str(p.accumulated) if p.grad is not None else "–")
         if p.accumulated > 1:
-            acc = Text(f"{p.accumulated}×⚠", style="bold $warning reverse")
+            acc = Text(f"{p.accumulated}×⚠", style="bold $text-warning reverse")
         grad = Text("None", style="dim italic") if p.grad is None else Text(fmt.cell(p.grad))
         delta = Text("–", style="dim") if p.last_update is None else Text(fmt.cell(p.last_update))
         name = Text(_short(printable(p.name, one_line=True)))
@@ -346,7 +346,7 @@ def event_text(event: Event) -> Text:
         text.append(event.summary)
     for w in event.warnings:
         text.append("\n")
-        text.append(f"      ⚠ {w.code} ", style="bold $warning reverse")
+        text.append(f"      ⚠ {w.code} ", style="bold $text-warning reverse")
         text.append(f" {w.message}", style="$text-warning")
     return text
 
