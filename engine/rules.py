@@ -16,6 +16,13 @@ _t = partial(fmt.tensor, limit=6)
 """A term of a rule: a number, or a tensor's first six numbers (fmt.tensor)."""
 
 
+def _factor(value: Any) -> str:
+    """A term after `·`: in parentheses when it starts with a minus (`1e-06·(-22536.4)`)."""
+    text = _t(value)
+    return f"({text})" if text.startswith("-") else text
+
+
+
 def describe(d: UpdateDetail) -> list[str]:
     """Lines showing the rule and its terms: the formula first, then the numbers."""
     rule = _RULES.get(d.optimizer, _generic)
@@ -45,7 +52,7 @@ def _sgd(d: UpdateDetail) -> list[str]:
         lines.append(f"  = {_t(d.before)} {sign} {fmt.num(lr)}·[…] = {_t(d.after)}")
     else:
         lines.append(f"{p} ← {p} {sign} lr·{g}")
-        lines.append(f"  = {_t(d.before)} {sign} {fmt.num(lr)}·{_t(d.grad)}")
+        lines.append(f"  = {_t(d.before)} {sign} {fmt.num(lr)}·{_factor(d.grad)}")
         lines.append(f"  = {_t(d.after)}")
     return lines + _delta(d)
 
@@ -108,7 +115,7 @@ def _manual(d: UpdateDetail) -> list[str]:
         lr = fmt.num(value) if value is not None else coefficient
         lines += [
             f"{d.name} ← {d.name} − {coefficient}·{d.name}.grad   ({statement})",
-            f"  = {_t(d.before)} − {lr}·{_t(d.grad)}",
+            f"  = {_t(d.before)} − {lr}·{_factor(d.grad)}",
             f"  = {_t(d.after)}",
         ]
     else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optdbg.engine import Session
+from optdbg.engine import Session, fmt
 from optdbg.engine.rules import describe
 from optdbg.engine.session import UpdateDetail
 from optdbg.engine.snapshot import TensorView
@@ -68,6 +68,15 @@ def test_sgd_plain(tmp_path: Path) -> None:
     assert lines[0] == "w ← w − lr·grad"
     check(values(d.before) - 0.05 * values(d.grad), d)
     assert_plain_equal(path, d)
+
+
+def test_a_negative_factor_is_in_parentheses(tmp_path: Path) -> None:
+    d, lines, _ = detail_after(tmp_path, "SGD([w], lr=0.05)")
+    grad = fmt.tensor(d.grad, limit=6)
+    if grad.startswith("-"):
+        assert f"0.05·({grad})" in lines[1]
+    else:
+        assert f"0.05·{grad}" in lines[1] and "·(" not in lines[1]
 
 
 def test_sgd_weight_decay_and_momentum(tmp_path: Path) -> None:
