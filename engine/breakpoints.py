@@ -20,15 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from . import fmt
 from .events import Event
-
-if TYPE_CHECKING:
-    from .session import Session
 
 NAMES: dict[str, str] = {
     "loss": "the latest loss (unset before the first forward)",
@@ -336,11 +333,46 @@ def _arith(node: ast.BinOp, left: Any, right: Any) -> Any:
 # ----------------------------------------------------------------- conditions
 
 
+class Stepper(Protocol):
+    """What a run and its conditions use of the driver that performs the ops (the Session)."""
+
+    @property
+    def loss_value(self) -> float | None: ...
+
+    @property
+    def step_count(self) -> int: ...
+
+    @property
+    def forward_count(self) -> int: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def batch(self) -> int: ...
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer: ...
+
+    @property
+    def completed(self) -> bool:
+        """The last op completed the iteration pattern."""
+        ...
+
+    def next(self) -> Event:
+        """Perform the next op of the iteration pattern."""
+        ...
+
+    def due_evaluation(self) -> Event | None:
+        """The evaluation due after a completed pattern, performed; else None."""
+        ...
+
+
 @dataclass
 class Context:
     """What a condition sees after an op."""
 
-    session: Session
+    session: Stepper
     event: Event
     iterations: int
     """Whole iterations completed by this run."""
@@ -392,7 +424,7 @@ class Condition:
 
     description = "condition"
 
-    def reset(self, session: Session) -> None:
+    def reset(self, session: Stepper) -> None:
         return None
 
     def holds(self, ctx: Context) -> bool:
@@ -451,7 +483,7 @@ class LossCrosses(Condition):
             return 2
         return (loss > self.threshold) - (loss < self.threshold)
 
-    def reset(self, session: Session) -> None:
+    def reset(self, session: Stepper) -> None:
         self._side = self._side_of(session.loss_value)
 
     def holds(self, ctx: Context) -> bool:
@@ -481,7 +513,7 @@ class Epochs(Condition):
         self.description = f"{n} epoch{'s' if n != 1 else ''} passed"
         self._target = n
 
-    def reset(self, session: Session) -> None:
+    def reset(self, session: Stepper) -> None:
         self._target = max(session.epoch, 1) + self.n
 
     def holds(self, ctx: Context) -> bool:
@@ -496,7 +528,7 @@ class AnyOf(Condition):
         self.description = " or ".join(c.description for c in conditions)
         self.hit: Condition | None = None
 
-    def reset(self, session: Session) -> None:
+    def reset(self, session: Stepper) -> None:
         for c in self.conditions:
             c.reset(session)
 
@@ -529,7 +561,7 @@ class RunResult:
 
 
 def run_until(
-    session: Session,
+    session: Stepper,
     condition: Condition | str | None = None,
     max_iterations: int | None = None,
     stop: threading.Event | None = None,

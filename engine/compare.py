@@ -115,10 +115,15 @@ class CompareRun:
 class Comparison:
     """The variants' sessions, driven together."""
 
-    def __init__(self, variants: Sequence[Variant], sessions: Sequence[Session]) -> None:
+    def __init__(
+        self,
+        variants: Sequence[Variant],
+        sessions: Sequence[Session],
+        states: Sequence[RngState] | None = None,
+    ) -> None:
         self.variants = list(variants)
         self.sessions = list(sessions)
-        self._rng = [RngState.capture([]) for _ in sessions]
+        self._rng = list(states) if states is not None else [RngState.capture([]) for _ in sessions]
         """Each variant's global RNG state while it is not running (captured after its
         load, so each starts where its solo run would)."""
 
@@ -129,9 +134,7 @@ class Comparison:
         for variant in variants:
             sessions.append(Session.open(resolve(variant.spec), history_mb, variant.overrides))
             states.append(RngState.capture([]))
-        comparison = cls(variants, sessions)
-        comparison._rng = states
-        return comparison
+        return cls(variants, sessions, states)
 
     @property
     def labels(self) -> list[str]:

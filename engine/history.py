@@ -1,19 +1,20 @@
-"""Time travel for a Session: undo, redo and goto, by checkpoints plus deterministic replay.
+"""Time travel for a driver (the Session): undo, redo and goto, by checkpoints plus
+deterministic replay.
 
 Every op is logged (its Event, and the arguments of a hyperparameter edit). A checkpoint is
 a detached copy of everything an op can change: the values and grads of the optimizer's
 parameters and of every other leaf tensor that requires grad, module buffers, optimizer and
 scheduler state, the param groups' hyperparameters, the random number generators (torch
 CPU and CUDA, Python `random`, NumPy's global state, and every generator the scenario or its
-DataLoader holds), the data position, the Session's counters, accumulation bookkeeping and
-last step record, scalar globals of the scenario, and the state of any Session attribute
-that implements the history protocol (`history_state()` / `restore_history_state(state)`,
-for the pitfall detectors).
+DataLoader holds), the data position, scalar globals and plain containers of the scenario,
+the driver's own state (counters, accumulation bookkeeping, last step records: whatever its
+`checkpoint()` returns, see `engine.loop.Checkpointable`) and the state of the observers
+given (`history_state()` / `restore_history_state(state)`: the pitfall detectors).
 
 A graph cannot be copied, so checkpoints never hold one. They are taken right *before a
 forward* (or at the start, where there is no loss): the state after op k is rebuilt by
 restoring a checkpoint taken at or before the last forward up to k and replaying the logged
-ops from there through the Session's own op methods. Replay performs the same PyTorch calls
+ops from there through the driver's own ops (`perform_op`). Replay performs the same PyTorch calls
 on the same values, batches and random streams, so it reproduces every value bit for bit,
 the loss and its graph included (each replayed event is compared with the logged one, and a
 difference is reported as a `replay-diverged` warning).
@@ -24,7 +25,7 @@ creates a new iterator from that state and skips that many batches.
 
 Memory: checkpoints share every tensor they can (step records, unchanged buffers and frozen
 tensors, identical random states) and live within a byte budget (`history_mb`, default
-256 MB, from the Session argument or the scenario's `optdbg_config`). When a new checkpoint
+256 MB, from the History argument or the scenario's `optdbg_config`). When a new checkpoint
 passes the budget, the one whose removal costs least is evicted: the gap it leaves, measured
 in ops, relative to the square root of its distance from the current position, so that
 checkpoints stay dense near where the user is and thin out towards the start. The start
@@ -43,20 +44,19 @@ import random
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import ScenarioError, message_of, source_line, type_of
 from .events import LOOP_OPS, Event, Finding, OpError
+from .hyper import assign
+from .loop import Checkpointable, LoopCheckpoint, Stateful
 from .scenario import grad_tensors
-
-if TYPE_CHECKING:
-    from .session import Session, StepRecord
 
 DEFAULT_HISTORY_MB = 256.0
 MAX_CHECKPOINTS = 4096
@@ -64,20 +64,6 @@ OVERHEAD = 0.04
 """Checkpoints are spaced so that taking them costs at most this fraction of the op time."""
 _FIXED_BYTES = 2048
 """Accounting for the small Python objects of a checkpoint (counters, dicts)."""
-_ATTRS = (
-    "loss_value",
-    "step_count",
-    "forward_count",
-    "epoch",
-    "batch",
-    "_next",
-    "graph_error",
-    "_versions_at_forward",
-    "last_batch",
-    "iterations_done",
-    "completed",
-)
-"""Session attributes copied as they are (immutable values)."""
 
 
 def _config_line(path: Any) -> int | None:
@@ -284,15 +270,16 @@ def _clone_tree(value: Any) -> Any:
     return value
 
 
-def _tensors_in(value: Any) -> Iterator[torch.Tensor]:
+def tensors_in(value: Any) -> Iterator[torch.Tensor]:
+    """Every tensor in (nested) dicts, lists and tuples."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _tensors_in(v)
+            yield from tensors_in(v)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _tensors_in(v)
+            yield from tensors_in(v)
 
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
@@ -344,16 +331,8 @@ def restore_containers(namespace: dict[str, Any], saved: dict[str, Any]) -> None
 
 
 @dataclass
-class _SavedStep:
-    record: StepRecord
-    grad_is_live: bool
-    """The record's grad was the parameter's live .grad (restored from `grads`)."""
-    grad_ok: bool
-
-
-@dataclass
 class Checkpoint:
-    """The Session's state after `position` ops (before op `position`, a forward)."""
+    """The loop's state after `position` ops (before op `position`, a forward)."""
 
     position: int
     values: list[torch.Tensor]
@@ -365,11 +344,10 @@ class Checkpoint:
     rng: RngState
     data: tuple[RngState, int] | None
     epoch_rng: RngState | None
-    attrs: dict[str, Any]
-    tracks: list[tuple[int, list[Any]]]
-    received: dict[str, Any]
-    last_step: dict[str, _SavedStep]
-    extras: dict[str, Any]
+    loop: LoopCheckpoint
+    """The driver's own state (its `checkpoint()`)."""
+    observers: list[Any]
+    """Each observer's `history_state()`."""
     scalars: dict[str, Any]
     containers: dict[str, Any]
     """Copies of the scenario's lists, dicts and sets of plain data (see scenario_containers)."""
@@ -380,13 +358,19 @@ class Checkpoint:
 
 
 class History:
-    """The op log, the checkpoints and the jumps of one Session."""
+    """The op log, the checkpoints and the jumps of one driver; `observers` are checkpointed
+    with it."""
 
     def __init__(
-        self, session: Session, history_mb: float | None = None, every: int | None = None
+        self,
+        loop: Checkpointable,
+        history_mb: float | None = None,
+        every: int | None = None,
+        observers: Sequence[Stateful] = (),
     ) -> None:
-        self.session = session
-        scenario = session.scenario
+        self.loop = loop
+        self.observers = tuple(observers)
+        scenario = loop.scenario
         mb = history_mb if history_mb is not None else scenario.config.get("history_mb")
         if mb is None:
             mb = DEFAULT_HISTORY_MB
@@ -422,9 +406,9 @@ class History:
         self.peak_nbytes = 0
         self._copy_seconds = 0.0
         self._estimate = 0
-        self._opt_params = [t.tensor for t in session._params]
+        self._opt_params = [t.tensor for t in loop.tracks]
         self._tensors, self._buffers = self._find_tensors()
-        self._structure = _structure(session.optimizer)
+        self._structure = _structure(loop.optimizer)
         if isinstance(scenario.data, Iterator):
             self.unavailable = (
                 "`data` is a one-shot iterator (e.g. a generator), so its batches cannot be "
@@ -444,7 +428,7 @@ class History:
         self._copy_seconds = time.perf_counter() - start
 
     def _find_tensors(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        ns = self.session.scenario.namespace
+        ns = self.loop.scenario.namespace
         tensors = {id(p): p for p in self._opt_params}
         for _, t in grad_tensors(ns):
             tensors.setdefault(id(t), t)
@@ -463,7 +447,7 @@ class History:
     @property
     def position(self) -> int:
         """Ops applied now (0 at the start); the state is the one after op position - 1."""
-        return len(self.session.events)
+        return len(self.loop.events)
 
     def timeline(self, start: int = 0, stop: int | None = None) -> tuple[TimelineEntry, ...]:
         """The ops of the history from index `start` to `stop` (excluded; None: the end),
@@ -488,7 +472,7 @@ class History:
     # ------------------------------------------------------------- recording
 
     def before_op(self, op: str) -> None:
-        """Called by the Session before it performs an op."""
+        """Called by the driver before it performs an op."""
         if self.replaying or self.unavailable is not None:
             return
         self._drop_future(op)
@@ -500,10 +484,11 @@ class History:
                 self._pending = None
 
     def after_op(self, event: Event, args: tuple[Any, ...] | None = None) -> None:
-        """Called by the Session once the op's event is in `session.events`."""
+        """Called by the driver once the op's event is in its `events`; `args` are what a
+        replay needs besides the op's name (a hyperparameter edit's group, key and value)."""
         if self.replaying:
             return
-        if self.unavailable is None and _structure(self.session.optimizer) != self._structure:
+        if self.unavailable is None and _structure(self.loop.optimizer) != self._structure:
             self.unavailable = (
                 f"op {event.index} ({event.op}) changed the optimizer's param groups (e.g. "
                 "add_param_group), so earlier states cannot be restored: undo, redo and goto "
@@ -513,14 +498,8 @@ class History:
             return
         self.entries.append(_Entry(event, args))
         pending, self._pending = self._pending, None
-        if pending is not None and not event.ok and self.session.loss is not None:
+        if pending is not None and not event.ok and self.loop.loss is not None:
             self._remove(pending)  # replay from it would need the loss it does not hold
-
-    def record(self, event: Event, args: tuple[Any, ...]) -> None:
-        """Log an op that the Session performs outside `_run` (a hyperparameter edit)."""
-        self.before_op(event.op)
-        self.session.events.append(event)
-        self.after_op(event, args)
 
     def epoch_starting(self) -> None:
         """Called right before `iter(data)`: the random state that shuffles this epoch."""
@@ -532,7 +511,7 @@ class History:
         if len(self.entries) <= pos:
             return  # no redo branch (and so no checkpoint at or after this position)
         del self.entries[pos:]
-        keep_here = op == "forward" or self.session.loss is None
+        keep_here = op == "forward" or self.loop.loss is None
         for ck in [c for c in self.checkpoints if c.position > pos]:
             self._remove(ck)
         here = self._at(pos)
@@ -636,17 +615,17 @@ class History:
     # ------------------------------------------------------------- capture and restore
 
     def _capture(self, position: int) -> Checkpoint:
-        s = self.session
+        loop = self.loop
         prev = self.checkpoints[-1] if self.checkpoints else None
-        last_step = s._last_step
-        names = {id(t.tensor): t.name for t in s._params}
+        moved = loop.moved
+        names = {id(t.tensor): t.name for t in loop.tracks}
         values: list[torch.Tensor] = []
         grads: list[torch.Tensor | None] = []
         for i, t in enumerate(self._tensors):
-            rec = last_step.get(names.get(id(t), ""))
+            step = moved.get(names.get(id(t), ""))
             optimized = i < len(self._opt_params)
-            if rec is not None and _same_bits(rec.after, t):
-                values.append(rec.after)
+            if step is not None and _same_bits(step[1], t):
+                values.append(step[1])  # the last step's copy of the value after it
             else:
                 values.append(_keep(t, None if optimized or prev is None else prev.values[i]))
             g = t.grad
@@ -659,14 +638,14 @@ class History:
             _keep(b, prev.buffers[i] if prev is not None else None)
             for i, b in enumerate(self._buffers)
         ]
-        opt = s.optimizer
+        opt = loop.optimizer
         opt_state = [
             _clone_tree(opt.state[p]) if p in opt.state else None for p in self._opt_params
         ]
         groups = [
             {k: _clone_tree(v) for k, v in g.items() if k != "params"} for g in opt.param_groups
         ]
-        scheduler = s.scenario.scheduler
+        scheduler = loop.scenario.scheduler
         sched = (
             copy.deepcopy(scheduler.state_dict(), self._memo())
             if scheduler is not None and hasattr(scheduler, "state_dict")
@@ -675,24 +654,13 @@ class History:
         rng = RngState.capture(self.generators)
         if prev is not None and rng.same(prev.rng):
             rng = prev.rng
+        own = loop.checkpoint()
         data = None
-        if s._data_iter is not None and self.epoch_rng is not None:
-            data = (self.epoch_rng, s.batch)
-        saved_steps = {}
-        for track in s._params:
-            record = last_step.get(track.name)
-            if record is None:
-                continue
-            saved_steps[track.name] = _SavedStep(
-                record=record,
-                grad_is_live=record.grad is track.tensor.grad,
-                grad_ok=record.grad._version == record.grad_version,
-            )
-        extras = {name: self._state_of(value) for name, value in self._stateful().items()}
+        if own.drawn is not None and self.epoch_rng is not None:
+            data = (self.epoch_rng, own.drawn)
+        ns = loop.scenario.namespace
         scalars = {
-            k: v
-            for k, v in s.scenario.namespace.items()
-            if not k.startswith("__") and isinstance(v, _SCALARS)
+            k: v for k, v in ns.items() if not k.startswith("__") and isinstance(v, _SCALARS)
         }
         ck = Checkpoint(
             position=position,
@@ -705,74 +673,44 @@ class History:
             rng=rng,
             data=data,
             epoch_rng=self.epoch_rng,
-            attrs={a: getattr(s, a) for a in _ATTRS},
-            tracks=[(t.accumulated, list(t.contributions)) for t in s._params],
-            received=dict(s._received),
-            last_step=saved_steps,
-            extras=extras,
+            loop=own,
+            observers=[o.history_state() for o in self.observers],
             scalars=scalars,
-            containers=scenario_containers(s.scenario.namespace),
+            containers=scenario_containers(ns),
             optimizer_attrs={k: v for k, v in vars(opt).items() if _plain_attr(k, v)},
         )
         held: dict[int, Any] = {}
-        for saved in saved_steps.values():
-            r = saved.record
-            for obj in (r.before, r.after, r.grad, *_tensors_in(r.state_before)):
-                held.setdefault(id(obj), obj)
         for obj in (
+            *own.tensors,
             *values,
             *(g for g in grads if g is not None),
             *buffers,
-            *_tensors_in(opt_state),
-            *_tensors_in(groups),
-            *_tensors_in(sched),
+            *tensors_in(opt_state),
+            *tensors_in(groups),
+            *tensors_in(sched),
             rng,
             *((data[0],) if data is not None else ()),
         ):
             held.setdefault(id(obj), obj)
-        live = set(self._memo())
-        python = _PythonState(
-            live, ck.extras, ck.scalars, ck.containers, ck.tracks, ck.received, ck.attrs
-        )
+        live = set(self._memo()) | {id(t) for t in own.tensors}
+        python = _PythonState(live, ck.observers, ck.scalars, ck.containers, own.state)
         ck.held = [*held.values(), python]
         return ck
 
-    def _stateful(self) -> dict[str, Any]:
-        """Session attributes whose state a checkpoint keeps: those implementing the history
-        protocol (`history_state()` / `restore_history_state(state)`) and the detectors."""
-        s = self.session
-        found = {name: v for name, v in vars(s).items() if _has_protocol(v)}
-        detectors = getattr(s, "detectors", None)
-        if detectors is not None and hasattr(detectors, "__dict__"):
-            found["detectors"] = detectors
-        return found
-
-    def _state_of(self, value: Any) -> Any:
-        if _has_protocol(value):
-            return value.history_state()
-        return copy.deepcopy(vars(value), self._memo())
-
-    def _set_state(self, value: Any, state: Any) -> None:
-        if _has_protocol(value):
-            value.restore_history_state(state)
-            return
-        fresh = copy.deepcopy(state, self._memo())
-        vars(value).clear()
-        vars(value).update(fresh)
-
     def _memo(self) -> dict[int, Any]:
-        """deepcopy memo that keeps live objects shared, not copied: the session, the optimizer,
+        """deepcopy memo that keeps live objects shared, not copied: the driver, the optimizer,
         the scenario and whatever its globals hold (tensors, modules, data, functions)."""
-        s = self.session
-        shared: list[Any] = [s, s.optimizer, s.scenario, s.scenario.namespace]
+        loop = self.loop
+        ns = loop.scenario.namespace
+        shared: list[Any] = [loop, loop.optimizer, loop.scenario, ns]
         shared += [*self._tensors, *self._buffers, *self.generators]
-        shared += [v for k, v in s.scenario.namespace.items() if not k.startswith("__")]
+        shared += [v for k, v in ns.items() if not k.startswith("__")]
         memo = {id(obj): obj for obj in shared}
         memo[id(memo)] = shared  # deepcopy's keep-alive slot
         return memo
 
     def _restore(self, ck: Checkpoint) -> None:
-        s = self.session
+        loop = self.loop
         with torch.no_grad():
             for t, v in zip(self._tensors, ck.values, strict=True):
                 t.copy_(v)
@@ -780,7 +718,7 @@ class History:
                 b.copy_(v)
         for t, g in zip(self._tensors, ck.grads, strict=True):
             t.grad = None if g is None else _clone(g)
-        opt = s.optimizer
+        opt = loop.optimizer
         for p, state in zip(self._opt_params, ck.opt_state, strict=True):
             if state is None:
                 opt.state.pop(p, None)
@@ -791,72 +729,34 @@ class History:
                 del group[key]
             for key, value in saved.items():
                 group[key] = _clone_tree(value)
-        scheduler = s.scenario.scheduler
+        scheduler = loop.scenario.scheduler
         if ck.scheduler is not None and scheduler is not None:
             scheduler.load_state_dict(copy.deepcopy(ck.scheduler, self._memo()))
-        for name, value in ck.attrs.items():
-            setattr(s, name, value)
-        for track, (accumulated, contributions) in zip(s._params, ck.tracks, strict=True):
-            track.accumulated = accumulated
-            track.contributions = list(contributions)
-        s._received = dict(ck.received)
-        s._last_step = self._steps(ck)
-        s.loss = None
-        s._graph_cache = None
-        s._graph_fns = []
-        keep = [i for i, step in enumerate(s.loss_steps) if step < ck.position]
-        s.loss_history[:] = [s.loss_history[i] for i in keep]
-        s.loss_steps[:] = [s.loss_steps[i] for i in keep]
-        s.evaluations[:] = [e for e in s.evaluations if e.index < ck.position]
-        self._restore_data(ck)
+        loop.restore(ck.loop, self._batches(ck))
         self.epoch_rng = ck.epoch_rng
         ck.rng.restore(self.generators)
-        for name, state in ck.extras.items():
-            value = getattr(s, name, None)
-            if value is not None:
-                self._set_state(value, state)
+        for observer, state in zip(self.observers, ck.observers, strict=True):
+            observer.restore_history_state(state)
         for key in [k for k, v in vars(opt).items() if _plain_attr(k, v)]:
             if key not in ck.optimizer_attrs:
                 delattr(opt, key)  # e.g. `_opt_called`, set by a scheduler at the first step
         vars(opt).update(ck.optimizer_attrs)
-        s.scenario.namespace.update(ck.scalars)
-        restore_containers(s.scenario.namespace, ck.containers)
-        s.events[:] = [e.event for e in self.entries[: ck.position]]
+        loop.scenario.namespace.update(ck.scalars)
+        restore_containers(loop.scenario.namespace, ck.containers)
+        loop.events[:] = [e.event for e in self.entries[: ck.position]]
 
-    def _steps(self, ck: Checkpoint) -> dict[str, StepRecord]:
-        from .session import StepRecord
-
-        tracks = {t.name: t for t in self.session._params}
-        steps = {}
-        for name, saved in ck.last_step.items():
-            rec = saved.record
-            grad, version = rec.grad, rec.grad_version
-            live = tracks[name].tensor.grad
-            if saved.grad_is_live and live is not None:
-                grad = live
-                version = live._version if saved.grad_ok else live._version - 1
-            steps[name] = StepRecord(
-                before=rec.before,
-                after=rec.after,
-                grad=grad,
-                grad_version=version,
-                state_before=rec.state_before,
-                hyper=rec.hyper,
-            )
-        return steps
-
-    def _restore_data(self, ck: Checkpoint) -> None:
-        s = self.session
-        s._pending_batch = None  # the restored position draws it again
-        if ck.data is None or s.scenario.data is None:
-            s._data_iter = None
-            return
+    def _batches(self, ck: Checkpoint) -> Iterator[Any] | None:
+        """The checkpoint's epoch iterator again: made from the random state that shuffled
+        that epoch, with the batches drawn then drawn again (None when none was open)."""
+        data = self.loop.scenario.data
+        if ck.data is None or data is None:
+            return None
         epoch_rng, drawn = ck.data
         epoch_rng.restore(self.generators)
-        batches = iter(s.scenario.data)
+        batches = iter(data)
         for _ in range(drawn):
             next(batches)
-        s._data_iter = batches
+        return batches
 
     # ------------------------------------------------------------- jumps
 
@@ -885,7 +785,7 @@ class History:
         return self._jump("goto", index + 1)
 
     def _refused(self, op: str, message: str) -> Event:
-        s = self.session
+        s = self.loop
         error = OpError("UsageError", message, "Nothing was done; the state is unchanged.")
         return Event(
             index=len(s.events),
@@ -901,7 +801,7 @@ class History:
         started = time.perf_counter()
         before = self.position
         self.travel(target)
-        s = self.session
+        s = self.loop
         warnings = []
         if self.divergence is not None:
             warnings.append(Finding("replay-diverged", self.divergence))
@@ -934,7 +834,7 @@ class History:
         return f"{verb} {ops}; now {at(target)}"
 
     def travel(self, target: int) -> None:
-        """Make the session's state the one after `target` ops of the history."""
+        """Make the loop's state the one after `target` ops of the history."""
         if self.unavailable is not None:
             raise HistoryError(self.unavailable)
         if not 0 <= target <= len(self.entries):
@@ -953,7 +853,7 @@ class History:
         self._replay(self.position, target)
 
     def _replay(self, start: int, target: int) -> None:
-        s = self.session
+        s = self.loop
         capture = s.capture_graph
         last_forward = max(
             (i for i in range(start, target) if self.entries[i].event.op == "forward"),
@@ -970,7 +870,7 @@ class History:
         s.events[start:] = [e.event for e in self.entries[start:target]]
 
     def _replay_ops(self, start: int, target: int, capture: bool, last_forward: int) -> None:
-        s = self.session
+        s = self.loop
         for i in range(start, target):
             entry = self.entries[i]
             if entry.event.op == "forward" and i > start and entry.event.ok:
@@ -984,14 +884,11 @@ class History:
                 self.divergence = _differs(i, entry.event, replayed)
 
     def _apply(self, entry: _Entry) -> Event:
-        s = self.session
+        s = self.loop
         op = entry.event.op
         if op in LOOP_OPS:
-            event: Event = getattr(s, op)()
-            return event
+            return s.perform_op(op)
         if op == "set" and entry.args is not None:
-            from .hyper import assign
-
             assign(s.optimizer, *entry.args)
             s.events.append(entry.event)
             return entry.event
@@ -1040,12 +937,6 @@ def _held_bytes(obj: Any) -> int:
 
 def _plain_attr(key: str, value: Any) -> bool:
     return isinstance(value, _SCALARS) and not key.startswith("__")
-
-
-def _has_protocol(value: Any) -> bool:
-    return callable(getattr(value, "history_state", None)) and callable(
-        getattr(value, "restore_history_state", None)
-    )
 
 
 def _structure(optimizer: torch.optim.Optimizer) -> tuple[tuple[int, ...], ...]:

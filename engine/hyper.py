@@ -1,8 +1,8 @@
 """Live hyperparameters: edit a param group's value exactly as plain PyTorch assignment would.
 
-`set_hyper(session, group, key, value)` validates the value, assigns
-`optimizer.param_groups[group][key] = value` (nothing else: the next step reads it, as in a
-plain loop) and records the edit as an op "set" in the session's log, so it shows in the
+`checked` validates a value, `assign` does `optimizer.param_groups[group][key] = value`
+(nothing else: the next step reads it, as in a plain loop) and `parse_value` reads a typed
+one. The Session performs the edit as an op "set" (`Session.set_hyper`), so it shows in the
 event log and is undone and redone like any op.
 """
 
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import ast
 import math
-import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import fmt
-from .events import Event
 
 if TYPE_CHECKING:
     import torch
-
-    from .session import Session
 
 NON_NEGATIVE = frozenset(
     {
@@ -199,25 +196,18 @@ def assign(optimizer: torch.optim.Optimizer, group: int, key: str, value: Any) -
     optimizer.param_groups[group][key] = value
 
 
-def set_hyper(session: Session, group: int, key: str, value: Any) -> Event:
-    """Assign a param group's hyperparameter; the Event (op "set") is in the session's log."""
-    started = time.perf_counter()
-    groups = session.optimizer.param_groups
+def checked(groups: Sequence[dict[str, Any]], group: int, key: str, value: Any) -> Any:
+    """The value to assign to `groups[group][key]`, or HyperError saying why it is refused
+    (no such group, or a value `validate` refuses)."""
     if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(groups):
         raise HyperError(
             f"no param group {group!r}: the optimizer has {len(groups)} "
             f"(0{f' to {len(groups) - 1}' if len(groups) > 1 else ''})"
         )
-    value = validate(groups[group], key, value)
-    old = groups[group][key]
-    assign(session.optimizer, group, key, value)
+    return validate(groups[group], key, value)
+
+
+def edit_summary(groups: Sequence[dict[str, Any]], group: int, key: str, old: Any, new: Any) -> str:
+    """The "set" op's summary line: `lr: 0.1 → 0.05` (`group 1 lr: …` with several groups)."""
     where = f"group {group} " if len(groups) > 1 else ""
-    event = Event(
-        index=len(session.events),
-        op="set",
-        summary=f"{where}{key}: {fmt.value(old)} → {fmt.value(value)}",
-        loss=session.loss_value,
-        seconds=time.perf_counter() - started,
-    )
-    session.history.record(event, (group, key, value))
-    return event
+    return f"{where}{key}: {fmt.value(old)} → {fmt.value(new)}"

@@ -3,17 +3,23 @@
 Two drivers perform training-loop ops: the Session (a scenario; the user's keys or `--ops`
 choose each op) and the tracer (a user's script; its own calls are the ops). Observers — the
 pitfall detectors first — read the state an op left through `LoopState` only, never through
-the driver's internals, so both drivers get the same findings.
+the driver's internals, so both drivers get the same findings. The history checkpoints and
+replays a driver through `Checkpointable`, and the observers' own state through `Stateful`.
+No observer imports a driver: the dependency goes one way (an import contract checks it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from .events import Event
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 
 class Track(Protocol):
@@ -80,3 +86,70 @@ class LoopState(Protocol):
 
     @property
     def epoch(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LoopCheckpoint:
+    """A driver's own part of a history checkpoint (its counters, bookkeeping and last step
+    records), detached; the history keeps it and hands it back to `Checkpointable.restore`."""
+
+    drawn: int | None
+    """Batches drawn from the current epoch's iterator; None when no iterator is open."""
+    tensors: tuple[torch.Tensor, ...]
+    """Every tensor it holds (counted once against the history's memory budget)."""
+    state: object
+    """The rest, the driver's own: the history never reads it."""
+
+
+class Checkpointable(Protocol):
+    """A driver whose loop state the history checkpoints, restores and replays: everything
+    `engine.history` knows of the Session."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer: ...
+
+    @property
+    def tracks(self) -> Sequence[Track]: ...
+
+    @property
+    def loss(self) -> torch.Tensor | None: ...
+
+    @property
+    def loss_value(self) -> float | None: ...
+
+    @property
+    def moved(self) -> Mapping[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Each parameter the last step moved: its value before and after (detached copies,
+        which a checkpoint may share)."""
+        ...
+
+    events: list[Event]
+    """The ops performed, in order (the history rewinds it on undo)."""
+    capture_graph: bool
+    """Watch the graph during ops (the history turns it off while replaying)."""
+
+    def checkpoint(self) -> LoopCheckpoint:
+        """The driver's own state now, detached."""
+        ...
+
+    def restore(self, saved: LoopCheckpoint, batches: Iterator[Any] | None) -> None:
+        """Put back the state `checkpoint` returned, once the history has restored the
+        tensors, optimizer and scheduler; `batches` is the current epoch's iterator with
+        `saved.drawn` batches drawn (None when `saved.drawn` is None)."""
+        ...
+
+    def perform_op(self, op: str) -> Event:
+        """Perform a loop op (forward, backward, step, zero_grad, evaluate) by name."""
+        ...
+
+
+class Stateful(Protocol):
+    """An observer whose state the history keeps in every checkpoint (the pitfall
+    detectors: their windows of past losses and grads)."""
+
+    def history_state(self) -> Any: ...
+
+    def restore_history_state(self, state: Any) -> None: ...

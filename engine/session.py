@@ -11,19 +11,21 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import fmt
+from . import fmt, hyper
+from .breakpoints import Condition, RunResult, run_until
 from .errors import message_of, type_of
-from .events import WORDS, Event, Finding, OpError
+from .events import LOOP_OPS, WORDS, Event, Finding, OpError
 from .explain import UNCHANGED, explain, explain_step
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
 from .guard import UserInterrupt, scenario_code
-from .history import History, RngState, TimelineEntry, find_generators
+from .history import History, RngState, TimelineEntry, find_generators, tensors_in
+from .loop import LoopCheckpoint
 from .manual import NAME as MANUAL_NAME
 from .manual import ManualUpdate, coefficient_value
 from .pitfalls import Detectors, Diagnosis, diagnose
@@ -37,9 +39,6 @@ from .snapshot import (
     shared_views,
     view,
 )
-
-if TYPE_CHECKING:
-    from .breakpoints import Condition, RunResult
 
 STATE_DETAIL_LIMIT = 1 << 16
 """Optimizer state of parameters up to this size is copied before each step (for the
@@ -75,6 +74,36 @@ class StepRecord:
     grad_version: int
     state_before: dict[str, Any]
     hyper: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _SavedStep:
+    record: StepRecord
+    grad_is_live: bool
+    """The record's grad was the parameter's live .grad (the history restores that)."""
+    grad_ok: bool
+    """... and it had not changed since the step."""
+
+
+@dataclass(frozen=True)
+class _SavedState:
+    """The Session's part of a history checkpoint (`Session.checkpoint`)."""
+
+    position: int
+    loss_value: float | None
+    step_count: int
+    forward_count: int
+    epoch: int
+    batch: int
+    next: int
+    graph_error: str | None
+    versions_at_forward: tuple[int, ...] | None
+    last_batch: Any
+    iterations_done: int
+    completed: bool
+    tracks: tuple[tuple[int, tuple[TensorView | float, ...]], ...]
+    received: dict[str, TensorView | float | None]
+    steps: dict[str, _SavedStep]
 
 
 @dataclass(frozen=True)
@@ -187,7 +216,7 @@ class Session:
         self.detectors = Detectors.for_scenario(self, scenario)
         """The pitfall detectors: their warnings land on each op's event; `pending` holds
         what was found at load (attached to the first event)."""
-        self.history = History(self, history_mb)
+        self.history = History(self, history_mb, observers=(self.detectors,))
         """The op log and checkpoints behind undo/redo/goto, within `history_mb` megabytes
         (default: the scenario's optdbg_config["history_mb"], else 256)."""
 
@@ -422,6 +451,94 @@ class Session:
             self.completed = True
             self.iterations_done += 1
 
+    # the history's protocol (engine.loop.Checkpointable) -----------------
+
+    def perform_op(self, op: str) -> Event:
+        """Perform a loop op by its name (forward, backward, step, zero_grad, evaluate)."""
+        if op not in LOOP_OPS:
+            raise ValueError(f"not a loop op: {op!r}; expected one of: {', '.join(LOOP_OPS)}")
+        return getattr(self, op)()  # type: ignore[no-any-return]
+
+    def checkpoint(self) -> LoopCheckpoint:
+        """The session's own state, detached: counters, the accumulation bookkeeping, the
+        latest backward's received grads and the last step's records."""
+        steps = {
+            t.name: _SavedStep(
+                rec, rec.grad is t.tensor.grad, rec.grad._version == rec.grad_version
+            )
+            for t in self._params
+            if (rec := self._last_step.get(t.name)) is not None
+        }
+        held: dict[int, torch.Tensor] = {}
+        for saved in steps.values():
+            r = saved.record
+            for tensor in (r.before, r.after, r.grad, *tensors_in(r.state_before)):
+                held.setdefault(id(tensor), tensor)
+        state = _SavedState(
+            position=len(self.events),
+            loss_value=self.loss_value,
+            step_count=self.step_count,
+            forward_count=self.forward_count,
+            epoch=self.epoch,
+            batch=self.batch,
+            next=self._next,
+            graph_error=self.graph_error,
+            versions_at_forward=self._versions_at_forward,
+            last_batch=self.last_batch,
+            iterations_done=self.iterations_done,
+            completed=self.completed,
+            tracks=tuple((t.accumulated, tuple(t.contributions)) for t in self._params),
+            received=dict(self._received),
+            steps=steps,
+        )
+        drawn = self.batch if self._data_iter is not None else None
+        return LoopCheckpoint(drawn, tuple(held.values()), state)
+
+    def restore(self, saved: LoopCheckpoint, batches: Iterator[Any] | None) -> None:
+        """Put back what `checkpoint` returned (the history has restored the tensors and the
+        optimizer); the loss and its graph are gone, and the ops after it forgotten."""
+        state = saved.state
+        assert isinstance(state, _SavedState)
+        self.loss_value, self.step_count = state.loss_value, state.step_count
+        self.forward_count, self.epoch, self.batch = state.forward_count, state.epoch, state.batch
+        self._next, self.graph_error = state.next, state.graph_error
+        self._versions_at_forward, self.last_batch = state.versions_at_forward, state.last_batch
+        self.iterations_done, self.completed = state.iterations_done, state.completed
+        for track, (accumulated, contributions) in zip(self._params, state.tracks, strict=True):
+            track.accumulated = accumulated
+            track.contributions = list(contributions)
+        self._received = dict(state.received)
+        self._last_step = self._restored_steps(state.steps)
+        self.loss = None
+        self._graph_cache, self._graph_fns = None, []
+        keep = [i for i, step in enumerate(self.loss_steps) if step < state.position]
+        self.loss_history[:] = [self.loss_history[i] for i in keep]
+        self.loss_steps[:] = [self.loss_steps[i] for i in keep]
+        self.evaluations[:] = [e for e in self.evaluations if e.index < state.position]
+        self._pending_batch = None  # the restored position draws it again
+        self._data_iter = batches
+
+    def _restored_steps(self, steps: dict[str, _SavedStep]) -> dict[str, StepRecord]:
+        """The saved step records, each grad that was the live .grad bound to it again."""
+        tracks = {t.name: t for t in self._params}
+        out = {}
+        for name, saved in steps.items():
+            rec = saved.record
+            grad, version = rec.grad, rec.grad_version
+            live = tracks[name].tensor.grad
+            if saved.grad_is_live and live is not None:
+                grad = live
+                version = live._version if saved.grad_ok else live._version - 1
+            out[name] = StepRecord(
+                before=rec.before,
+                after=rec.after,
+                grad=grad,
+                grad_version=version,
+                state_before=rec.state_before,
+                hyper=rec.hyper,
+            )
+        return out
+
     # time travel ----------------------------------------------------------
 
     def undo(self, n: int = 1) -> Event:
@@ -445,11 +562,25 @@ class Session:
         return self.history.timeline(start, stop)
 
     def set_hyper(self, group: int, key: str, value: Any) -> Event:
-        """`optimizer.param_groups[group][key] = value`, validated and logged as op "set"."""
-        from .hyper import set_hyper
-
+        """`optimizer.param_groups[group][key] = value`, validated (HyperError when refused)
+        and logged as op "set"."""
         self._views.clear()
-        return set_hyper(self, group, key, value)
+        started = time.perf_counter()
+        groups = self.optimizer.param_groups
+        value = hyper.checked(groups, group, key, value)
+        old = groups[group][key]
+        hyper.assign(self.optimizer, group, key, value)
+        event = Event(
+            index=len(self.events),
+            op="set",
+            summary=hyper.edit_summary(groups, group, key, old, value),
+            loss=self.loss_value,
+            seconds=time.perf_counter() - started,
+        )
+        self.history.before_op("set")
+        self.events.append(event)
+        self.history.after_op(event, (group, key, value))
+        return event
 
     def run_until(
         self,
@@ -461,8 +592,6 @@ class Session:
     ) -> RunResult:
         """Run whole iterations until `condition` holds right after an op, `max_iterations`
         are done, `stop` is set (from any thread) or an op fails (see engine.breakpoints)."""
-        from .breakpoints import run_until
-
         return run_until(self, condition, max_iterations, stop, on_progress, progress_interval)
 
     # forward -------------------------------------------------------------

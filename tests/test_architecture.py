@@ -1,5 +1,6 @@
 """Import contracts (import-linter, configured in pyproject.toml), run as part of the suite:
-the engine stays free of the UI whatever imports it gains."""
+the engine stays free of the UI whatever imports it gains, has no import cycle, and its
+observers never import a driver."""
 
 from __future__ import annotations
 
@@ -13,6 +14,26 @@ ROOT = Path(__file__).parents[1]
 def test_import_contracts_hold(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(ROOT)
     assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+
+
+def test_the_contracts_count_function_level_and_type_checking_imports() -> None:
+    """The acyclic contract counts every import: grimp (import-linter's graph) sees an
+    import inside a function and one under `if TYPE_CHECKING:` as edges like any other."""
+    import grimp
+
+    graph = grimp.build_graph("optdbg.engine", include_external_packages=False)
+    source = (ROOT / "engine" / "fmt.py").read_text(encoding="utf-8").splitlines()
+    lines = {
+        d["line_number"]
+        for d in graph.get_import_details(
+            importer="optdbg.engine.fmt", imported="optdbg.engine.snapshot"
+        )
+    }
+    inside = [i for i in lines if source[i - 1].startswith("    ")]
+    assert len(lines) == 2 and len(inside) == 2, lines  # TYPE_CHECKING, and in fmt.brief
+    config = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'type = "acyclic_siblings"' in config
+    assert "exclude_type_checking_imports" not in config
 
 
 def test_the_tui_draws_its_first_frame_without_torch() -> None:
