@@ -32,6 +32,27 @@ async def test_moving_through_the_tree_shows_each_nodes_details() -> None:
         assert "saved other (y)" in text and "saved self (x)" in text
 
 
+async def test_the_next_graph_of_the_loop_relabels_the_tree_in_place() -> None:
+    """The loop's next graph has the same nodes: the tree keeps the node the user is on
+    and shows the new numbers, exactly as a tree built afresh for that graph."""
+    app = OptDbgApp(Session.open("log_xy"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "f", "b")
+        tree = app.query_one(GraphTree)
+        tree.focus()
+        await press(pilot, "down", "down", "down")  # the mul node
+        before = tree.cursor_node
+        await press(pilot, "s", "z", "f", "b")
+        assert tree.cursor_node is before and "MulBackward0" in details(app)
+        fresh = GraphTree()
+        await app.screen.mount(fresh)
+        assert app.view is not None
+        fresh.show(app.view.graph)
+        await pilot.pause()
+        assert tree_labels(tree.root) == tree_labels(fresh.root)
+        assert "data" in details(app)
+
+
 async def test_after_backward_every_node_shows_data_and_grad() -> None:
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=WIDE) as pilot:

@@ -57,6 +57,35 @@ async def test_history_panel_lists_ops_and_jumps_on_enter() -> None:
         assert app.view.snapshot.loss == 201.0 and app.view.snapshot.params[0].grad is None
 
 
+def _rows(table: DataTable[object]) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(r)] for r in range(table.row_count)]
+
+
+async def test_history_panel_updated_in_place_shows_what_a_rebuild_shows() -> None:
+    """The panel adds, rewrites and drops only the rows that changed: after ops, undo, a new
+    op that drops the redo branch and a jump, it reads as a panel built afresh."""
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        panel = app.query_one(HistoryPanel)
+        table = panel.query_one(DataTable)
+        await press(pilot, "f", "b", "s", "z", "f", "u", "u", "u", "b")
+        assert app.view is not None
+        for _ in range(2):
+            assert table.get_row_index(str(app.view.snapshot.op_count - 1)) == table.cursor_row
+            fresh = HistoryPanel()
+            await app.screen.mount(fresh)
+            fresh.timeline = app.view.timeline
+            await pilot.pause()
+            assert _rows(table) == _rows(fresh.query_one(DataTable))
+            assert [str(c.style) for c in table.get_row_at(2)] == [
+                str(c.style) for c in fresh.query_one(DataTable).get_row_at(2)
+            ]
+            await fresh.remove()
+            table.focus()
+            table.move_cursor(row=2)  # op 1: the backward
+            await press(pilot, "enter")
+
+
 async def test_learning_rate_edit_takes_effect_in_the_next_step() -> None:
     app = OptDbgApp(Session.open("quadratic_bowl"))
     async with app.run_test(size=WIDE) as pilot:

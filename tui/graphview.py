@@ -139,6 +139,18 @@ def step_details(graph: Graph | None, step: BackwardStep, total: int) -> Text:
     return text
 
 
+def _same_shape(a: Graph, b: Graph) -> bool:
+    """The same nodes (ids, kinds, modules) and edges: a tree of `a` fits `b` as it is."""
+    if a.root != b.root or a.edges != b.edges or a.nodes.keys() != b.nodes.keys():
+        return False
+    pairs = zip(a.nodes.values(), b.nodes.values(), strict=True)
+    return all(_kind(n) == _kind(m) for n, m in pairs)
+
+
+def _kind(n: Node) -> tuple[object, ...]:
+    return (n.name, n.label, n.param, n.module, n.inputs)
+
+
 class GraphTree(Tree[str]):
     """The graph's nodes, expandable from the loss down to the parameter leaves."""
 
@@ -159,13 +171,35 @@ class GraphTree(Tree[str]):
         self.graph: Graph | None = None
         self._parents: dict[str, str | None] = {}
         self._populated: set[int] = set()
+        self._references: set[int] = set()
+        """The tree nodes shown as a reference to a node shown elsewhere (by id)."""
 
-    def show(self, graph: Graph | None) -> None:
-        self.graph = graph
+    def show(self, graph: Graph | None) -> bool:
+        """Show a graph; True when the tree was kept (the same shape, relabelled)."""
+        old, self.graph = self.graph, graph
+        if graph is not None and old is not None and _same_shape(old, graph):
+            self._relabel()  # the loop's next graph: same nodes, new numbers (no rebuild)
+            return True
         self._parents = canonical_parents(graph) if graph is not None else {}
         if graph is not None and len(graph) > LARGE and graph.modules():
             self.set_reactive(GraphTree.by_module, True)
         self._rebuild()
+        return False
+
+    def _relabel(self) -> None:
+        """New labels on the nodes shown, keeping what is expanded, selected and scrolled."""
+        graph = self.graph
+        assert graph is not None
+        loss = fmt.tensor(graph.loss) if graph.loss is not None else ""
+        self.root.set_label(Text(f"loss = {loss}   ({len(graph)} nodes)"))
+        variables = self.app.theme_variables
+        stack = list(self.root.children)
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children)
+            if node.data in graph.nodes:
+                label = node_label(graph, graph.nodes[node.data], id(node) in self._references)
+                node.set_label(themed(label, variables, one_line=True))
 
     def watch_by_module(self) -> None:
         self._rebuild()
@@ -176,6 +210,7 @@ class GraphTree(Tree[str]):
     def _rebuild(self) -> None:
         self.clear()
         self._populated.clear()
+        self._references.clear()
         graph = self.graph
         if graph is None or graph.root is None:
             self.root.set_label("no graph: the loss has no grad_fn" if graph else "no loss yet")
@@ -214,7 +249,9 @@ class GraphTree(Tree[str]):
         variables = self.app.theme_variables
         label = themed(node_label(self.graph, node, reference), variables, one_line=True)
         if reference or not self.graph.inputs(nid):
-            parent.add_leaf(label, data=nid)
+            leaf = parent.add_leaf(label, data=nid)
+            if reference:
+                self._references.add(id(leaf))
         else:
             parent.add(label, data=nid)
 
@@ -305,10 +342,12 @@ class GraphPanel(Vertical):
         return self.dag_view if self.dag else self.tree
 
     def watch_graph(self, graph: Graph | None) -> None:
-        self.tree.show(graph)
+        kept = self.tree.show(graph)
         if self.dag:
             self.dag_view.show(graph, folded=self.tree.by_module)
-        self._details(None)
+        node = self.tree.cursor_node
+        shown = node.data if kept and not self.dag and node is not None else None
+        self._details(shown if graph is not None and shown in graph.nodes else None)
 
     def action_toggle_view(self) -> None:
         self.dag = not self.dag

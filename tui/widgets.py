@@ -366,30 +366,61 @@ class HistoryPanel(Vertical):
             super().__init__()
             self.index = index
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, tuple[Any, bool]] = {}
+        """Each row's key -> (its entry, whether it was the current one), as on screen."""
+        self._theme = ""
+
     def compose(self) -> ComposeResult:
         table: DataTable[Text | str] = DataTable(cursor_type="row", id="history-table")
         table.add_columns("", "#", "op", "result", "loss")
         yield table
 
     def watch_timeline(self, entries: tuple[Any, ...]) -> None:
+        """Rows are added, removed and rewritten only where the timeline changed (one op
+        adds a row and moves the marker: rebuilding 400 rows took most of a frame)."""
         table = self.query_one(DataTable)
-        table.clear()
-        variables = self.app.theme_variables
         current = max((e.index for e in entries if not e.undone), default=-1)
-        table.add_row("▶" if current == -1 else "", "start", "", "initial state", "", key="-1")
-        for e in entries:
-            style = "dim strike" if e.undone else ("bold" if e.index == current else "")
-            cells = [
-                "▶" if e.index == current else ("·" if e.checkpoint else ""),
-                str(e.index),
-                e.op,
-                e.summary if e.ok else f"✗ {e.summary}",
-                fmt.num(e.loss) if e.loss is not None else "",
-            ]
-            row = [themed(Text(c, style=style), variables, one_line=True) for c in cells]
-            table.add_row(*row, key=str(e.index))
-        if entries:
-            table.move_cursor(row=current + 1, scroll=True)
+        wanted = {"-1": (None, current == -1)} | {
+            str(e.index): (e, e.index == current) for e in entries
+        }
+        shown = self._shown
+        new = [k for k in wanted if k not in shown]
+        last = max((int(k) for k in shown), default=-2)
+        if any(int(k) < last for k in new) or self._theme != self.app.theme:
+            self._theme = self.app.theme  # rows go in order, colours follow the theme: rebuild
+            table.clear()
+            shown.clear()
+            new = list(wanted)
+        for key in [k for k in shown if k not in wanted]:
+            table.remove_row(key)
+            del shown[key]
+        columns = list(table.columns)
+        for key, row in wanted.items():
+            if key in shown and shown[key] != row:
+                for column, cell in zip(columns, self._cells(*row), strict=True):
+                    table.update_cell(key, column, cell, update_width=True)
+                shown[key] = row
+        for key in new:
+            table.add_row(*self._cells(*wanted[key]), key=key)
+            shown[key] = wanted[key]
+        if entries and str(current) in shown:
+            table.move_cursor(row=table.get_row_index(str(current)), scroll=True)
+
+    def _cells(self, entry: Any, is_current: bool) -> list[Text | str]:
+        if entry is None:
+            return ["▶" if is_current else "", "start", "", "initial state", ""]
+        style = "dim strike" if entry.undone else ("bold" if is_current else "")
+        cells = [
+            "▶" if is_current else ("·" if entry.checkpoint else ""),
+            str(entry.index),
+            entry.op,
+            entry.summary if entry.ok else f"✗ {entry.summary}",
+            fmt.num(entry.loss) if entry.loss is not None else "",
+        ]
+        variables = self.app.theme_variables
+        return [themed(Text(c, style=style), variables, one_line=True) for c in cells]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
