@@ -157,12 +157,12 @@ class PlainLoop:
 
 
 def assert_the_lectures_losses(losses: list[float]) -> None:
-    """SCENARIOS.md 11's facts. torch's float64 sum of 10,000 squares depends on the CPU
-    kernel's vector width (ATEN_CPU_CAPABILITY): with AVX2 the loss at zeros is
-    59888326.63004726, 1 ulp from the 59888326.630047254 that NumPy's pairwise sum (the
-    same on every machine) gives, and the 30th is exactly the fact; the plain kernel
-    (DEFAULT) ends 1 ulp off at the 30th. Exact where this machine's kernel is AVX2,
-    within 1 ulp elsewhere."""
+    """SCENARIOS.md 11's facts. Its loss at zeros, 59888326.630047254, is NumPy's pairwise
+    sum of the squares; torch's float64 sum (a 4-accumulator cascade over vector lanes, see
+    ATen's SumKernel.cpp) gives 59888326.63004726, 1 ulp away, and so would it with 4 or 8
+    lanes (AVX2, AVX-512: emulated with NumPy in the lead's note; 1 or 2 lanes give ...725).
+    The 30th loss depends on the kernels too (ATEN_CPU_CAPABILITY=default ends 1 ulp off):
+    exact where this machine's kernel is AVX2, within 1 ulp elsewhere."""
     first, thirtieth = 59888326.630047254, 10244.764879521525
     assert math.isclose(losses[0], first, rel_tol=2**-52, abs_tol=0)
     assert math.isclose(losses[29], thirtieth, rel_tol=2**-52, abs_tol=0)
