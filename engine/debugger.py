@@ -275,6 +275,8 @@ class View:
     """The history's entries around the current point (undone ones included)."""
     future_losses: tuple[float, ...] = ()
     """Losses of undone forwards: what redo would replay."""
+    evaluates: bool = False
+    """The scenario has an evaluation (`test_data` or `evaluate()`) for the evaluate op."""
 
 
 @dataclass(frozen=True)
@@ -472,8 +474,18 @@ class Debugger:
 
     @property
     def session(self) -> Session:
-        """The session commands go to (for tests and the headless CLI's reading)."""
+        """The live session commands go to (for tests; a UI reads views, not this)."""
         return self._session
+
+    @property
+    def path(self) -> Path:
+        """The scenario's file (what a reload opens again)."""
+        return self._session.scenario.path
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The scenario's `--set` values (applied again on reload)."""
+        return dict(self._session.scenario.overrides)
 
     @classmethod
     def open(
@@ -727,7 +739,8 @@ class Debugger:
             for e in s.timeline(here)
             if e.undone and e.op == "forward" and e.loss is not None
         )
-        return View(snap, detail, s.graph(), name, values, window, future)
+        evaluates = s.scenario.evaluation is not None
+        return View(snap, detail, s.graph(), name, values, window, future, evaluates)
 
     # helpers -------------------------------------------------------------
 

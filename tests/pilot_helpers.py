@@ -17,7 +17,7 @@ async def settle(pilot: Pilot[None]) -> None:
     for _ in range(400):
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if not app._busy and not app._queue and not app.workers:
+        if not app.busy and not app.workers:
             return
     raise AssertionError("the app did not settle")
 

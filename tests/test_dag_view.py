@@ -81,11 +81,11 @@ async def test_dag_keys_move_fold_and_follow_the_slow_motion() -> None:
         await press(pilot, "g")  # back to the tree, keeping the node
         assert not panel.dag and panel.tree.has_focus
         await press(pilot, "g", "B")  # slow motion: the DAG follows each step
-        assert app._replay is not None
-        first = app._replay[1][0].node
+        assert app.replay is not None
+        first = app.replay[1][0].node
         assert dag.selected == first
         await press(pilot, "B")
-        assert dag.selected == app._replay[1][1].node
+        assert dag.selected == app.replay[1][1].node
         await press(pilot, "escape")
         await settle(pilot)
-        assert app._replay is None
+        assert app.replay is None

@@ -997,7 +997,7 @@ async def test_keys_work_while_an_op_hangs_then_escape_cancels_it() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5)
         await pilot.press("escape")  # closes help; the op still runs
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), 5)
-        assert app._busy
+        assert app.busy
         await pilot.press("3", "1")  # panel switches are handled too
         await pilot.pause(0.6)
         assert status(app) != first  # the elapsed time keeps moving
@@ -1018,7 +1018,7 @@ async def test_quit_works_while_an_op_hangs() -> None:
         await settle(pilot)
         await pilot.press("f")
         await wait_for(pilot, lambda: "escape: cancel" in status(app), 10)
-        engine = app._engine
+        engine = app.engine
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, 5)
     assert app.return_code in (0, None)
@@ -1032,11 +1032,11 @@ async def test_reload_while_an_op_hangs_gives_a_fresh_usable_session() -> None:
         await settle(pilot)
         await pilot.press("f")
         await wait_for(pilot, lambda: "escape: cancel" in status(app), 10)
-        old = app._engine
+        old = app.engine
         assert old is not None
         try:
             await press(pilot, "r")  # a fresh session on a fresh engine thread
-            assert app._engine is not old and not app._busy
+            assert app.engine is not old and not app.busy
             await press(pilot, "s", "z")
             assert app.view is not None and app.view.snapshot.op_count == 2
             assert "OpCancelled" not in log_text(app)
@@ -1097,7 +1097,7 @@ async def test_reload_while_an_op_hangs_stops_the_old_op() -> None:
         await settle(pilot)
         await pilot.press("f")
         await wait_for(pilot, lambda: "escape: cancel" in status(app), 10)
-        old = app._engine
+        old = app.engine
         assert old is not None
         try:
             await press(pilot, "r")

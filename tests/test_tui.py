@@ -281,7 +281,7 @@ async def test_reload_replaces_a_session_stuck_in_native_code(tmp_path: Path) ->
         await wait_for(pilot, lambda: "escape: cancel" in status(app), 5)
         await pilot.press("escape")  # cannot interrupt time.sleep: still running
         await pilot.pause(0.2)
-        assert app._busy
+        assert app.busy
         path.write_text(HANGING.format(body="pass"))
         await press(pilot, "r")
         await press(pilot, "f")

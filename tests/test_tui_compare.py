@@ -60,7 +60,7 @@ async def test_live_lr_edit_changes_the_chosen_variant_only() -> None:
 async def test_continue_stops_when_any_variant_reaches_the_breakpoint() -> None:
     comparison = bowl(0.1, 0.25)
     app = CompareApp(comparison)
-    app._break_condition, app._break_on_warning = "loss < 8.01", False
+    app.break_condition, app.break_on_warning = "loss < 8.01", False
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await press(pilot, "c")

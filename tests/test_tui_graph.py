@@ -82,7 +82,7 @@ async def test_slow_motion_backward_steps_node_by_node_and_ends_like_backward() 
         await press(pilot, "B", "right")
         assert "backward step 5/5" in details(app) and "y.grad: None +" in details(app)
         await press(pilot, "right")
-        assert app._replay is None
+        assert app.replay is None
         assert [p.grad for p in app.view.snapshot.params] == expected
 
 
@@ -90,7 +90,7 @@ async def test_an_op_during_slow_motion_finishes_the_replay_first() -> None:
     app = OptDbgApp(Session.open("quadratic_bowl"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "f", "B", "s")
-        assert app._replay is None
+        assert app.replay is None
         assert app.view is not None and app.view.snapshot.step_count == 1
         assert app.view.snapshot.params[0].value.values == [8.600000381469727, 7.599999904632568]
 

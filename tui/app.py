@@ -1,8 +1,9 @@
-"""OptDbgApp: drive a Session one op at a time with keys.
+"""OptDbgApp: drive a Session one op at a time with keys, through the debugger façade.
 
-The Session is injected (or loaded from a scenario spec off the UI thread). Torch work
-runs in a thread worker, one job at a time from a queue; results come back as messages
-carrying detached data, which the app hands down to the panels' reactives.
+The app sends typed commands (`optdbg.engine.debugger`) to its `Debugger`, injected or
+loaded from a scenario spec off the UI thread. They run on the engine thread, one at a
+time from a queue; each outcome comes back as a message of its own (one class per outcome,
+carrying detached data), which the app hands down to the panels' reactives.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeGuard, TypeVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
@@ -26,13 +27,15 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Static, Tab, Tabs
 
+from optdbg.engine import debugger as dbg
 from optdbg.engine import fmt
 from optdbg.engine.render import cancel_renders
+from optdbg.engine.session import Session
 
 from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
 from .graphview import GraphPanel
 from .keys import KeyFooter, bindings
-from .landscape_view import Landscape, LandscapeScreen
+from .landscape_view import LandscapeScreen
 from .runner import EngineThread, run_job
 from .screens import HelpScreen, PickerScreen
 from .text import literal, printable
@@ -50,9 +53,7 @@ from .widgets import (
 if TYPE_CHECKING:
     from optdbg.engine.breakpoints import RunResult
     from optdbg.engine.events import Event
-    from optdbg.engine.graph import BackwardStep, Graph
-    from optdbg.engine.session import Session, UpdateDetail
-    from optdbg.engine.snapshot import Snapshot
+    from optdbg.engine.graph import BackwardStep
 
 PANELS = ("params", "update", "graph", "loss", "log", "history")
 PANEL_TITLES = {
@@ -75,9 +76,8 @@ SESSION_ACTIONS = (
     "export_landscape",
 )
 """Actions that need a loaded session (hidden from the footer otherwise)."""
-HISTORY_WINDOW = 400
-"""The history panel lists this many ops around the current point."""
 OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
+"""Ops queued back to back run as one `Batch` (keys typed faster than ops run)."""
 MAX_QUEUE = 16
 PROGRESS_S = 1.0
 """While continue runs, the live counters and loss plot are redrawn this often: each frame
@@ -90,26 +90,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 """Control characters, which XML forbids: never written into a saved SVG."""
 
 
-def _setter(group: int, key: str, value: Any) -> Callable[[Session], list[Event]]:
-    return lambda session: [session.set_hyper(group, key, value)]
+def _batchable(command: dbg.Command) -> TypeGuard[dbg.Perform]:
+    return isinstance(command, dbg.Perform) and command.op in OPS
 
 
-def _events_and_note(outcome: Any) -> tuple[list[Event], Note | None]:
-    """What a job's outcome adds to the log: its events, and a line of its own."""
-    if isinstance(outcome, Note):
-        return [], outcome
-    if isinstance(outcome, Continued):
-        r = outcome.result
-        events = [e for e in r.events if e.warnings or e.error] + list(r.events[-1:])
-        severity = "warning" if r.reason in ("condition", "error", "non-finite") else "information"
-        return _unique(events), Note(
-            f"continue: {fmt.plural(r.iterations, 'iteration')}, stopped: {r.message}", severity
-        )
-    if isinstance(outcome, SlowMotion):
-        return [outcome.event], None
-    if isinstance(outcome, Diagnosed | Landscape):
-        return [], None
-    return list(outcome or []), None
+def _continued(result: RunResult) -> tuple[list[Event], Note]:
+    """What a run adds to the log: the ops that warned or failed, the last, and a line."""
+    events = [e for e in result.events if e.warnings or e.error] + list(result.events[-1:])
+    stopped = result.reason in ("condition", "error", "non-finite")
+    severity: dbg.Severity = "warning" if stopped else "information"
+    return _unique(events), Note(
+        f"continue: {fmt.plural(result.iterations, 'iteration')}, stopped: {result.message}",
+        severity,
+    )
 
 
 def _unique(events: list[Event]) -> list[Event]:
@@ -137,112 +130,33 @@ def _display_path(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Note:
-    """A line for the log and a toast: the outcome of a job that is not an op."""
+    """A line for the log and a toast (an outcome that is not an op, in words)."""
 
     text: str
     severity: Literal["information", "warning", "error"] = "information"
 
 
-def export_png(session: Session) -> Note:
-    """Write the current graph to `<scenario>-op<N>.png` in the working directory."""
-    from optdbg.engine.export import ExportError, default_path, export_graph
-
-    graph = session.graph()
-    if graph is None:
-        return Note("nothing to export yet: press f to build the graph first", "warning")
-    path = default_path(session.scenario.name, len(session.events))
-    try:
-        result = export_graph(graph, path, title=session.scenario.title)
-    except ExportError as e:
-        return Note(f"export failed: {e}", "error")
-    text = result.message if not result.ok else f"graph exported: {path.resolve()}"
-    return Note(text, "information" if result.ok else "warning")
-
-
 @dataclass(frozen=True)
-class Pulse:
-    """The counters of a running session: cheap to copy out several times a second."""
+class Job:
+    """A queued command, with the words the status line shows while it runs and, for a
+    run, the flag that pauses it."""
 
-    op_count: int
-    step_count: int
-    iteration: int
-    epoch: int
-    batch: int
-    loss: float | None
-    losses: tuple[float, ...]
-    next_op: str
-    lrs: tuple[Any, ...]
-    """Each group's "lr" as the scenario set it (any value: None too)."""
-
-    @classmethod
-    def of(cls, session: Session) -> Pulse:
-        groups = session.optimizer.param_groups
-        return cls(
-            op_count=len(session.events),
-            step_count=session.step_count,
-            iteration=session.forward_count,
-            epoch=session.epoch,
-            batch=session.batch,
-            loss=session.loss_value,
-            losses=tuple(session.loss_history),
-            next_op=session.next_op,
-            lrs=tuple(g["lr"] for g in groups if "lr" in g),
-        )
-
-    def applied_to(self, snap: Snapshot) -> Snapshot:
-        """The last full snapshot with these counters (for the status line)."""
-        groups = tuple({**g, "lr": lr} for g, lr in zip(snap.groups, self.lrs, strict=False))
-        return replace(
-            snap,
-            op_count=self.op_count,
-            step_count=self.step_count,
-            iteration=self.iteration,
-            epoch=self.epoch,
-            batch=self.batch,
-            loss=self.loss,
-            loss_history=self.losses,
-            next_op=self.next_op,
-            groups=groups or snap.groups,
-        )
+    label: str
+    command: dbg.Command
+    stop: threading.Event | None = None
 
 
-@dataclass(frozen=True)
-class Diagnosed:
-    """The outcome of the diagnostics job: every finding so far, grouped by code."""
-
-    diagnoses: list[Any]
-    ops: int
+OutcomeT = TypeVar("OutcomeT")
 
 
-@dataclass(frozen=True)
-class Continued:
-    """The outcome of `continue`: why it stopped, and the ops it performed."""
+class OutcomeMessage(Message, Generic[OutcomeT]):
+    """A command's outcome, back from the engine thread (`generation`: of which load)."""
 
-    result: RunResult
-
-
-@dataclass(frozen=True)
-class SlowMotion:
-    """The outcome of a slow-motion backward: the op's event and the recorded steps."""
-
-    event: Event
-    steps: tuple[BackwardStep, ...]
-
-
-@dataclass(frozen=True)
-class View:
-    """Everything the panels show after a job, detached from the session."""
-
-    snapshot: Snapshot
-    detail: UpdateDetail | None
-    graph: Graph | None
-    selected: str | None
-    values: str = ""
-    """Full values of the selected parameter when it is too large for the table."""
-    timeline: tuple[Any, ...] = ()
-    """The history's entries around the current point (undone ones included)."""
-    future_losses: tuple[float, ...] = ()
-    """Losses of undone forwards: what redo would replay."""
+    def __init__(self, outcome: OutcomeT, label: str, generation: int) -> None:
+        super().__init__()
+        self.outcome = outcome
+        self.label = label
+        self.generation = generation
 
 
 class PanelLayout:
@@ -297,11 +211,11 @@ class OptDbgApp(PanelLayout, App[None]):
     """The panel shown in compact mode."""
 
     class Loaded(Message):
-        """A scenario was loaded (in a worker) into a new session."""
+        """A scenario was loaded (on the engine thread), behind a new debugger."""
 
-        def __init__(self, session: Session, view: View, generation: int) -> None:
+        def __init__(self, debugger: dbg.Debugger, view: dbg.View | None, generation: int) -> None:
             super().__init__()
-            self.session = session
+            self.debugger = debugger
             self.view = view
             self.generation = generation
 
@@ -316,52 +230,95 @@ class OptDbgApp(PanelLayout, App[None]):
     class Progress(Message):
         """`continue` is running: the latest op and the counters (a few times a second)."""
 
-        def __init__(self, event: Event, pulse: Pulse, generation: int) -> None:
+        def __init__(self, progress: dbg.Progress, generation: int) -> None:
             super().__init__()
-            self.event = event
-            self.pulse = pulse
+            self.event = progress.event
+            self.counters = progress.counters
             self.generation = generation
 
-    class JobDone(Message):
-        """A queued job finished: what it returned (events, a Note, Continued, SlowMotion,
-        Diagnosed) and the new view (None when the job failed)."""
+    # one message per outcome of a command (`optdbg.engine.debugger`)
 
-        def __init__(self, outcome: Any, view: View | None, generation: int) -> None:
-            super().__init__()
-            self.outcome = outcome
-            self.view = view
-            self.generation = generation
+    class Viewed(OutcomeMessage[dbg.Viewed]):
+        """A parameter was selected (or the view refreshed): nothing was performed."""
+
+    class Performed(OutcomeMessage[dbg.Performed]):
+        """Ops, undo, redo, a jump or a hyperparameter edit: their events and the view."""
+
+    class Continued(OutcomeMessage[dbg.Continued]):
+        """`continue` stopped: why, and the ops it performed."""
+
+    class SlowMotion(OutcomeMessage[dbg.SlowMotion]):
+        """A slow-motion backward: its event and the steps to replay."""
+
+    class Diagnosed(OutcomeMessage[dbg.Diagnosed]):
+        """Every pitfall found so far."""
+
+    class Landscape(OutcomeMessage[dbg.Landscape]):
+        """A loss landscape to draw."""
+
+    class Noted(OutcomeMessage[dbg.Noted]):
+        """An export's result, in words."""
+
+    class Refused(OutcomeMessage[dbg.Refused]):
+        """A command that was not carried out, and why."""
+
+    class Failed(OutcomeMessage[dbg.Failed]):
+        """A command that failed unexpectedly (or was cancelled outside an op)."""
 
     def __init__(
         self,
-        session: Session | None = None,
+        engine: Session | dbg.Debugger | None = None,
         *,
         scenario: str | Path | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
+        """The engine is injected (a Session is put behind a Debugger), or loaded from
+        `scenario` with `overrides` once the app runs (none: the picker opens)."""
         super().__init__()
-        self.session = session
-        self.scenario = scenario if session is None else session.scenario.path
-        self.overrides = dict(overrides or (session.scenario.overrides if session else {}))
+        debugger = dbg.Debugger(engine) if isinstance(engine, Session) else engine
+        self.debugger: dbg.Debugger | None = debugger
+        self.scenario = scenario if debugger is None else debugger.path
+        self.overrides = dict(overrides or (debugger.overrides if debugger else {}))
         """The `--set` values, applied again on reload (not to another picked scenario)."""
         self.selected: str | None = None
-        self.view: View | None = None
+        self.view: dbg.View | None = None
         self.load_error: str | None = None
-        self._queue: deque[tuple[str, Callable[[Session], Any]]] = deque()
-        self._busy = False
+        self._queue: deque[Job] = deque()
+        self._job_running = False
         self._job_label = ""
         self._generation = 0
-        self._engine: EngineThread | None = EngineThread() if session is not None else None
-        self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], View] | None = None
-        self._stop: threading.Event | None = None
+        self._engine: EngineThread | None = EngineThread() if debugger is not None else None
+        self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], dbg.View] | None = None
         self._cancel_shown = False
         self._plotted = 0.0
-        self._break_condition = ""
-        self._break_on_warning = True
+        self.break_condition = ""
+        """Where `continue` stops: a breakpoint expression (the `k` dialog sets it)."""
+        self.break_on_warning = True
+        """`continue` also stops at the first warning."""
         self._held: dict[str, Any] | None = None
         self._last_toast: tuple[float, dict[str, Any]] | None = None
-        if session is not None:
-            session.capture_graph = True
+
+    @property
+    def session(self) -> Session | None:
+        """The live session behind the debugger, for tests to check against; the app itself
+        reads only the views its commands return."""
+        return self.debugger.session if self.debugger is not None else None
+
+    @property
+    def busy(self) -> bool:
+        """A command is running or queued, or a scenario is loading (tests wait for this to
+        be False: see tests/pilot_helpers.settle)."""
+        return self._job_running or bool(self._queue)
+
+    @property
+    def engine(self) -> EngineThread | None:
+        """The thread the commands run on (a fresh one at each load)."""
+        return self._engine
+
+    @property
+    def replay(self) -> tuple[int, tuple[BackwardStep, ...]] | None:
+        """The slow-motion replay on screen: the step shown and every step (None: none)."""
+        return None if self._replay is None else self._replay[:2]
 
     # ------------------------------------------------------------- layout
 
@@ -384,8 +341,8 @@ class OptDbgApp(PanelLayout, App[None]):
         self._fit(self.size.width, self.size.height)
         self.set_interval(0.25, self._tick)
         self.theme_changed_signal.subscribe(self, self._retheme)
-        if self.session is not None:
-            self._enqueue("start", lambda _s: None)
+        if self.debugger is not None:
+            self._enqueue(dbg.Select(), label="start")
         elif self.scenario is not None:
             self.load(self.scenario)
         else:
@@ -398,7 +355,7 @@ class OptDbgApp(PanelLayout, App[None]):
             self.query_one(GraphPanel).graph = self.view.graph
 
     def _tick(self) -> None:
-        if self._busy and not isinstance(self.screen, RunningScreen):
+        if self._job_running and not isinstance(self.screen, RunningScreen):
             self._show_activity()  # while continue runs, its overlay says it (fewer frames)
         self._sync_cancel()
         if self._held is not None and not self._dialog_open():
@@ -425,7 +382,12 @@ class OptDbgApp(PanelLayout, App[None]):
         limit = TOAST_CHARS[self.compact]
         if len(message) > limit:
             message = message[: limit - 1].rstrip() + "…"
-        held = {"title": title, "severity": severity, "timeout": timeout, "markup": markup}
+        held: dict[str, Any] = {
+            "title": title,
+            "severity": severity,
+            "timeout": timeout,
+            "markup": markup,
+        }
         if self._dialog_open():
             self._held = {"message": message, **held}
             return
@@ -458,7 +420,7 @@ class OptDbgApp(PanelLayout, App[None]):
     def _cancellable(self) -> bool:
         """Offer escape when an op has run long enough to need it, or during a replay."""
         elapsed = self._engine.elapsed if self._engine is not None else None
-        return self._replay is not None or (self._busy and (elapsed or 0) >= 0.5)
+        return self._replay is not None or (self._job_running and (elapsed or 0) >= 0.5)
 
     def action_panel(self, name: str) -> None:
         """Show a panel (compact screens) and move the focus into it, so its own keys work."""
@@ -479,7 +441,7 @@ class OptDbgApp(PanelLayout, App[None]):
 
         def chosen(name: str | None) -> None:
             if name is None:
-                if self.session is None and self.scenario is None:
+                if self.debugger is None and self.scenario is None:
                     self.exit()
                 return
             self.scenario = name
@@ -497,56 +459,52 @@ class OptDbgApp(PanelLayout, App[None]):
         generation = self._generation
         self._engine = EngineThread()
         self._queue.clear()
-        self._busy = True
+        self._job_running = True
         self._job_label = "loading the scenario (importing torch)"
         self._show_activity()
         self.refresh_bindings()
 
         overrides = self.overrides
 
-        def job() -> Session:
-            session = self.open_session(spec, overrides)
-            session.capture_graph = True  # saved tensors and gradient flow for the graph panel
-            return session
+        def job() -> dbg.Debugger:
+            return self.open_debugger(spec, overrides)
 
-        def done(session: Any, error: BaseException | None) -> None:
+        def done(debugger: Any, error: BaseException | None) -> None:
             if error is not None:
                 self.post_message(self.LoadFailed(_load_error_text(spec, error), generation))
             else:
-                view = self._capture(session, None)
-                self.post_message(self.Loaded(session, view, generation))
+                self.post_message(self.Loaded(debugger, debugger.view(), generation))
 
         self._engine.submit(run_job(job, done))
 
-    def open_session(self, spec: str | Path, overrides: dict[str, Any]) -> Session:
-        """Load the scenario into a new session (on the engine thread)."""
-        from optdbg.engine import Session
-
-        return Session.open(spec, overrides=overrides)
+    def open_debugger(self, spec: str | Path, overrides: dict[str, Any]) -> dbg.Debugger:
+        """Load the scenario behind a new debugger (on the engine thread)."""
+        return dbg.Debugger.open(spec, overrides)
 
     def on_opt_dbg_app_loaded(self, message: Loaded) -> None:
         if message.generation != self._generation:
             return
-        self.session = message.session
-        self.scenario = message.session.scenario.path
+        self.debugger = message.debugger
+        self.scenario = message.debugger.path
         self.load_error = None
-        self._busy = False
+        self._job_running = False
         self.remove_class("-failed")
         log = self.query_one(LogPanel)
         log.clear()
-        log.note(f"loaded {_display_path(message.session.scenario.path)}")
+        log.note(f"loaded {_display_path(message.debugger.path)}")
         self.query_one(StatusBar).last_event = None
-        self._apply(message.view)
+        if message.view is not None:
+            self._apply(message.view)
         self.refresh_bindings()
         self._next_job()
 
     def on_opt_dbg_app_load_failed(self, message: LoadFailed) -> None:
         if message.generation != self._generation:
             return
-        self.session = None
+        self.debugger = None
         self.load_error = message.text
         self._queue.clear()
-        self._busy = False
+        self._job_running = False
         self.add_class("-failed")
         self.query_one("#error-text", Static).update(
             Text.assemble(
@@ -560,58 +518,76 @@ class OptDbgApp(PanelLayout, App[None]):
         status.snapshot = None
         self.refresh_bindings()
 
-    # ------------------------------------------------------------- jobs
+    # ------------------------------------------------------------- commands
 
     def action_op(self, op: str) -> None:
-        self._enqueue(op, lambda s: s.perform(op))
+        self._enqueue(dbg.Perform(op))
 
-    def _enqueue(self, label: str, job: Callable[[Session], Any]) -> None:
+    def _enqueue(
+        self, command: dbg.Command, label: str | None = None, stop: threading.Event | None = None
+    ) -> None:
+        """Queue a command for the engine thread (`label`: the status line's words for it,
+        by default the command's own)."""
+        label = command.label if label is None else label
         if self._replay is not None:
             self._end_replay()
         if len(self._queue) >= MAX_QUEUE:
             self.notify(f"{label} ignored: {MAX_QUEUE} ops already queued", severity="warning")
             return
-        self._queue.append((label, job))
-        if not self._busy and self.session is not None:
+        self._queue.append(Job(label, command, stop))
+        if not self._job_running and self.debugger is not None:
             self._next_job()
         else:
             self._show_activity()
 
     def _next_job(self) -> None:
-        if not self._queue or self.session is None or self._engine is None:
-            self._busy = False
+        debugger = self.debugger
+        if not self._queue or debugger is None or self._engine is None:
+            self._job_running = False
             self._show_activity()
             self._sync_cancel()
             return
-        label, job = self._queue.popleft()
-        jobs = [job]
-        while label in OPS and self._queue and self._queue[0][0] in OPS:
-            jobs.append(self._queue.popleft()[1])  # keys faster than ops: one frame for all
-        self._busy = True
-        self._job_label = label if len(jobs) == 1 else f"{label} (+{len(jobs) - 1} queued ops)"
+        job = self._queue.popleft()
+        ops = [job.command.op] if _batchable(job.command) else []
+        while ops and self._queue and _batchable(first := self._queue[0].command):
+            ops.append(first.op)
+            self._queue.popleft()
+        if len(ops) > 1:  # keys faster than ops: one view for all
+            job = Job(f"{job.label} (+{len(ops) - 1} queued ops)", dbg.Batch(tuple(ops)))
+        self._job_running = True
+        self._job_label = job.label
         self._show_activity()
-        session, selected, generation = self.session, self.selected, self._generation
+        generation = self._generation
 
-        def work() -> tuple[Any, View]:
-            if len(jobs) == 1:
-                return job(session), self._capture(session, selected)
-            events = [event for j in jobs for event in j(session)]
-            return events, self._capture(session, selected)
+        def work() -> dbg.Outcome:
+            return debugger.execute(
+                job.command,
+                stop=job.stop,
+                on_progress=lambda update: self.progressed(update, generation),
+            )
 
-        def done(result: Any, error: BaseException | None) -> None:
-            if error is not None:  # an engine bug or a cancel outside an op: never fatal
-                note = Note(f"{label} failed: {type(error).__name__}: {error}", "error")
-                self.post_message(self.JobDone(note, None, generation))
-            else:
-                outcome, view = result
-                self.post_message(self.JobDone(outcome, view, generation))
+        def done(outcome: Any, error: BaseException | None) -> None:
+            if error is not None:  # a cancel outside execute: never fatal
+                outcome = dbg.Failed(f"{job.label} failed: {type(error).__name__}: {error}")
+            self.post_message(self.message_for(outcome, job.label, generation))
 
         self._engine.submit(run_job(work, done))
+
+    def message_for(self, outcome: dbg.Outcome, label: str, generation: int) -> Message:
+        """The message that carries this outcome to the UI thread (one class per outcome)."""
+        kind = getattr(self, type(outcome).__name__)
+        message: Message = kind(outcome, label, generation)
+        return message
+
+    def progressed(self, update: dbg.Progress | dbg.LockstepProgress, generation: int) -> None:
+        """A report from a running `continue` (engine thread): posted as a message."""
+        if isinstance(update, dbg.Progress):
+            self.post_message(self.Progress(update, generation))
 
     def _show_activity(self) -> None:
         queued = f"  ({len(self._queue)} queued)" if self._queue else ""
         text = ""
-        if self._busy:
+        if self._job_running:
             elapsed = self._engine.elapsed if self._engine is not None else None
             text = f"{self._job_label}…"
             if elapsed is not None and elapsed >= 0.5:
@@ -623,7 +599,7 @@ class OptDbgApp(PanelLayout, App[None]):
             self._end_replay()
             return
         engine = self._engine
-        if engine is None or not self._busy:
+        if engine is None or not self._job_running:
             return
         self._queue.clear()
         if not engine.cancel():
@@ -631,7 +607,7 @@ class OptDbgApp(PanelLayout, App[None]):
         self.notify(f"cancelling {self._job_label}…", timeout=3)
 
         def still_running() -> None:
-            if self._busy and self._engine is engine and (engine.elapsed or 0) > 2:
+            if self._job_running and self._engine is engine and (engine.elapsed or 0) > 2:
                 self.notify(
                     f"{self._job_label} does not respond to cancel (it is inside native code). "
                     "Press r to reload a fresh session or q to quit.",
@@ -641,46 +617,68 @@ class OptDbgApp(PanelLayout, App[None]):
 
         self.set_timer(2.5, still_running)
 
-    def _capture(self, session: Session, selected: str | None) -> View:
-        from optdbg.engine.snapshot import shared_views
+    # ------------------------------------------------------------- outcomes
 
-        with shared_views():
-            snap = session.snapshot()
-            names = [p.name for p in snap.params]
-            name = selected if selected in names else (names[0] if names else None)
-            detail = session.update_detail(name) if name else None
-            param = snap.param(name) if name else None
-            large = param is not None and not param.value.is_small
-            values = session.values_text(name) if large and name else ""
-            here = snap.op_count
-            window = session.timeline(here - HISTORY_WINDOW, here + HISTORY_WINDOW // 4)
-            future = tuple(
-                e.loss
-                for e in session.timeline(here)
-                if e.undone and e.op == "forward" and e.loss is not None
-            )
-            return View(snap, detail, session.graph(), name, values, window, future)
+    def _current(self, message: OutcomeMessage[Any]) -> bool:
+        """The message is about the session loaded now (not one replaced by a reload)."""
+        return message.generation == self._generation
 
-    def on_opt_dbg_app_job_done(self, message: JobDone) -> None:
-        if message.generation != self._generation:
+    def on_opt_dbg_app_viewed(self, message: Viewed) -> None:
+        if self._current(message):
+            self._finish([], None, message.outcome.view)
+
+    def on_opt_dbg_app_performed(self, message: Performed) -> None:
+        if self._current(message):
+            self._finish(list(message.outcome.events), None, message.outcome.view)
+
+    def on_opt_dbg_app_continued(self, message: Continued) -> None:
+        if not self._current(message):
             return
-        outcome, view = message.outcome, message.view
-        if isinstance(outcome, SlowMotion) and outcome.steps and view is not None:
-            self._busy = False  # the engine is idle: the replay only shows what it recorded
-            self._show_activity()
-            self._start_replay(outcome.steps, [outcome.event], view)
-            return
-        if isinstance(outcome, Continued) and isinstance(self.screen, RunningScreen):
+        if isinstance(self.screen, RunningScreen):
             self.screen.dismiss()  # continue stopped by itself
-        self._finish(*_events_and_note(outcome), view)
-        if isinstance(outcome, Diagnosed):
-            self.push_screen(DiagnosticsScreen(outcome.diagnoses, outcome.ops))
-        if isinstance(outcome, Landscape):
-            if isinstance(self.screen, LandscapeScreen):
-                self.pop_screen()
-            self.push_screen(LandscapeScreen(outcome))
+        self._finish(*_continued(message.outcome.result), message.outcome.view)
 
-    def _finish(self, events: list[Event], note: Note | None, view: View | None) -> None:
+    def on_opt_dbg_app_slow_motion(self, message: SlowMotion) -> None:
+        if not self._current(message):
+            return
+        outcome = message.outcome
+        if outcome.steps and outcome.view is not None:
+            self._job_running = False  # the engine is idle: the replay only shows what it recorded
+            self._show_activity()
+            self._start_replay(outcome.steps, [outcome.event], outcome.view)
+            return
+        self._finish([outcome.event], None, outcome.view)
+
+    def on_opt_dbg_app_diagnosed(self, message: Diagnosed) -> None:
+        if self._current(message):
+            self._finish([], None, message.outcome.view)
+            self.push_screen(
+                DiagnosticsScreen(list(message.outcome.diagnoses), message.outcome.ops)
+            )
+
+    def on_opt_dbg_app_landscape(self, message: Landscape) -> None:
+        if not self._current(message):
+            return
+        self._finish([], None, message.outcome.view)
+        if isinstance(self.screen, LandscapeScreen):
+            self.pop_screen()
+        self.push_screen(LandscapeScreen(message.outcome))
+
+    def on_opt_dbg_app_noted(self, message: Noted) -> None:
+        if self._current(message):
+            outcome = message.outcome
+            self._finish([], Note(outcome.text, outcome.severity), outcome.view)
+
+    def on_opt_dbg_app_refused(self, message: Refused) -> None:
+        if self._current(message):
+            note = Note(f"{message.label} refused: {message.outcome.text}", "error")
+            self._finish([], note, message.outcome.view)
+
+    def on_opt_dbg_app_failed(self, message: Failed) -> None:
+        if self._current(message):
+            self._finish([], Note(message.outcome.text, "error"), message.outcome.view)
+
+    def _finish(self, events: list[Event], note: Note | None, view: dbg.View | None) -> None:
         log = self.query_one(LogPanel)
         if note is not None:
             style = {"error": "bold red", "warning": "bold yellow"}.get(note.severity, "")
@@ -693,7 +691,7 @@ class OptDbgApp(PanelLayout, App[None]):
             self.query_one(StatusBar).last_event = events[-1]
         if view is not None:
             self._apply(view)
-        self._busy = False
+        self._job_running = False
         self._next_job()
 
     def _alert(self, event: Event) -> None:
@@ -715,8 +713,10 @@ class OptDbgApp(PanelLayout, App[None]):
                 timeout=10,
             )
 
-    def _apply(self, view: View) -> None:
+    def _apply(self, view: dbg.View) -> None:
         """Hand a view down to the panels, in one refresh."""
+        if self.view is None or self.view.evaluates != view.evaluates:
+            self.call_later(self.refresh_bindings)  # `v` shown or hidden
         with self.batch_update():
             self.view = view
             self.query_one(StatusBar).snapshot = view.snapshot
@@ -730,7 +730,7 @@ class OptDbgApp(PanelLayout, App[None]):
             self.query_one(HistoryPanel).timeline = view.timeline
             self._show_details(view)
 
-    def _show_details(self, view: View) -> None:
+    def _show_details(self, view: dbg.View) -> None:
         p = view.snapshot.param(view.selected) if view.selected else None
         panel = self.query_one(ParamsPanel)
         if p is None:
@@ -754,8 +754,10 @@ class OptDbgApp(PanelLayout, App[None]):
         if message.name == self.selected:
             return
         self.selected = message.name
-        if self.session is not None and not (self._queue and self._queue[-1][0] == "select"):
-            self._enqueue("select", lambda s: None)
+        if self._queue and isinstance(self._queue[-1].command, dbg.Select):
+            self._queue.pop()  # only the latest selection matters
+        if self.debugger is not None:
+            self._enqueue(dbg.Select(message.name))
 
     def on_params_panel_follow(self, message: ParamsPanel.Follow) -> None:
         panel = self.query_one(GraphPanel)
@@ -783,15 +785,16 @@ class OptDbgApp(PanelLayout, App[None]):
         self.load(self.scenario)
 
     def action_export(self) -> None:
-        self._enqueue("export", export_png)
+        self._enqueue(dbg.ExportGraph())
 
     def action_save_screen(self) -> None:
         """Save the screen as SVG next to the graph export, `<scenario>-op<N>-screen.svg`
         (a free name, written atomically); in a browser (`optdbg serve`) it downloads too."""
         from optdbg.engine.export import ExportError, default_path, write_atomic
 
-        scenario = self.session.scenario.name if self.session is not None else "optdbg"
-        ops = len(self.session.events) if self.session is not None else 0
+        snap = self.view.snapshot if self.view is not None and self.debugger else None
+        scenario = snap.scenario if snap is not None else "optdbg"
+        ops = snap.op_count if snap is not None else 0
         path = default_path(scenario, ops, ext="-screen.svg")
         svg = _CONTROL.sub("", self.export_screenshot(title=f"optdbg: {scenario}"))
         try:
@@ -806,40 +809,17 @@ class OptDbgApp(PanelLayout, App[None]):
 
     # ------------------------------------------------------------- loss landscape
 
-    def landscape_runs(self, session: Session) -> tuple[list[Session], list[str]]:
-        """The sessions whose trajectories the landscape draws, and their labels."""
-        return [session], [session.scenario.name]
-
     def action_landscape(self) -> None:
-        from .landscape_view import compute
-
         if isinstance(self.screen, LandscapeScreen):
             self.pop_screen()
             return
-        width, height = self.size.width, max(5, self.size.height - 4)
-
-        def job(session: Session) -> Any:
-            sessions, labels = self.landscape_runs(session)
-            return compute(sessions, labels, width, height, session.scenario.title)
-
-        self._enqueue("loss landscape", job)
+        self._enqueue(dbg.DrawLandscape(self.size.width, max(5, self.size.height - 4)))
 
     def action_landscape_slice(self) -> None:
-        from .landscape_view import compute_slice
-
-        def job(session: Session) -> Any:
-            return compute_slice(session, session.scenario.name, session.scenario.title)
-
-        self._enqueue("2-D slice of the landscape", job)
+        self._enqueue(dbg.DrawSlice())
 
     def action_export_landscape(self) -> None:
-        from .landscape_view import export
-
-        def job(session: Session) -> Note:
-            sessions, labels = self.landscape_runs(session)
-            return export(sessions, labels, session.scenario.title, len(session.events))
-
-        self._enqueue("export the landscape", job)
+        self._enqueue(dbg.ExportLandscape())
 
     # ------------------------------------------------------------- slow motion
 
@@ -847,10 +827,10 @@ class OptDbgApp(PanelLayout, App[None]):
         if self._replay is not None:
             self._advance_replay()
             return
-        self._enqueue("backward (slow motion)", lambda s: SlowMotion(*s.backward_steps()))
+        self._enqueue(dbg.SlowBackward())
 
     def _start_replay(
-        self, steps: tuple[BackwardStep, ...], events: list[Event], view: View
+        self, steps: tuple[BackwardStep, ...], events: list[Event], view: dbg.View
     ) -> None:
         """Show the recorded backward node by node; the panels update when it ends."""
         graph = self.query_one(GraphPanel)
@@ -888,47 +868,27 @@ class OptDbgApp(PanelLayout, App[None]):
     # ------------------------------------------------------------- time travel
 
     def action_undo(self) -> None:
-        self._enqueue("undo", lambda s: [s.undo()])
+        self._enqueue(dbg.Undo())
 
     def action_redo(self) -> None:
-        self._enqueue("redo", lambda s: [s.redo()])
+        self._enqueue(dbg.Redo())
 
     def on_history_panel_jump(self, message: HistoryPanel.Jump) -> None:
-        self._enqueue(f"go to op {message.index}", lambda s: [s.goto(message.index)])
+        self._enqueue(dbg.Goto(message.index))
 
     def action_continue(self) -> None:
         """Run whole iterations, the panels updating live, until a key or a breakpoint."""
-        from optdbg.engine.breakpoints import AnyOf, WarningFires, parse_condition
-
-        conditions = [WarningFires()] if self._break_on_warning else []
-        if self._break_condition:
-            conditions.append(parse_condition(self._break_condition))
-        condition = AnyOf(*conditions) if conditions else None
         stop = threading.Event()
-        self._stop = stop
-        generation = self._generation
-
-        def job(session: Session) -> Continued:
-            def progress(event: Event) -> None:
-                self.post_message(self.Progress(event, Pulse.of(session), generation))
-
-            # graph capture costs more than the op on big models: off while running,
-            # the graph of the last loss is extracted once when it stops
-            capture, session.capture_graph = session.capture_graph, False
-            try:
-                return Continued(session.run_until(condition, None, stop, progress, PROGRESS_S))
-            finally:
-                session.capture_graph = capture
-
-        self._enqueue("continue", job)
+        until = dbg.ContinueUntil(self.break_condition, self.break_on_warning, None, PROGRESS_S)
+        self._enqueue(until, stop=stop)
         self.push_screen(RunningScreen(), lambda _: stop.set())
 
     def on_opt_dbg_app_progress(self, message: Progress) -> None:
         """Live while running: the status line, the loss plot and the overlay; the other
         panels catch up when it stops (a full view each time would slow the loop)."""
-        if message.generation != self._generation or not self._busy or self.view is None:
+        if message.generation != self._generation or not self._job_running or self.view is None:
             return
-        pulse = message.pulse
+        pulse = message.counters
         with self.batch_update():  # one frame for the status line, the plot and the overlay
             status = self.query_one(StatusBar)
             status.last_event = message.event
@@ -944,9 +904,7 @@ class OptDbgApp(PanelLayout, App[None]):
                 )
 
     def action_diagnostics(self) -> None:
-        from optdbg.engine.pitfalls import diagnose
-
-        self._enqueue("diagnostics", lambda s: Diagnosed(diagnose(s.events), len(s.events)))
+        self._enqueue(dbg.Diagnose())
 
     def action_edit_lr(self) -> None:
         self._edit_hyper("lr")
@@ -960,9 +918,14 @@ class OptDbgApp(PanelLayout, App[None]):
 
         def chosen(changes: dict[tuple[int, str], Any] | None) -> None:
             for (group, key), value in (changes or {}).items():
-                self._enqueue(f"set {key}", _setter(group, key, value))
+                command = dbg.SetHyper(group, key, value)
+                self._enqueue(command, self.hyper_label(command))
 
         self.push_screen(HyperDialog(self.view.snapshot.groups, only), chosen)
+
+    def hyper_label(self, command: dbg.SetHyper) -> str:
+        """The status line's words for a hyperparameter edit."""
+        return command.label
 
     def action_breakpoint(self) -> None:
         from optdbg.engine.breakpoints import NAMES
@@ -970,17 +933,17 @@ class OptDbgApp(PanelLayout, App[None]):
         def chosen(result: tuple[str, bool] | None) -> None:
             if result is None:
                 return
-            self._break_condition, self._break_on_warning = result
-            what = self._break_condition or "no condition"
-            extra = " or any warning" if self._break_on_warning else ""
+            self.break_condition, self.break_on_warning = result
+            what = self.break_condition or "no condition"
+            extra = " or any warning" if self.break_on_warning else ""
             self.notify(f"continue (c) stops at: {what}{extra}")
 
-        dialog = BreakpointDialog(self._break_condition, self._break_on_warning, NAMES)
+        dialog = BreakpointDialog(self.break_condition, self.break_on_warning, NAMES)
         self.push_screen(dialog, chosen)
 
     async def action_quit(self) -> None:
         """Quit at once, even while an op runs: a hanging forward is cancelled first."""
-        if self._engine is not None and self._busy:
+        if self._engine is not None and self._job_running:
             self._engine.cancel()
         cancel_renders()  # a graph export still laying out must not outlive the app
         self.exit()
@@ -993,12 +956,12 @@ class OptDbgApp(PanelLayout, App[None]):
             return self._cancellable()
         if action == "modules":
             return not self.compact or self.panel == "graph"
-        if action in SESSION_ACTIONS and self.session is None:
+        if action in SESSION_ACTIONS and self.debugger is None:
             return False
-        if action in ("op", "export", "slow_backward") and self.session is None:
-            return self._busy  # while loading, op keys are queued; after a failure, hidden
-        if parameters == ("evaluate",) and self.session is not None:
-            return self.session.scenario.evaluation is not None  # `v` only where it evaluates
+        if action in ("op", "export", "slow_backward") and self.debugger is None:
+            return self._job_running  # while loading, op keys are queued; after a failure, hidden
+        if parameters == ("evaluate",) and self.view is not None:
+            return self.view.evaluates  # `v` only where the scenario evaluates
         return True
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -1007,7 +970,7 @@ class OptDbgApp(PanelLayout, App[None]):
             yield SystemCommand(
                 op.replace("_", " ").capitalize(),
                 f"Perform {op} on the session",
-                lambda op=op: self.action_op(op),  # type: ignore[misc]
+                lambda op=op: self.action_op(op),
             )
         yield SystemCommand("Reload scenario", "Load the scenario file again", self.action_reload)
         yield SystemCommand("Export graph", "Write the graph to a PNG file", self.action_export)

@@ -1,7 +1,7 @@
 """The comparison view: several variants in lockstep, one row each, their loss curves
 overlaid; the selected variant's usual panels one key (enter / C) away.
 
-CompareApp is the debugger app with a Comparison behind it: every op, undo, redo and
+CompareApp is the debugger app with a `CompareDebugger` behind it: every op, undo, redo and
 continue goes to all variants (on the one engine thread, each variant with its own RNG
 state); hyperparameter edits, slow motion and the panels are the selected variant's.
 """
@@ -9,32 +9,33 @@ state); hyperparameter edits, slow motion and the panels are the selected varian
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
+from optdbg.engine import debugger as dbg
 from optdbg.engine import fmt
+from optdbg.engine.debugger import CompareView
 from optdbg.engine.plots import curve_range
 
-from .app import Continued, Note, OptDbgApp, View
-from .dialogs import HyperDialog, RunningScreen
+from .app import OptDbgApp
+from .dialogs import RunningScreen
 from .keys import KeyFooter
 from .landscape_view import COLORS, PLOT_COLORS
 
 if TYPE_CHECKING:
     from optdbg.engine.compare import Comparison, Pulse, Variant
-    from optdbg.engine.session import Session
 
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 16
@@ -60,14 +61,6 @@ def sparkline(values: Sequence[float], width: int = SPARK_WIDTH) -> str:
         k = 0 if hi == lo else round((s - lo) / (hi - lo) * (len(SPARK) - 1))
         out.append(SPARK[k])
     return "".join(out)
-
-
-@dataclass(frozen=True)
-class CompareView(View):
-    """The selected variant's view, plus every variant's counters and loss curve."""
-
-    pulses: tuple[Pulse, ...] = ()
-    chosen: int = 0
 
 
 class VariantsTable(DataTable[Any]):
@@ -104,7 +97,7 @@ class VariantsTable(DataTable[Any]):
                     Text(p.last or ("error" if p.errors else ""), style="$warning"),
                 ]
                 for c, cell in enumerate(cells):
-                    self.update_cell_at((k, c), cell, update_width=True)
+                    self.update_cell_at(Coordinate(k, c), cell, update_width=True)
             if self.cursor_row != chosen and self.row_count:
                 self.move_cursor(row=chosen)
 
@@ -227,6 +220,8 @@ class CompareApp(OptDbgApp):
     ]
 
     class CompareProgress(Message):
+        """A lockstep `continue` is running: every variant's counters."""
+
         def __init__(self, pulses: tuple[Pulse, ...], generation: int) -> None:
             super().__init__()
             self.pulses = pulses
@@ -241,14 +236,14 @@ class CompareApp(OptDbgApp):
         repeat: int = 1,
         epochs: int | None = None,
     ) -> None:
-        self.comparison = comparison
+        """Either loaded variants (`comparison`), or the variants to load once the app
+        runs, with the ops (`repeat` times) and `epochs` to run first."""
         self.variants = list(comparison.variants if comparison else variants)
-        for session in comparison.sessions[1:] if comparison else ():
-            session.capture_graph = False
         self.chosen = 0
+        """The variant whose panels, edits and slow motion are shown."""
         self._start = (list(ops), repeat, epochs)
         self._screen_view: ComparisonScreen | None = None
-        first = comparison.sessions[0] if comparison else None
+        first = dbg.CompareDebugger(comparison) if comparison else None
         super().__init__(first, scenario=None if first else self.variants[0].spec)
         self._plotted_all = 0.0
 
@@ -260,23 +255,12 @@ class CompareApp(OptDbgApp):
 
     # ------------------------------------------------------------- loading
 
-    def open_session(self, spec: Any, overrides: dict[str, Any]) -> Session:
+    def open_debugger(self, spec: Any, overrides: dict[str, Any]) -> dbg.Debugger:
         """Load every variant (engine thread) and run the ops given on the command line."""
-        from optdbg.engine.compare import Comparison
-
-        comparison = Comparison.open(self.variants)
         words, repeat, epochs = self._start
-        for _ in range(epochs or 0):
-            for k in range(len(comparison.sessions)):
-                comparison.run_epoch(k)
-        for _ in range(repeat if words else 0):
-            for word in words:
-                comparison.perform(word)
-        for session in comparison.sessions:
-            session.capture_graph = False  # only the chosen variant's graph is shown
-        self.comparison = comparison
+        debugger = dbg.CompareDebugger.start(self.variants, words, repeat, epochs)
         self.chosen = 0
-        return comparison.sessions[0]
+        return debugger
 
     def on_opt_dbg_app_load_failed(self, message: OptDbgApp.LoadFailed) -> None:
         """A variant that cannot load: its message is on the main screen, shown at once
@@ -284,13 +268,7 @@ class CompareApp(OptDbgApp):
         if isinstance(self.screen, ComparisonScreen):
             self.pop_screen()
 
-    def _capture(self, session: Session, selected: str | None) -> View:
-        view = super()._capture(session, selected)
-        pulses = self.comparison.pulses() if self.comparison is not None else ()
-        fields = {f: getattr(view, f) for f in view.__dataclass_fields__}
-        return CompareView(**fields, pulses=pulses, chosen=self.chosen)
-
-    def _apply(self, view: View) -> None:
+    def _apply(self, view: dbg.View) -> None:
         super()._apply(view)
         if isinstance(view, CompareView) and self._screen_view is not None:
             self._screen_view.show(view)
@@ -299,24 +277,15 @@ class CompareApp(OptDbgApp):
 
     def choose(self, index: int) -> None:
         """Make variant `index` the one whose panels, edits and slow motion are shown."""
-        if self.comparison is None or index == self.chosen:
-            return
-        if not 0 <= index < len(self.comparison.sessions):
+        if self.debugger is None or index == self.chosen or not 0 <= index < len(self.variants):
             return
         self.chosen = index
-        self.session = self.comparison.sessions[index]
         self.selected = None
-
-        def watch(chosen: Session) -> None:
-            """Graph capture costs as much as the op on big models: the chosen one only."""
-            for session in self._all().sessions:
-                session.capture_graph = session is chosen
-
-        self._enqueue("select", watch)
+        self._enqueue(dbg.Choose(index))
 
     def action_cycle(self, step: int) -> None:
-        if self.comparison is not None:
-            self.choose((self.chosen + step) % len(self.comparison.sessions))
+        if self.debugger is not None:
+            self.choose((self.chosen + step) % len(self.variants))
 
     def action_show_variant(self) -> None:
         if isinstance(self.screen, ComparisonScreen):
@@ -328,23 +297,7 @@ class CompareApp(OptDbgApp):
         if self._screen_view is not None and self.screen is not self._screen_view:
             self.push_screen("comparison")
 
-    # ------------------------------------------------------------- lockstep ops
-
-    def _mine(self, per_variant: list[Any]) -> Any:
-        return per_variant[self.chosen]
-
-    def action_op(self, op: str) -> None:
-        self._enqueue(op, lambda s: self._mine(self._all().perform(op)))
-
-    def action_undo(self) -> None:
-        self._enqueue("undo", lambda s: [self._mine(self._all().undo())])
-
-    def action_redo(self) -> None:
-        self._enqueue("redo", lambda s: [self._mine(self._all().redo())])
-
-    def _all(self) -> Comparison:
-        assert self.comparison is not None
-        return self.comparison
+    # ------------------------------------------------------------- lockstep
 
     def on_history_panel_jump(self, message: Any) -> None:
         """A jump in one variant's history would break the lockstep: refused, said why."""
@@ -355,77 +308,13 @@ class CompareApp(OptDbgApp):
             severity="warning",
         )
 
-    def action_slow_backward(self) -> None:
-        """Backward in every variant; the selected one recorded node by node."""
-        if self._replay is not None:
-            self._advance_replay()
-            return
-        from .app import SlowMotion
+    def hyper_label(self, command: dbg.SetHyper) -> str:
+        return f"set {command.key} of variant {self.chosen + 1}"
 
-        def job(s: Session) -> Any:
-            comparison = self._all()
-            outcome = None
-            for k in range(len(comparison.sessions)):
-                with comparison.running(k) as session:
-                    if k == self.chosen:
-                        outcome = SlowMotion(*session.backward_steps())
-                    else:
-                        session.backward()
-            return outcome
-
-        self._enqueue("backward (slow motion)", job)
-
-    def _edit_hyper(self, only: str | None) -> None:
-        if self.view is None:
-            return
-        chosen = self.chosen
-
-        def apply(changes: dict[tuple[int, str], Any] | None) -> None:
-            for (group, key), value in (changes or {}).items():
-                self._enqueue(
-                    f"set {key} of variant {chosen + 1}",
-                    lambda s, g=group, k=key, v=value: [self._all().set_hyper(chosen, g, k, v)],
-                )
-
-        self.push_screen(HyperDialog(self.view.snapshot.groups, only), apply)
-
-    def action_continue(self) -> None:
-        """Every variant one op per round, until a breakpoint holds in any, a key, or an
-        error; the table and the curves update live."""
-        from optdbg.engine.breakpoints import AnyOf, RunResult, WarningFires, parse_condition
-
-        def conditions() -> Any:
-            parts = [WarningFires()] if self._break_on_warning else []
-            if self._break_condition:
-                parts.append(parse_condition(self._break_condition))
-            return AnyOf(*parts) if parts else None
-
-        stop = threading.Event()
-        self._stop = stop
-        generation = self._generation
-
-        def job(s: Session) -> Continued:
-            comparison = self._all()
-
-            def progress() -> None:
-                self.post_message(self.CompareProgress(comparison.pulses(), generation))
-
-            saved = [x.capture_graph for x in comparison.sessions]
-            for x in comparison.sessions:
-                x.capture_graph = False
-            try:
-                conds = [conditions() for _ in comparison.sessions]
-                run = comparison.run_until(conds, None, stop, progress, 0.5)
-            finally:
-                for x, capture in zip(comparison.sessions, saved, strict=True):
-                    x.capture_graph = capture
-            mine = run.events[self.chosen]
-            done = sum(1 for e in mine if e.op == "zero_grad" and e.ok)
-            index = mine[-1].index if mine else None
-            return Continued(RunResult(run.reason, run.message, mine, done, index))
-
-        self._enqueue("continue", job)
-        self.push_screen(RunningScreen(), lambda _: stop.set())
+    def progressed(self, update: dbg.Progress | dbg.LockstepProgress, generation: int) -> None:
+        """Every variant's counters while a lockstep `continue` runs (engine thread)."""
+        if isinstance(update, dbg.LockstepProgress):
+            self.post_message(self.CompareProgress(update.pulses, generation))
 
     def on_compare_app_compare_progress(self, message: CompareProgress) -> None:
         if message.generation != self._generation or self._screen_view is None:
@@ -442,30 +331,13 @@ class CompareApp(OptDbgApp):
         self._plotted_all = now
         view = self.view
         if isinstance(view, CompareView):
-            fields = {f: getattr(view, f) for f in view.__dataclass_fields__}
-            fields["pulses"] = message.pulses
-            self._screen_view.show(CompareView(**fields))
+            values = {f.name: getattr(view, f.name) for f in fields(view)}
+            self._screen_view.show(CompareView(**{**values, "pulses": message.pulses}))
 
     # ------------------------------------------------------------- pictures
 
-    def landscape_runs(self, session: Session) -> tuple[list[Session], list[str]]:
-        comparison = self._all()
-        return list(comparison.sessions), comparison.labels
-
     def action_export_losses(self) -> None:
-        def job(s: Session) -> Note:
-            from optdbg.engine.export import unique_path
-            from optdbg.engine.plots import PlotError, write_loss_curves
-
-            comparison = self._all()
-            curves = [x.loss_history for x in comparison.sessions]
-            path = unique_path(f"{s.scenario.name}-losses-op{len(s.events)}.png")
-            try:
-                return Note(write_loss_curves(path, comparison.labels, curves, s.scenario.title))
-            except PlotError as e:
-                return Note(f"export failed: {e}", "error")
-
-        self._enqueue("export the loss curves", job)
+        self._enqueue(dbg.ExportLosses())
 
 
 def open_compare(

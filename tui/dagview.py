@@ -150,7 +150,8 @@ def layout(
         shift = left - min(v.view.xy[0] - v.view.w / 2 for v in everything)
 
         def centre(v: Any, shift: float = shift) -> int:
-            return round(v.view.xy[0] + shift)
+            x: float = v.view.xy[0]
+            return round(x + shift)
 
         for v in component.sV:
             box = boxes[v.data]
@@ -345,18 +346,18 @@ class DagView(ScrollableContainer, can_focus=True):
             members = self.graph.by_module().get(module, [])
             self.selected = members[-1] if members else None
         elif self.selected in self.graph.nodes:
-            module = self.graph.nodes[self.selected].module
-            if module is None:
+            owner = self.graph.nodes[self.selected].module
+            if owner is None:
                 return
-            self.folded.add(module)
-            self.selected = f"{GROUP}{module}"
+            self.folded.add(owner)
+            self.selected = f"{GROUP}{owner}"
         self._redraw()
         self._announce()
 
     def action_toggle_modules(self) -> None:
         if self.graph is None:
             return
-        modules = set(self.graph.modules())
+        modules: set[str | None] = set(self.graph.modules())
         self.folded = set() if self.folded else modules
         self._redraw()
 

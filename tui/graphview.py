@@ -329,7 +329,7 @@ class GraphPanel(Vertical):
             yield Static(id="node-details-text")
 
     @property
-    def tree(self) -> GraphTree:
+    def tree(self) -> GraphTree:  # type: ignore[override]  # DOMNode.tree: a debug view
         return self.query_one(GraphTree)
 
     @property

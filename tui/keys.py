@@ -148,7 +148,8 @@ class KeyFooter(Footer):
         for widget in super().compose():
             key = getattr(widget, "key_display", None)  # a FooterKey
             if key is not None:
-                word = f" {widget.description}" if getattr(widget, "description", "") else ""
+                description = getattr(widget, "description", "")
+                word = f" {description}" if description else ""
                 width = cell_len(key + word) + 1  # margin-right 1
                 if used + width - 1 > room:
                     continue

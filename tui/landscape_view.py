@@ -1,13 +1,12 @@
 """The loss landscape screen (key L): a contour with the trajectories, or the loss along
-the last step. The data come computed from the engine thread; this only draws them."""
+the last step. The data come computed on the engine thread (the debugger's `Landscape`
+outcome); this only draws them."""
 
 from __future__ import annotations
 
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -22,10 +21,8 @@ from optdbg.engine import fmt
 from .keys import KeyFooter
 
 if TYPE_CHECKING:
+    from optdbg.engine.debugger import Landscape
     from optdbg.engine.landscape import Contour, Profile
-    from optdbg.engine.session import Session
-
-    from .app import Note
 
 BANDS = (
     "#1b0c41",
@@ -43,16 +40,6 @@ BANDS = (
 COLORS = ("#ff5f5f", "#ffaf00", "#ffffff", "#ff87ff", "#00d7ff", "#d7ff5f", "#ff8700", "#afafff")
 """The variants' colours on the contour and in the plots (the same order everywhere)."""
 PLOT_COLORS = ("red", "orange", "white", "magenta", "cyan", "green", "yellow", "blue")
-
-
-@dataclass(frozen=True)
-class Landscape:
-    """A job's outcome: what to draw, computed on the engine thread."""
-
-    contour: Contour | None = None
-    """Two parameter elements, or the 2-D slice of a larger model."""
-    profiles: tuple[Profile, ...] = ()
-    title: str = ""
 
 
 def contour_text(data: Contour, width: int, height: int) -> Text:
@@ -257,10 +244,10 @@ def _draw_profiles(plt: object, profiles: Sequence[Profile]) -> None:
         pts = [(a, v) for a, v in zip(pr.alphas, pr.losses, strict=True) if math.isfinite(v)]
         if pts:
             xs, ys = zip(*pts, strict=True)
-            p.plot(
+            p.plot(  # type: ignore[attr-defined]
                 list(xs),
                 list(ys),
-                color=PLOT_COLORS[k % len(PLOT_COLORS)],  # type: ignore[attr-defined]
+                color=PLOT_COLORS[k % len(PLOT_COLORS)],
                 marker="braille",
                 label=pr.label or None,
             )
@@ -268,51 +255,3 @@ def _draw_profiles(plt: object, profiles: Sequence[Profile]) -> None:
     p.vline(1, "gray")  # type: ignore[attr-defined]
     p.title("loss along the last step: α = 0 before it, α = 1 after it")  # type: ignore[attr-defined]
     p.xlabel("α")  # type: ignore[attr-defined]
-
-
-def compute(
-    sessions: Sequence[Session], labels: Sequence[str], width: int, height: int, title: str
-) -> Landscape | Note:
-    """The landscape job (engine thread): a contour of the first session with the
-    trajectory of every session of two parameter elements, else each one's loss along its
-    last step. A landscape that cannot be drawn yet is a Note saying why."""
-    from optdbg.engine.landscape import LandscapeError, contour, kind, profile
-
-    from .app import Note
-
-    try:
-        if kind(sessions[0]) == "contour":
-            pairs = [
-                (s, lb) for s, lb in zip(sessions, labels, strict=True) if kind(s) == "contour"
-            ]
-            data = contour([s for s, _ in pairs], [lb for _, lb in pairs], width, height)
-            return Landscape(contour=data, title=title)
-        profiles = tuple(profile(s, lb) for s, lb in zip(sessions, labels, strict=True))
-        return Landscape(profiles=profiles, title=title)
-    except LandscapeError as e:
-        return Note(f"no landscape yet: {e}", "warning")
-
-
-def compute_slice(session: Session, label: str, title: str) -> Landscape | Note:
-    from optdbg.engine.landscape import LandscapeError, slice2d
-
-    from .app import Note
-
-    try:
-        return Landscape(contour=slice2d(session, label), title=f"{title} · 2-D slice")
-    except LandscapeError as e:
-        return Note(f"no slice yet: {e}", "warning")
-
-
-def export(sessions: Sequence[Session], labels: Sequence[str], title: str, op_count: int) -> Note:
-    """Write the landscape to `<scenario>-landscape-op<N>.png` (engine thread)."""
-    from optdbg.engine.export import unique_path
-    from optdbg.engine.plots import PlotError, write_landscape
-
-    from .app import Note
-
-    path = unique_path(Path(f"{sessions[0].scenario.name}-landscape-op{op_count}.png"))
-    try:
-        return Note(write_landscape(path, sessions, labels, title))
-    except PlotError as e:
-        return Note(f"landscape export failed: {e}", "error")

@@ -72,7 +72,7 @@ class TerminalGuard:
             if number is not None and signal.getsignal(number) is signal.SIG_DFL:
                 self._previous[number] = signal.signal(number, self._on_signal)
         stdin, sys.stdin = sys.stdin, StdinRefused()
-        os._exit = self._on_exit
+        os._exit = self._on_exit  # type: ignore[assignment]
         try:
             yield
         finally:

@@ -100,7 +100,7 @@ def serve_command(argv: list[str]) -> int:
 def _server(command: str, host: str, port: int) -> Any:
     from textual_serve.server import Server
 
-    class OptDbgServer(Server):  # type: ignore[misc]
+    class OptDbgServer(Server):
         """textual-serve's server, which also ends every tab's app when it shuts down."""
 
         def __init__(self) -> None:
