@@ -15,11 +15,9 @@ from optdbg.engine.compare import make_variants
 from optdbg.engine.debugger import (
     Batch,
     Choose,
-    CompareDebugger,
     CompareView,
     Continued,
     ContinueUntil,
-    Debugger,
     Diagnose,
     Diagnosed,
     DrawLandscape,
@@ -45,6 +43,7 @@ from optdbg.engine.debugger import (
     View,
     Viewed,
 )
+from optdbg.engine.debugger.facade import CompareDebugger, Debugger
 
 
 def values(view: View) -> dict[str, list[float]]:

@@ -30,7 +30,6 @@ from textual.widgets import Static, Tab, Tabs
 from optdbg.engine import debugger as dbg
 from optdbg.engine import fmt
 from optdbg.engine.render import cancel_renders
-from optdbg.engine.session import Session
 
 from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
 from .graphview import GraphPanel
@@ -52,8 +51,10 @@ from .widgets import (
 
 if TYPE_CHECKING:
     from optdbg.engine.breakpoints import RunResult
+    from optdbg.engine.debugger.facade import Debugger
     from optdbg.engine.events import Event
     from optdbg.engine.graph import BackwardStep
+    from optdbg.engine.session import Session
 
 PANELS = ("params", "update", "graph", "loss", "log", "history")
 PANEL_TITLES = {
@@ -88,6 +89,13 @@ TOAST_CHARS = {True: 72, False: 240}
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 """Control characters, which XML forbids: never written into a saved SVG."""
+
+
+def _behind_debugger(engine: Session | Debugger) -> Debugger:
+    """An injected engine as a debugger (torch is loaded already: the engine exists)."""
+    from optdbg.engine.debugger.facade import Debugger
+
+    return engine if isinstance(engine, Debugger) else Debugger(engine)
 
 
 def _batchable(command: dbg.Command) -> TypeGuard[dbg.Perform]:
@@ -213,7 +221,7 @@ class OptDbgApp(PanelLayout, App[None]):
     class Loaded(Message):
         """A scenario was loaded (on the engine thread), behind a new debugger."""
 
-        def __init__(self, debugger: dbg.Debugger, view: dbg.View | None, generation: int) -> None:
+        def __init__(self, debugger: Debugger, view: dbg.View | None, generation: int) -> None:
             super().__init__()
             self.debugger = debugger
             self.view = view
@@ -267,7 +275,7 @@ class OptDbgApp(PanelLayout, App[None]):
 
     def __init__(
         self,
-        engine: Session | dbg.Debugger | None = None,
+        engine: Session | Debugger | None = None,
         *,
         scenario: str | Path | None = None,
         overrides: dict[str, Any] | None = None,
@@ -275,8 +283,8 @@ class OptDbgApp(PanelLayout, App[None]):
         """The engine is injected (a Session is put behind a Debugger), or loaded from
         `scenario` with `overrides` once the app runs (none: the picker opens)."""
         super().__init__()
-        debugger = dbg.Debugger(engine) if isinstance(engine, Session) else engine
-        self.debugger: dbg.Debugger | None = debugger
+        debugger = _behind_debugger(engine) if engine is not None else None
+        self.debugger: Debugger | None = debugger
         self.scenario = scenario if debugger is None else debugger.path
         self.overrides = dict(overrides or (debugger.overrides if debugger else {}))
         """The `--set` values, applied again on reload (not to another picked scenario)."""
@@ -466,7 +474,7 @@ class OptDbgApp(PanelLayout, App[None]):
 
         overrides = self.overrides
 
-        def job() -> dbg.Debugger:
+        def job() -> Debugger:
             return self.open_debugger(spec, overrides)
 
         def done(debugger: Any, error: BaseException | None) -> None:
@@ -477,9 +485,11 @@ class OptDbgApp(PanelLayout, App[None]):
 
         self._engine.submit(run_job(job, done))
 
-    def open_debugger(self, spec: str | Path, overrides: dict[str, Any]) -> dbg.Debugger:
+    def open_debugger(self, spec: str | Path, overrides: dict[str, Any]) -> Debugger:
         """Load the scenario behind a new debugger (on the engine thread)."""
-        return dbg.Debugger.open(spec, overrides)
+        from optdbg.engine.debugger.facade import Debugger
+
+        return Debugger.open(spec, overrides)
 
     def on_opt_dbg_app_loaded(self, message: Loaded) -> None:
         if message.generation != self._generation:

@@ -364,13 +364,13 @@ def _run(ns: argparse.Namespace, words: list[str], running: bool, out: TextIO) -
     from optdbg.engine.debugger import (
         Continued,
         ContinueUntil,
-        Debugger,
         Perform,
         Performed,
         Progress,
         Record,
         Select,
     )
+    from optdbg.engine.debugger.facade import Debugger
     from optdbg.engine.report import record_line, summary_line, trace_line
 
     try:

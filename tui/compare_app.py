@@ -36,6 +36,7 @@ from .landscape_view import COLORS, PLOT_COLORS
 
 if TYPE_CHECKING:
     from optdbg.engine.compare import Comparison, Pulse, Variant
+    from optdbg.engine.debugger.facade import CompareDebugger, Debugger
 
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 16
@@ -243,7 +244,7 @@ class CompareApp(OptDbgApp):
         """The variant whose panels, edits and slow motion are shown."""
         self._start = (list(ops), repeat, epochs)
         self._screen_view: ComparisonScreen | None = None
-        first = dbg.CompareDebugger(comparison) if comparison else None
+        first = _lockstep(comparison) if comparison else None
         super().__init__(first, scenario=None if first else self.variants[0].spec)
         self._plotted_all = 0.0
 
@@ -255,10 +256,12 @@ class CompareApp(OptDbgApp):
 
     # ------------------------------------------------------------- loading
 
-    def open_debugger(self, spec: Any, overrides: dict[str, Any]) -> dbg.Debugger:
+    def open_debugger(self, spec: Any, overrides: dict[str, Any]) -> Debugger:
         """Load every variant (engine thread) and run the ops given on the command line."""
+        from optdbg.engine.debugger.facade import CompareDebugger
+
         words, repeat, epochs = self._start
-        debugger = dbg.CompareDebugger.start(self.variants, words, repeat, epochs)
+        debugger = CompareDebugger.start(self.variants, words, repeat, epochs)
         self.chosen = 0
         return debugger
 
@@ -338,6 +341,12 @@ class CompareApp(OptDbgApp):
 
     def action_export_losses(self) -> None:
         self._enqueue(dbg.ExportLosses())
+
+
+def _lockstep(comparison: Comparison) -> CompareDebugger:
+    from optdbg.engine.debugger.facade import CompareDebugger
+
+    return CompareDebugger(comparison)
 
 
 def open_compare(

@@ -1,457 +1,68 @@
-"""The debugger façade between the engine and a UI (as `bdb` is to `pdb`).
-
-A UI sends typed commands (frozen dataclasses: `Perform`, `Undo`, `SetHyper`, ...) to
-`Debugger.execute` and gets back a typed outcome (`Performed`, `Continued`, `Noted`, ...)
-carrying a detached `View`: plain data (a `Snapshot`, an `UpdateDetail`, a `Graph`), never a
-live tensor of the loop. A command that cannot be carried out is an outcome too (`Refused`:
-nothing changed; `Failed`: an unexpected error), never an exception.
-
-The engine's policy lives here, not in the UI: which graph data a panel debugger records,
-what `continue` stops on, what a headless run copies. The TUI calls `execute` on its engine
-thread (one command at a time), `optdbg run` calls it synchronously, tests call it directly.
-`engine.trace.debugger.TraceDebugger` is the same idea for a script that performs its own ops.
-"""
+"""The façade: `Debugger` carries out one session's commands, `CompareDebugger` several
+variants' in lockstep (see the package's docstring)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from .breakpoints import AnyOf, Condition, ConditionError, RunResult, WarningFires
-from .breakpoints import parse_condition as _parse_condition
-from .events import WORDS, Event
-from .graph import BackwardStep, Graph
-from .history import TimelineEntry
-from .hyper import HyperError
-from .landscape import Contour, LandscapeError, Profile
-from .pitfalls import Diagnosis, diagnose
-from .session import Session, UpdateDetail
-from .snapshot import Snapshot, TensorView, shared_views
+from ..breakpoints import AnyOf, Condition, ConditionError, RunResult, WarningFires
+from ..breakpoints import parse_condition as _parse_condition
+from ..events import WORDS, Event
+from ..graph import BackwardStep
+from ..hyper import HyperError
+from ..landscape import LandscapeError
+from ..pitfalls import diagnose
+from ..session import Session
+from ..snapshot import Snapshot, shared_views
+from .commands import (
+    Batch,
+    Choose,
+    Command,
+    ContinueUntil,
+    Diagnose,
+    DrawLandscape,
+    DrawSlice,
+    ExportGraph,
+    ExportLandscape,
+    ExportLosses,
+    Goto,
+    Perform,
+    Redo,
+    Select,
+    SetHyper,
+    SlowBackward,
+    Undo,
+)
+from .outcomes import (
+    CompareView,
+    Continued,
+    Counters,
+    Diagnosed,
+    Failed,
+    Landscape,
+    LockstepProgress,
+    Noted,
+    OnProgress,
+    Outcome,
+    Performed,
+    Progress,
+    Record,
+    Refused,
+    Severity,
+    SlowMotion,
+    View,
+    Viewed,
+)
 
 if TYPE_CHECKING:
-    from .compare import Comparison, Pulse, Variant
+    from ..compare import Comparison, Variant
 
 HISTORY_WINDOW = 400
 """A view's timeline holds this many ops before the current point (a quarter after)."""
-Severity = Literal["information", "warning", "error"]
-
-
-# ------------------------------------------------------------------ commands
-
-
-@dataclass(frozen=True)
-class Select:
-    """Show parameter `name` in the detail panes (None: the first); changes nothing.
-    Outcome: `Viewed`."""
-
-    name: str | None = None
-
-    @property
-    def label(self) -> str:
-        return "select"
-
-
-@dataclass(frozen=True)
-class Perform:
-    """One op, by its CLI word (`f`, `backward`, `i`, ...; `engine.events.WORDS`).
-    Outcome: `Performed` (its events: `i` and `n` may add a due evaluation), or `Refused`
-    for an unknown word. An op that PyTorch refuses is an event with its error."""
-
-    op: str
-
-    @property
-    def label(self) -> str:
-        return self.op
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Several ops in a row (keys typed faster than ops run), with one view at the end.
-    Outcome: `Performed` with every op's events, or `Refused` if a word is unknown."""
-
-    ops: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        extra = f" (+{len(self.ops) - 1} queued ops)" if len(self.ops) > 1 else ""
-        return f"{self.ops[0] if self.ops else 'ops'}{extra}"
-
-
-@dataclass(frozen=True)
-class Undo:
-    """Go back `n` ops, bit-exact. Outcome: `Performed` (one event, op "undo")."""
-
-    n: int = 1
-
-    @property
-    def label(self) -> str:
-        return "undo"
-
-
-@dataclass(frozen=True)
-class Redo:
-    """Perform again the `n` ops undone last. Outcome: `Performed` (one event)."""
-
-    n: int = 1
-
-    @property
-    def label(self) -> str:
-        return "redo"
-
-
-@dataclass(frozen=True)
-class Goto:
-    """Jump to the state right after op `index` of the history (-1: the start).
-    Outcome: `Performed` (one event), or `Refused` in a comparison (lockstep)."""
-
-    index: int
-
-    @property
-    def label(self) -> str:
-        return f"go to op {self.index}"
-
-
-@dataclass(frozen=True)
-class SetHyper:
-    """`optimizer.param_groups[group][key] = value`, validated, logged as op "set" and
-    undoable. Outcome: `Performed` (one event), or `Refused` saying why the value is not
-    accepted."""
-
-    group: int
-    key: str
-    value: Any
-    """A Python value (a number, a pair, a bool) or the text of one."""
-
-    @property
-    def label(self) -> str:
-        return f"set {self.key}"
-
-
-@dataclass(frozen=True)
-class ContinueUntil:
-    """Run whole iterations until `condition` holds right after an op, a warning fires
-    (`stop_on_warning`), `max_iterations` are done, an op fails, or the `stop` event given
-    to `execute` is set. Graph capture is off while it runs (it costs more than the op on
-    big models); the last loss's graph is extracted once when it stops.
-    Outcome: `Continued`, or `Refused` for a condition that does not parse."""
-
-    condition: str = ""
-    """A breakpoint expression (`engine.breakpoints`), e.g. "loss < 8.01"; "" for none."""
-    stop_on_warning: bool = True
-    max_iterations: int | None = None
-    progress_every: float = 0.5
-    """Seconds between two `Progress` reports to `execute`'s `on_progress` (0: each op)."""
-
-    @property
-    def label(self) -> str:
-        return "continue"
-
-
-@dataclass(frozen=True)
-class SlowBackward:
-    """Backward, recording each autograd node it runs through (grads end bit for bit as
-    after a plain backward). Outcome: `SlowMotion` (steps empty if PyTorch refused)."""
-
-    @property
-    def label(self) -> str:
-        return "backward (slow motion)"
-
-
-@dataclass(frozen=True)
-class ExportGraph:
-    """Write the current graph to `path` (default `<scenario>-op<N>.png`, a free name).
-    Outcome: `Noted` (where it went, or why nothing was written)."""
-
-    path: str | Path | None = None
-
-    @property
-    def label(self) -> str:
-        return "export"
-
-
-@dataclass(frozen=True)
-class Diagnose:
-    """Every pitfall found so far, grouped by code. Outcome: `Diagnosed`."""
-
-    @property
-    def label(self) -> str:
-        return "diagnostics"
-
-
-@dataclass(frozen=True)
-class DrawLandscape:
-    """The loss landscape on a `width` x `height` grid: a contour with the trajectories
-    (two parameter elements), else each run's loss along its last step.
-    Outcome: `Landscape`, or `Noted` saying why there is none yet."""
-
-    width: int
-    height: int
-
-    @property
-    def label(self) -> str:
-        return "loss landscape"
-
-
-@dataclass(frozen=True)
-class DrawSlice:
-    """A 2-D slice of the landscape through the current point, along two random
-    directions. Outcome: `Landscape`, or `Noted` saying why there is none yet."""
-
-    @property
-    def label(self) -> str:
-        return "2-D slice of the landscape"
-
-
-@dataclass(frozen=True)
-class ExportLandscape:
-    """Write the landscape to `<scenario>-landscape-op<N>.png`. Outcome: `Noted`."""
-
-    @property
-    def label(self) -> str:
-        return "export the landscape"
-
-
-@dataclass(frozen=True)
-class Choose:
-    """A comparison's variant `index` becomes the one shown, edited and slowed down
-    (`CompareDebugger` only). Outcome: `Viewed`, or `Refused` for no such variant."""
-
-    index: int
-
-    @property
-    def label(self) -> str:
-        return "select"
-
-
-@dataclass(frozen=True)
-class ExportLosses:
-    """Every variant's loss curve to `<scenario>-losses-op<N>.png` (`CompareDebugger`
-    only). Outcome: `Noted`."""
-
-    @property
-    def label(self) -> str:
-        return "export the loss curves"
-
-
-Command = (
-    Select
-    | Perform
-    | Batch
-    | Undo
-    | Redo
-    | Goto
-    | SetHyper
-    | ContinueUntil
-    | SlowBackward
-    | ExportGraph
-    | Diagnose
-    | DrawLandscape
-    | DrawSlice
-    | ExportLandscape
-    | Choose
-    | ExportLosses
-)
-
-
-# ------------------------------------------------------------------ views and outcomes
-
-
-@dataclass(frozen=True)
-class View:
-    """Everything the panels show after a command, detached from the session."""
-
-    snapshot: Snapshot
-    detail: UpdateDetail | None = None
-    """The last step's numbers for the selected parameter (None before a step)."""
-    graph: Graph | None = None
-    """The current loss's graph (None before a forward; a headless debugger draws none)."""
-    selected: str | None = None
-    values: str = ""
-    """Full values of the selected parameter when it is too large for the table."""
-    timeline: tuple[TimelineEntry, ...] = ()
-    """The history's entries around the current point (undone ones included)."""
-    future_losses: tuple[float, ...] = ()
-    """Losses of undone forwards: what redo would replay."""
-    evaluates: bool = False
-    """The scenario has an evaluation (`test_data` or `evaluate()`) for the evaluate op."""
-
-
-@dataclass(frozen=True)
-class CompareView(View):
-    """The selected variant's view, plus every variant's counters and loss curve."""
-
-    pulses: tuple[Pulse, ...] = ()
-    chosen: int = 0
-
-
-@dataclass(frozen=True)
-class Record:
-    """An op's event with the loss and every parameter's value and grad right after the
-    command (what a `--json` line holds), detached."""
-
-    event: Event
-    loss: float | None
-    params: tuple[tuple[str, TensorView, TensorView | None], ...]
-
-
-@dataclass(frozen=True)
-class Viewed:
-    """Outcome of `Select` and `Choose`: the view, nothing performed."""
-
-    view: View | None
-
-
-@dataclass(frozen=True)
-class Performed:
-    """Outcome of ops, undo, redo, goto and a hyperparameter edit: their events in
-    order (errors and warnings on them) and, from a headless debugger, their records."""
-
-    events: tuple[Event, ...]
-    view: View | None
-    records: tuple[Record, ...] = ()
-
-
-@dataclass(frozen=True)
-class Continued:
-    """Outcome of `ContinueUntil`: why it stopped, and the ops it performed."""
-
-    result: RunResult
-    view: View | None
-    records: tuple[Record, ...] = ()
-
-
-@dataclass(frozen=True)
-class SlowMotion:
-    """Outcome of `SlowBackward`: the op's event and the recorded steps, in autograd's
-    execution order."""
-
-    event: Event
-    steps: tuple[BackwardStep, ...]
-    view: View | None
-
-
-@dataclass(frozen=True)
-class Diagnosed:
-    """Outcome of `Diagnose`: every finding so far, grouped by code, after `ops` ops."""
-
-    diagnoses: tuple[Diagnosis, ...]
-    ops: int
-    view: View | None
-
-
-@dataclass(frozen=True)
-class Landscape:
-    """Outcome of `DrawLandscape` and `DrawSlice`: what to draw."""
-
-    contour: Contour | None
-    """Two parameter elements, or the 2-D slice of a larger model."""
-    profiles: tuple[Profile, ...]
-    title: str
-    view: View | None
-
-
-@dataclass(frozen=True)
-class Noted:
-    """Outcome of an export: a line for the log and a toast."""
-
-    text: str
-    severity: Severity
-    view: View | None
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A command that was not carried out (an unknown op word, a value or condition that
-    does not parse): why, in words. Nothing changed."""
-
-    text: str
-    view: View | None
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A command that raised unexpectedly (an engine bug, or a cancel that landed outside
-    an op): its type and message. The session may be mid-op; reloading is safe."""
-
-    text: str
-    view: View | None = None
-
-
-Outcome = (
-    Viewed | Performed | Continued | SlowMotion | Diagnosed | Landscape | Noted | Refused | Failed
-)
-
-
-@dataclass(frozen=True)
-class Counters:
-    """The counters of a running session: cheap to copy out several times a second."""
-
-    op_count: int
-    step_count: int
-    iteration: int
-    epoch: int
-    batch: int
-    loss: float | None
-    losses: tuple[float, ...]
-    next_op: str
-    lrs: tuple[Any, ...]
-    """Each group's "lr" as the scenario set it (any value: None too)."""
-
-    @classmethod
-    def of(cls, session: Session) -> Counters:
-        return cls(
-            op_count=len(session.events),
-            step_count=session.step_count,
-            iteration=session.forward_count,
-            epoch=session.epoch,
-            batch=session.batch,
-            loss=session.loss_value,
-            losses=tuple(session.loss_history),
-            next_op=session.next_op,
-            lrs=tuple(g["lr"] for g in session.param_groups if "lr" in g),
-        )
-
-    def applied_to(self, snap: Snapshot) -> Snapshot:
-        """The last full snapshot with these counters (for a status line)."""
-        groups = tuple({**g, "lr": lr} for g, lr in zip(snap.groups, self.lrs, strict=False))
-        return replace(
-            snap,
-            op_count=self.op_count,
-            step_count=self.step_count,
-            iteration=self.iteration,
-            epoch=self.epoch,
-            batch=self.batch,
-            loss=self.loss,
-            loss_history=self.losses,
-            next_op=self.next_op,
-            groups=groups or snap.groups,
-        )
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A report while `ContinueUntil` runs: the latest op and the counters (and its record,
-    from a headless debugger)."""
-
-    event: Event
-    counters: Counters
-    record: Record | None = None
-
-
-@dataclass(frozen=True)
-class LockstepProgress:
-    """A report while a comparison's `ContinueUntil` runs: every variant's counters."""
-
-    pulses: tuple[Pulse, ...]
-
-
-OnProgress = Callable[[Progress | LockstepProgress], None]
-
-
-# ------------------------------------------------------------------ the façade
 
 
 class Debugger:
@@ -609,7 +220,7 @@ class Debugger:
     def _do_exportgraph(self, c: ExportGraph, *_: Any) -> Outcome:
         """Args: c: where to write. Returns: Noted (severity warning or error when nothing
         was written)."""
-        from .export import ExportError, default_path, export_graph
+        from ..export import ExportError, default_path, export_graph
 
         s = self._session
         graph = s.graph()
@@ -631,7 +242,7 @@ class Debugger:
 
     def _do_drawlandscape(self, c: DrawLandscape, *_: Any) -> Outcome:
         """Args: c: the grid's size. Returns: Landscape, or Noted saying why not yet."""
-        from .landscape import contour, kind, profile
+        from ..landscape import contour, kind, profile
 
         sessions, labels = self.runs()
         title = self._session.scenario.title
@@ -649,7 +260,7 @@ class Debugger:
 
     def _do_drawslice(self, c: DrawSlice, *_: Any) -> Outcome:
         """Args: c: the command. Returns: Landscape, or Noted saying why not yet."""
-        from .landscape import slice2d
+        from ..landscape import slice2d
 
         scenario = self._session.scenario
         try:
@@ -660,8 +271,8 @@ class Debugger:
 
     def _do_exportlandscape(self, c: ExportLandscape, *_: Any) -> Outcome:
         """Args: c: the command. Returns: Noted."""
-        from .export import unique_path
-        from .plots import PlotError, write_landscape
+        from ..export import unique_path
+        from ..plots import PlotError, write_landscape
 
         sessions, labels = self.runs()
         s = self._session
@@ -811,7 +422,7 @@ class CompareDebugger(Debugger):
             ScenarioError, OverrideError: a variant cannot be loaded (named in the message).
             ValueError: `epochs` without `data` of known length.
         """
-        from .compare import Comparison
+        from ..compare import Comparison
 
         comparison = Comparison.open(variants)
         for session in comparison.sessions:
@@ -849,8 +460,8 @@ class CompareDebugger(Debugger):
 
     def _do_exportlosses(self, c: ExportLosses, *_: Any) -> Outcome:
         """Args: c: the command. Returns: Noted."""
-        from .export import unique_path
-        from .plots import PlotError, write_loss_curves
+        from ..export import unique_path
+        from ..plots import PlotError, write_loss_curves
 
         s = self._session
         curves = [x.loss_history for x in self.comparison.sessions]

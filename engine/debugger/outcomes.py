@@ -1,0 +1,214 @@
+"""What comes back from the debugger: one frozen dataclass per outcome, each with the
+detached `View` after the command, and the reports of a running `continue`. Plain data, no
+torch imported: the types named here are detached copies (`Snapshot`, `TensorView`, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..breakpoints import RunResult
+    from ..compare import Pulse
+    from ..events import Event
+    from ..graph import BackwardStep, Graph
+    from ..history import TimelineEntry
+    from ..landscape import Contour, Profile
+    from ..pitfalls import Diagnosis
+    from ..session import Session, UpdateDetail
+    from ..snapshot import Snapshot, TensorView
+
+Severity = Literal["information", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything the panels show after a command, detached from the session."""
+
+    snapshot: Snapshot
+    detail: UpdateDetail | None = None
+    """The last step's numbers for the selected parameter (None before a step)."""
+    graph: Graph | None = None
+    """The current loss's graph (None before a forward; a headless debugger draws none)."""
+    selected: str | None = None
+    values: str = ""
+    """Full values of the selected parameter when it is too large for the table."""
+    timeline: tuple[TimelineEntry, ...] = ()
+    """The history's entries around the current point (undone ones included)."""
+    future_losses: tuple[float, ...] = ()
+    """Losses of undone forwards: what redo would replay."""
+    evaluates: bool = False
+    """The scenario has an evaluation (`test_data` or `evaluate()`) for the evaluate op."""
+
+
+@dataclass(frozen=True)
+class CompareView(View):
+    """The selected variant's view, plus every variant's counters and loss curve."""
+
+    pulses: tuple[Pulse, ...] = ()
+    chosen: int = 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """An op's event with the loss and every parameter's value and grad right after the
+    command (what a `--json` line holds), detached."""
+
+    event: Event
+    loss: float | None
+    params: tuple[tuple[str, TensorView, TensorView | None], ...]
+
+
+@dataclass(frozen=True)
+class Viewed:
+    """Outcome of `Select` and `Choose`: the view, nothing performed."""
+
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Performed:
+    """Outcome of ops, undo, redo, goto and a hyperparameter edit: their events in
+    order (errors and warnings on them) and, from a headless debugger, their records."""
+
+    events: tuple[Event, ...]
+    view: View | None
+    records: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True)
+class Continued:
+    """Outcome of `ContinueUntil`: why it stopped, and the ops it performed."""
+
+    result: RunResult
+    view: View | None
+    records: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlowMotion:
+    """Outcome of `SlowBackward`: the op's event and the recorded steps, in autograd's
+    execution order."""
+
+    event: Event
+    steps: tuple[BackwardStep, ...]
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Diagnosed:
+    """Outcome of `Diagnose`: every finding so far, grouped by code, after `ops` ops."""
+
+    diagnoses: tuple[Diagnosis, ...]
+    ops: int
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """Outcome of `DrawLandscape` and `DrawSlice`: what to draw."""
+
+    contour: Contour | None
+    """Two parameter elements, or the 2-D slice of a larger model."""
+    profiles: tuple[Profile, ...]
+    title: str
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Noted:
+    """Outcome of an export: a line for the log and a toast."""
+
+    text: str
+    severity: Severity
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A command that was not carried out (an unknown op word, a value or condition that
+    does not parse): why, in words. Nothing changed."""
+
+    text: str
+    view: View | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A command that raised unexpectedly (an engine bug, or a cancel that landed outside
+    an op): its type and message. The session may be mid-op; reloading is safe."""
+
+    text: str
+    view: View | None = None
+
+
+Outcome = (
+    Viewed | Performed | Continued | SlowMotion | Diagnosed | Landscape | Noted | Refused | Failed
+)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The counters of a running session: cheap to copy out several times a second."""
+
+    op_count: int
+    step_count: int
+    iteration: int
+    epoch: int
+    batch: int
+    loss: float | None
+    losses: tuple[float, ...]
+    next_op: str
+    lrs: tuple[Any, ...]
+    """Each group's "lr" as the scenario set it (any value: None too)."""
+
+    @classmethod
+    def of(cls, session: Session) -> Counters:
+        return cls(
+            op_count=len(session.events),
+            step_count=session.step_count,
+            iteration=session.forward_count,
+            epoch=session.epoch,
+            batch=session.batch,
+            loss=session.loss_value,
+            losses=tuple(session.loss_history),
+            next_op=session.next_op,
+            lrs=tuple(g["lr"] for g in session.param_groups if "lr" in g),
+        )
+
+    def applied_to(self, snap: Snapshot) -> Snapshot:
+        """The last full snapshot with these counters (for a status line)."""
+        groups = tuple({**g, "lr": lr} for g, lr in zip(snap.groups, self.lrs, strict=False))
+        return replace(
+            snap,
+            op_count=self.op_count,
+            step_count=self.step_count,
+            iteration=self.iteration,
+            epoch=self.epoch,
+            batch=self.batch,
+            loss=self.loss,
+            loss_history=self.losses,
+            next_op=self.next_op,
+            groups=groups or snap.groups,
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A report while `ContinueUntil` runs: the latest op and the counters (and its record,
+    from a headless debugger)."""
+
+    event: Event
+    counters: Counters
+    record: Record | None = None
+
+
+@dataclass(frozen=True)
+class LockstepProgress:
+    """A report while a comparison's `ContinueUntil` runs: every variant's counters."""
+
+    pulses: tuple[Pulse, ...]
+
+
+OnProgress = Callable[[Progress | LockstepProgress], None]
