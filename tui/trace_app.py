@@ -241,15 +241,14 @@ class TraceApp(PanelLayout, App[int]):
         self.push_screen(RestartDialog(at), chosen)
 
     def action_breakpoint(self) -> None:
-        from optdbg.engine.breakpoints import NAMES, Expression
+        from optdbg.engine.breakpoints import NAMES
 
         def chosen(result: tuple[str, bool] | None) -> None:
             if result is None:
                 return
             text, on_warning = result
             self._break = text
-            self.debugger.condition = Expression(text) if text else None
-            self.debugger.stop_on_warning = on_warning
+            self.debugger.set_breakpoint(text, on_warning)
             what = f"`{text}`" if text else "no condition"
             self.notify(f"continue stops at {what}" + (" or a warning" if on_warning else ""))
 

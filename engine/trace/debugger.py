@@ -145,6 +145,16 @@ class TraceDebugger:
         """Run until a warning (when `stop_on_warning`), the breakpoint, or the end."""
         self._release("cont")
 
+    def set_breakpoint(self, text: str, stop_on_warning: bool) -> None:
+        """Where `cont` stops: right after an op at which the expression `text` holds ("":
+        none), or (`stop_on_warning`) at a warning.
+
+        Raises:
+            ConditionError: `text` is not a breakpoint expression (nothing is changed).
+        """
+        self.condition = Expression(text) if text else None
+        self.stop_on_warning = stop_on_warning
+
     def stop(self) -> None:
         """Stop the script at its next op (as if it raised there)."""
         if self.tracer is not None:
