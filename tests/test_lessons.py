@@ -451,3 +451,18 @@ async def test_tui_v_shows_the_evaluation_in_the_loss_panel_and_the_log(tmp_path
         log = "\n".join(line.text for line in app.query_one(LogPanel).lines)
         assert "evaluate" in log and "eval loss =" in log
         assert "forward says hi" in log
+
+
+async def test_tui_l_and_h_on_a_manual_step_say_where_its_learning_rate_is() -> None:
+    from pilot_helpers import press
+
+    from optdbg.tui.app import OptDbgApp
+
+    app = OptDbgApp(Session.open("polynomial_manual"))
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        for key in ("l", "H"):
+            await press(pilot, key)
+            assert app.screen is app.screen_stack[0]  # no empty dialog
+            (note,) = app._notifications
+            assert "updates by hand" in note.message and "--set" in note.message
+            app.clear_notifications()

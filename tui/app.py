@@ -925,6 +925,13 @@ class OptDbgApp(PanelLayout, App[None]):
     def _edit_hyper(self, only: str | None) -> None:
         if self.view is None:
             return
+        if not any(self.view.snapshot.groups):  # the manual form: nothing an optimizer holds
+            self.notify(
+                "updates by hand: reopen with --set NAME=VALUE, e.g. learning_rate=2e-6",
+                title="step() is the scenario's own: no optimizer hyperparameters",
+                timeout=10,
+            )
+            return
 
         def chosen(changes: dict[tuple[int, str], Any] | None) -> None:
             for (group, key), value in (changes or {}).items():
