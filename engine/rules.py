@@ -22,7 +22,6 @@ def _factor(value: Any) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
-
 def describe(d: UpdateDetail) -> list[str]:
     """Lines showing the rule and its terms: the formula first, then the numbers."""
     rule = _RULES.get(d.optimizer, _generic)
