@@ -316,6 +316,10 @@ class GraphPanel(Vertical):
     """True when the graph is drawn as a DAG (boxes and arrows) instead of the tree."""
     _selected: str | None = None
     """The node selected in either view (kept across a switch of views)."""
+    EMPTY_HINT = "press f to build the graph"
+    """Shown before there is a graph (the trace app's says what makes one there)."""
+    KEYS_HINT = "B backward in slow motion"
+    """The last words of the keys hint (the app's own graph keys)."""
 
     graph: reactive[Graph | None] = reactive(None, always_update=True)
     """The extracted graph of the current loss (None before the first forward)."""
@@ -402,12 +406,10 @@ class GraphPanel(Vertical):
     def _details(self, nid: str | None) -> None:
         graph = self.graph
         if graph is None or graph.root is None:
-            self._show(Text("press f to build the graph", style="dim"))
+            self._show(Text(self.EMPTY_HINT, style="dim"))
         elif nid is None:
-            hint = (
-                "↑↓ move · space expand · m group by module · g DAG/tree · "
-                "B backward in slow motion"
-            )
+            hint = "↑↓ move · space expand · m group by module · g DAG/tree"
+            hint += f" · {self.KEYS_HINT}" if self.KEYS_HINT else ""
             if graph.has_flow:
                 hint = "data | grad shown per node after backward · " + hint
             self._show(Text(hint, style="dim"))

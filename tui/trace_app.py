@@ -148,7 +148,7 @@ class TraceApp(PanelLayout, App[int]):
         yield Tabs(*(Tab(PANEL_TITLES[p], id=f"tab-{p}") for p in PANELS), id="tabs")
         with Container(id="panels"):
             yield ParamsPanel(id="params", classes="panel")
-            yield GraphPanel(id="graph", classes="panel")
+            yield TraceGraphPanel(id="graph", classes="panel")
             yield UpdatePanel(id="update", classes="panel")
             yield TraceLossPanel(id="loss", classes="panel")
             yield HistoryPanel(id="history", classes="panel")
@@ -330,6 +330,13 @@ class RestartDialog(ModalScreen[int | None]):
             )
             return
         self.dismiss(run_to)
+
+
+class TraceGraphPanel(GraphPanel):
+    """The graph of the loss the latest backward ran on, with its gradient flow."""
+
+    EMPTY_HINT = "the graph appears at the script's first backward"
+    KEYS_HINT = ""
 
 
 class TraceLossPanel(LossPanel):

@@ -6,6 +6,7 @@ never keeps a frame beyond the call.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ _TUI = os.path.join(os.path.dirname(_ENGINE.rstrip(os.sep)), "tui") + os.sep
 _SKIP = (_TORCH, _ENGINE, _TUI, "<frozen ")
 
 
+@functools.cache
 def _library(filename: str) -> bool:
+    """torch's, optdbg's or the runner's file (cached: asked for every frame of every op)."""
     return filename.startswith(_SKIP) or filename.endswith(
         (os.sep + "runpy.py", os.sep + "contextlib.py")
     )

@@ -425,6 +425,9 @@ class Tracer:
         if new_loss:
             assert loss is not None
             self._observe_loss(loss)
+        if self.detail:  # the panels name every optimizer before its first step
+            for o in self.optimizers:
+                self._name(o)
         self._pause("backward", where, None)
         self._sync_cleared()
         self.received = {}
