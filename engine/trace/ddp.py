@@ -269,6 +269,15 @@ class DdpCheck:
         )
 
 
+def ddp_params() -> set[int]:
+    """id() of the parameters of every DistributedDataParallel module alive now (a scan of
+    the garbage collector's objects, done once, for modules wrapped before tracing began)."""
+    import gc
+
+    ddp = torch.nn.parallel.DistributedDataParallel
+    return {id(p) for m in gc.get_objects() if isinstance(m, ddp) for p in m.parameters()}
+
+
 def _ranks(ranks: list[int]) -> str:
     return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
 

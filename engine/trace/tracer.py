@@ -47,7 +47,7 @@ from ..graph import FlowRecorder, Graph, extract_nodes, with_flow
 from ..pitfalls import Detectors, Thresholds
 from ..snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
 from . import naming
-from .ddp import DdpCheck
+from .ddp import DdpCheck, ddp_params
 from .detail import StepCopies, StepInfo
 from .naming import Where
 
@@ -187,6 +187,9 @@ class Tracer:
         self.last_steps: dict[str, StepInfo] = {}
         """With `detail`: each optimizer's latest step, with its numbers, by label."""
         self._graph_fns: list[Any] = []
+        self._ddp_params: set[int] = set()
+        """id() of the parameters of the DistributedDataParallel modules seen."""
+        self._ddp_scanned = False
         self.ddp: DdpCheck | None = None
         """Under a process group of several ranks (found at the first op after the script
         initialised it): the comparison with the other ranks (see `ddp`)."""
@@ -258,6 +261,21 @@ class Tracer:
         self._patch(torch.autograd, "backward", autograd)
         self._patch(torch.optim.Optimizer, "__init__", optimizer_init)
         self._patch_zero_grad(torch.optim.Optimizer)
+        if self.rank is not None:
+            self._patch_ddp()
+
+    def _patch_ddp(self) -> None:
+        """Note the parameters of every DistributedDataParallel module the script wraps:
+        the only ones whose gradients must be equal on every rank."""
+        ddp = torch.nn.parallel.DistributedDataParallel
+        init = ddp.__init__
+        tracer = self
+
+        def ddp_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            tracer._ddp_params.update(id(p) for p in self.parameters())
+
+        self._patch(ddp, "__init__", ddp_init)
 
     def uninstall(self) -> None:
         """Restore PyTorch, remove the hooks, settle the last warnings and flush."""
@@ -555,7 +573,11 @@ class Tracer:
         digest = None
         if ddp is not None:
             digest = ddp.digest(
-                [(t.name, t.tensor.grad) for t in moving if t.tensor.grad is not None]
+                [
+                    (t.name, t.tensor.grad)
+                    for t in moving
+                    if t.tensor.grad is not None and id(t.tensor) in self._ddp_params
+                ]
             )
         _local.stepping = [*stepping, optimizer]
         count = len(self.events)
@@ -735,7 +757,11 @@ class Tracer:
     def _ddp(self) -> DdpCheck | None:
         """The DDP comparison, once the script initialised a process group of several ranks."""
         if self.ddp is None and self.rank is not None:
-            self.ddp = DdpCheck.current(self.thresholds.ddp_grad_rtol)
+            if not self._ddp_params and not self._ddp_scanned:
+                self._ddp_scanned = True  # modules wrapped before the tracer was installed
+                self._ddp_params = ddp_params()
+            if self._ddp_params:
+                self.ddp = DdpCheck.current(self.thresholds.ddp_grad_rtol)
         return self.ddp
 
     def _waiting(self) -> set[int]:
