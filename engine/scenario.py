@@ -106,6 +106,8 @@ class Scenario:
     scheduler_every: str
     params: list[tuple[str, torch.Tensor]]
     config: dict[str, Any] = field(default_factory=dict)
+    config_line: int | None = None
+    """The line that binds `optdbg_config` (for errors about a setting), if any."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """The `--set` values it was loaded with (reload applies them again)."""
     manual: StepSource | None = None
@@ -430,6 +432,7 @@ def _build(path: Path, source: str, tree: ast.Module, ns: dict[str, Any]) -> Sce
         scheduler_every=every,
         params=params,
         config=config,
+        config_line=lines.get("optdbg_config"),
         manual=read_step(optimizer.scenario_step) if isinstance(optimizer, ManualUpdate) else None,
         evaluation=evaluation,
         evaluation_data=evaluation_data,

@@ -24,7 +24,8 @@ from .explain import UNCHANGED, explain, explain_step
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
 from .guard import UserInterrupt, scenario_code
-from .history import History, RngState, TimelineEntry, find_generators, tensors_in
+from .history import History, RngState, TimelineEntry, find_generators
+from .history.copies import tensors_in
 from .loop import LoopCheckpoint
 from .manual import NAME as MANUAL_NAME
 from .manual import ManualUpdate, coefficient_value

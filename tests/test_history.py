@@ -743,11 +743,13 @@ def test_history_budget_must_be_a_size(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(ValueError, match="history_mb"):
         Session.open("quadratic_bowl", history_mb=-1)
     path = tmp_path / "bad_budget.py"
-    path.write_text(
-        SMALL_MLP.replace('{"history_mb": 2}', '{"history_mb": "lots"}'), encoding="utf-8"
-    )
-    with pytest.raises(ScenarioError, match="history_mb"):
+    text = SMALL_MLP.replace('{"history_mb": 2}', '{"history_mb": "lots"}')
+    text = text.replace("X = torch", "# optdbg_config is set below\nX = torch")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match="history_mb") as raised:
         Session.open(path)
+    lines = text.splitlines()
+    assert raised.value.line == lines.index('optdbg_config = {"history_mb": "lots"}') + 1
     from optdbg.tui.cli import main
 
     assert main(["run", str(path)]) == 2

@@ -8,7 +8,7 @@ parameters, grads (None vs tensor), optimizer state, hyperparameters and the los
 may raise except the documented refusals of bad arguments (ValueError for a goto outside
 the history or an invalid hyperparameter value).
 
-The model here is independent of engine/history.py: it keeps its own list of the ops
+The model here is independent of engine/history/: it keeps its own list of the ops
 performed and the position in it, and rebuilds the reference by replaying the ops up to
 the position on a freshly loaded scenario.
 """

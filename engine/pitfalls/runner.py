@@ -3,11 +3,9 @@ remembers what the rules need (conditions reported, gradient windows, the loss s
 
 from __future__ import annotations
 
-import ast
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -501,7 +499,7 @@ def _thresholds(scenario: Scenario) -> Thresholds:
     try:
         return Thresholds.from_config(scenario.config)
     except ValueError as e:
-        line = _config_line(scenario.path)
+        line = scenario.config_line
         raise ScenarioError(
             str(scenario.path),
             line,
@@ -511,18 +509,3 @@ def _thresholds(scenario: Scenario) -> Thresholds:
             "correct the value, or remove the key to use the default",
             source_line(str(scenario.path), line),
         ) from None
-
-
-def _config_line(path: Path) -> int | None:
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return None
-    line = None
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        if isinstance(node, ast.AnnAssign):
-            targets = [node.target]
-        if any(isinstance(t, ast.Name) and t.id == "optdbg_config" for t in targets):
-            line = node.lineno
-    return line
