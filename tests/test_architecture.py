@@ -48,3 +48,16 @@ def test_the_tui_draws_its_first_frame_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_readme_map_names_files_that_exist() -> None:
+    """Every engine/ and tui/ path in the README's map of the architecture is there (the map
+    is kept true as files move)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Where things are") :]
+    section = section[: section.index("\n\n", section.index("| part |"))]
+    paths = set(re.findall(r"`((?:engine|tui)/[\w/.]*)`", section))
+    assert len(paths) > 20, paths
+    assert sorted(p for p in paths if not (ROOT / p).exists()) == []
