@@ -127,7 +127,7 @@ def capture(
 
 def session_capture(session: Session) -> State:
     if session.scenario.is_manual:  # the scenario's own step(): no optimizer state
-        return capture(None, session.loss, [t.tensor for t in session._params])
+        return capture(None, session.loss, [t.tensor for t in session.tracks])
     return capture(session.optimizer, session.loss)
 
 

@@ -268,7 +268,7 @@ def assert_same(got: State, want: State, where: str) -> None:
 
 
 def session_state(session: Session) -> State:
-    params = [t.tensor for t in session._params]
+    params = [t.tensor for t in session.tracks]
     optimizer = None if session.scenario.is_manual else session.optimizer  # its own step()
     ns = session.scenario.namespace
     return State.of(ns, params, optimizer, session.loss, session.epoch, session.batch)

@@ -62,7 +62,7 @@ def test_manual_loop_equals_the_tutorial_bit_for_bit_with_undo() -> None:
     want = tutorial_loop(300)
     session = Session.open("polynomial_manual")
     assert session.scenario.is_manual and session.optimizer_name == "step()"
-    assert [t.name for t in session._params] == ["a", "b", "c", "d"]
+    assert [t.name for t in session.tracks] == ["a", "b", "c", "d"]
     ns = session.scenario.namespace
     for k in range(300):
         assert all(e.ok and not e.warnings for e in session.perform("i"))
@@ -165,10 +165,10 @@ def step():
             p -= 0.1 * p.grad
 """
     session = Session.open(write(tmp_path, "discover.py", source))
-    assert [t.name for t in session._params] == ["model.weight", "model.bias", "scale"]
+    assert [t.name for t in session.tracks] == ["model.weight", "model.bias", "scale"]
     for word in ["f", "b", "s", "z"]:
         assert session.perform(word)[0].ok
-    assert all(t.tensor.grad is None for t in session._params)  # default zero_grad
+    assert all(t.tensor.grad is None for t in session.tracks)  # default zero_grad
     detail = session.update_detail("scale")
     assert detail is not None and detail.rule is not None  # the loop form: p -= 0.1 * p.grad
     assert detail.rule[1:] == ("0.1", 0.1)
