@@ -474,14 +474,16 @@ class OptDbgApp(PanelLayout, App[None]):
 
         overrides = self.overrides
 
-        def job() -> Debugger:
-            return self.open_debugger(spec, overrides)
+        def job() -> tuple[Debugger, dbg.View | None]:
+            debugger = self.open_debugger(spec, overrides)
+            return debugger, debugger.view()  # in the job: an error here is a load failure
 
-        def done(debugger: Any, error: BaseException | None) -> None:
+        def done(loaded: Any, error: BaseException | None) -> None:
             if error is not None:
                 self.post_message(self.LoadFailed(_load_error_text(spec, error), generation))
             else:
-                self.post_message(self.Loaded(debugger, debugger.view(), generation))
+                debugger, view = loaded
+                self.post_message(self.Loaded(debugger, view, generation))
 
         self._engine.submit(run_job(job, done))
 
