@@ -286,3 +286,18 @@ async def test_reload_replaces_a_session_stuck_in_native_code(tmp_path: Path) ->
         await press(pilot, "r")
         await press(pilot, "f")
         assert "loss 1" in status(app)
+
+
+def test_every_outcome_of_the_facade_has_a_message_class_of_its_own() -> None:
+    """The app posts each outcome as the message named after it (`OptDbgApp.message_for`):
+    a new outcome without one would be a command whose result never reaches the screen."""
+    import typing
+
+    from optdbg.engine import debugger as dbg
+    from optdbg.tui.app import OutcomeMessage
+
+    kinds = typing.get_args(dbg.Outcome)
+    messages = [getattr(OptDbgApp, kind.__name__, None) for kind in kinds]
+    assert len(kinds) >= 9
+    assert all(isinstance(m, type) and issubclass(m, OutcomeMessage) for m in messages)
+    assert len(set(messages)) == len(kinds)
