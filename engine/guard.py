@@ -10,7 +10,14 @@ Scenario code (loading the file, and every op that calls into it) runs inside
   put back (a scenario that rebinds them at load does not take over optdbg's output or
   Ctrl-C), and a real-time
   timer (`signal.alarm`, `setitimer`) the scenario armed is disarmed, so nothing the
-  scenario set up fires later inside optdbg.
+  scenario set up fires later inside optdbg;
+- a timer signal (SIGALRM, SIGVTALRM, SIGPROF) that arrives while it runs, with no handler
+  of optdbg's, raises `RefusedCall` in that code instead of ending optdbg (`interrupt()`
+  delivers it to code running off the main thread);
+- off the main thread (the TUI's engine thread), where Python refuses `signal.signal`,
+  the scenario's `signal.signal` calls are accepted and its `signal.getsignal` sees them,
+  but they are not installed (a note says so): optdbg would put its own handlers back
+  after that code anyway, as on the main thread.
 
 `reset_torch()` puts back torch's process-wide settings a scenario can change (default
 dtype, deterministic algorithms, anomaly detection, grad mode, threads) before a load, so
@@ -45,11 +52,36 @@ class UserInterrupt(KeyboardInterrupt):
     """Ctrl-C pressed by the user, as opposed to a KeyboardInterrupt the scenario raised."""
 
 
+class SignalArrived(RefusedCall):
+    """A timer signal arrived while scenario code ran (raised in that code)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        name = name or (_arrived[-1] if _arrived else "a signal")
+        super().__init__(
+            f"{name} arrived while the scenario's code ran (signal.alarm() or "
+            "signal.setitimer() in the scenario?): its default action would end optdbg, so "
+            "the op was stopped instead"
+        )
+
+
+TIMER_SIGNALS = tuple(
+    getattr(signal, n) for n in ("SIGALRM", "SIGVTALRM", "SIGPROF") if hasattr(signal, n)
+)
+"""Signals a scenario's timers send, which end the process by default."""
+
+
 _lock = threading.Lock()
 _inside: dict[int, int] = {}
 """Thread id -> nesting depth of scenario code running on it."""
 _saved: dict[str, Any] = {}
 _real_exit = os._exit
+_real_signal, _real_getsignal = signal.signal, signal.getsignal
+_arrived: list[str] = []
+"""The names of the timer signals delivered to scenario code (the latest last)."""
+_virtual: dict[int, dict[int, Any]] = {}
+"""Thread id -> the signal handlers its scenario code set where they cannot be installed."""
+_notes: dict[int, list[str]] = {}
+"""Thread id -> where to write what optdbg did about the scenario code running on it."""
 _TORCH_THREADS = torch.get_num_threads()
 _SIGNALS = tuple(signal.valid_signals())
 _getsignal: Callable[[int], Any] = importlib.import_module("_signal").getsignal
@@ -125,14 +157,61 @@ class _GuardedStdin:
         return getattr(self._real, name)
 
 
-def _enter() -> None:
+def _off_main() -> bool:
+    return _in_scenario() and threading.current_thread() is not threading.main_thread()
+
+
+def _guarded_signal(signalnum: int, handler: Any) -> Any:
+    """signal.signal while scenario code runs: off the main thread, accepted and noted."""
+    if not _off_main():
+        return _real_signal(signalnum, handler)
+    sig = signal.Signals(signalnum)  # ValueError for a number that is no signal, as Python
+    if sig in (getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None)):
+        raise OSError(22, "Invalid argument")
+    if not callable(handler) and handler not in (signal.SIG_DFL, signal.SIG_IGN):
+        raise TypeError(
+            "signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a callable object"
+        )
+    table = _virtual.setdefault(threading.get_ident(), {})
+    previous = table.get(sig, _real_getsignal(sig))
+    table[sig] = handler
+    _note(
+        f"signal.signal({sig.name}, {getattr(handler, '__name__', handler)}){_where()} was "
+        "accepted, but a scenario's signal handlers do not take effect in the TUI (its keys, "
+        "Ctrl-C included, drive the app; optdbg keeps its own handlers)"
+    )
+    return previous
+
+
+def _guarded_getsignal(signalnum: int) -> Any:
+    table = _virtual.get(threading.get_ident(), {}) if _off_main() else {}
+    return table[signalnum] if signalnum in table else _real_getsignal(signalnum)
+
+
+def _where() -> str:
+    """` at line N of FILE`: the line of scenario code that called into the guard."""
+    frame = sys._getframe(2)
+    return f" at line {frame.f_lineno} of {os.path.basename(frame.f_code.co_filename)}"
+
+
+def _note(text: str) -> None:
+    notes = _notes.get(threading.get_ident())
+    if notes is not None and text not in notes:
+        notes.append(text)
+
+
+def _enter(notes: list[str] | None) -> None:
     with _lock:
         me = threading.get_ident()
         if not _inside:
             _saved["exit"], _saved["stdin"] = os._exit, sys.stdin
             _saved["stdout"], _saved["stderr"] = sys.stdout, sys.stderr
+            _saved["signal"], _saved["getsignal"] = signal.signal, signal.getsignal
             os._exit = _guarded_exit
             sys.stdin = _GuardedStdin(sys.stdin)
+            signal.signal, signal.getsignal = _guarded_signal, _guarded_getsignal
+        if me not in _inside:
+            _notes[me] = notes if notes is not None else []
         _inside[me] = _inside.get(me, 0) + 1
 
 
@@ -142,10 +221,34 @@ def _leave() -> None:
         _inside[me] -= 1
         if not _inside[me]:
             del _inside[me]
+            _virtual.pop(me, None)
+            _notes.pop(me, None)
         if not _inside:
             os._exit = _saved.pop("exit")
             sys.stdin = _saved.pop("stdin")
             sys.stdout, sys.stderr = _saved.pop("stdout"), _saved.pop("stderr")
+            signal.signal, signal.getsignal = _saved.pop("signal"), _saved.pop("getsignal")
+
+
+def interrupt(signum: int) -> bool:
+    """A timer signal arrived on the main thread while scenario code runs on another one:
+    raise `SignalArrived` in that code (as an op is cancelled). False when none runs."""
+    import ctypes
+
+    with _lock:
+        threads = [t for t in _inside if t != threading.get_ident()]
+        if not threads:
+            return False
+        _arrived.append(signal.Signals(signum).name)
+        for ident in threads:
+            exc = ctypes.py_object(SignalArrived)
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc)
+    return True
+
+
+def _on_timer_signal(signum: int, _frame: FrameType | None) -> None:
+    _arrived.append(signal.Signals(signum).name)
+    raise SignalArrived()
 
 
 def _handlers() -> dict[signal.Signals, Any]:
@@ -158,29 +261,39 @@ def _handlers() -> dict[signal.Signals, Any]:
     return found
 
 
+def _watch_timers(handlers: dict[signal.Signals, Any]) -> None:
+    """Timer signals without a handler raise in the scenario's code (main thread only)."""
+    for sig in TIMER_SIGNALS:
+        if handlers.get(sig) == signal.SIG_DFL:  # raw: the int 0
+            _real_signal(sig, _on_timer_signal)
+
+
 def _restore_process(limit: int, handlers: dict[signal.Signals, Any] | None, timer: float) -> None:
     if sys.getrecursionlimit() != limit:
         sys.setrecursionlimit(limit)
+    if timer == 0 and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     if handlers is None:  # signal handlers can only be set on the main thread
         return
     for sig, handler in handlers.items():
         try:
             if _getsignal(sig) is not handler and handler is not None:
-                signal.signal(sig, handler)
+                _real_signal(sig, handler)
         except (OSError, ValueError, TypeError):
             continue
-    if timer == 0 and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
-        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 @contextmanager
-def scenario_code() -> Iterator[None]:
-    """Run the block as scenario code (see the module docstring)."""
+def scenario_code(notes: list[str] | None = None) -> Iterator[None]:
+    """Run the block as scenario code (see the module docstring); what optdbg did about it
+    that the user should know (a signal handler it did not install) is added to `notes`."""
     main = threading.current_thread() is threading.main_thread()
     limit = sys.getrecursionlimit()
     handlers = _handlers() if main else None
-    timer = signal.getitimer(signal.ITIMER_REAL)[0] if main else 0.0
-    _enter()
+    timer = signal.getitimer(signal.ITIMER_REAL)[0]
+    if handlers is not None:
+        _watch_timers(handlers)
+    _enter(notes)
     try:
         yield
     finally:

@@ -122,6 +122,9 @@ class Scenario:
     """optdbg_config["evaluate_every"]: "epoch", a number of iterations, or None."""
     backward_gradient: Any | None = None
     """The `gradient` argument of backward (a tensor or a function of the loss), or None."""
+    notes: list[str] = field(default_factory=list)
+    """What optdbg did about the scenario's code that its user should know (e.g. a signal
+    handler accepted but not installed), in order; loading and ops add to it."""
 
     @property
     def is_manual(self) -> bool:
@@ -140,9 +143,11 @@ def load(spec: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
     file = str(path)
     source = _read_source(path)
     tree = apply_overrides(_parse(source, file), overrides or {}, file)
-    namespace = _execute(tree, file)
+    notes: list[str] = []
+    namespace = _execute(tree, file, notes)
     scenario = _build(path, source, tree, namespace)
     scenario.overrides = dict(overrides or {})
+    scenario.notes = notes
     return scenario
 
 
@@ -263,7 +268,7 @@ def _refuse_input(*_args: object) -> str:
     raise RuntimeError("input() cannot be used in a scenario: optdbg runs it without a prompt")
 
 
-def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
+def _execute(tree: ast.Module, file: str, notes: list[str]) -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "__name__": SCENARIO_MODULE_NAME,
         "__file__": file,
@@ -285,7 +290,7 @@ def _execute(tree: ast.Module, file: str) -> dict[str, Any]:
             "split the deepest expression into several statements",
         ) from None
     try:
-        with scenario_code(), scenario_argv(file):
+        with scenario_code(notes), scenario_argv(file):
             exec(code, namespace)
     except UserInterrupt:
         raise

@@ -345,7 +345,7 @@ class Session:
         before = self._fingerprint()
         self._evaluation = None
         try:
-            with scenario_code(), scenario_argv(str(self.scenario.path)):
+            with scenario_code(self.scenario.notes), scenario_argv(str(self.scenario.path)):
                 summary, warnings = body()
         except UsageError as e:
             error = OpError("UsageError", str(e), f"Nothing was done; {UNCHANGED}.")

@@ -305,6 +305,8 @@ class OptDbgApp(PanelLayout, App[None]):
         """`continue` also stops at the first warning."""
         self._held: dict[str, Any] | None = None
         self._last_toast: tuple[float, dict[str, Any]] | None = None
+        self._notes_shown = 0
+        """How many of the session's notes (`View.notes`) the log shows."""
 
     @property
     def session(self) -> Session | None:
@@ -504,6 +506,7 @@ class OptDbgApp(PanelLayout, App[None]):
         log = self.query_one(LogPanel)
         log.clear()
         log.note(f"loaded {_display_path(message.debugger.path)}")
+        self._notes_shown = 0
         self.query_one(StatusBar).last_event = None
         if message.view is not None:
             self._apply(message.view)
@@ -654,12 +657,18 @@ class OptDbgApp(PanelLayout, App[None]):
         if not self._current(message):
             return
         outcome = message.outcome
+        events = [outcome.event] if outcome.event is not None else []
         if outcome.steps and outcome.view is not None:
             self._job_running = False  # the engine is idle: the replay only shows what it recorded
             self._show_activity()
-            self._start_replay(outcome.steps, [outcome.event], outcome.view)
+            if outcome.event is None:
+                self.query_one(LogPanel).note(
+                    "B: replaying the backward this loss already had (b runs another, which "
+                    "PyTorch refuses once the graph is freed)"
+                )
+            self._start_replay(outcome.steps, events, outcome.view)
             return
-        self._finish([outcome.event], None, outcome.view)
+        self._finish(events, None, outcome.view)
 
     def on_opt_dbg_app_diagnosed(self, message: Diagnosed) -> None:
         if self._current(message):
@@ -729,6 +738,10 @@ class OptDbgApp(PanelLayout, App[None]):
         """Hand a view down to the panels, in one refresh."""
         if self.view is None or self.view.evaluates != view.evaluates:
             self.call_later(self.refresh_bindings)  # `v` shown or hidden
+        log = self.query_one(LogPanel)
+        for note in view.notes[self._notes_shown :]:
+            log.note(note, style="bold yellow")
+        self._notes_shown = max(self._notes_shown, len(view.notes))
         with self.batch_update():
             self.view = view
             self.query_one(StatusBar).snapshot = view.snapshot

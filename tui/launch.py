@@ -98,6 +98,8 @@ class TerminalGuard:
             sys.__stderr__.flush()  # type: ignore[union-attr]
 
     def _on_signal(self, number: int, _frame: FrameType | None) -> None:
+        if _to_scenario(number):
+            return  # the op running the scenario's code is stopped, and says why
         self.restore()
         name = signal.Signals(number).name
         why = (
@@ -111,6 +113,13 @@ class TerminalGuard:
         self.restore()
         self._say(f"os._exit({code}) was called while the TUI ran; the terminal was restored")
         _exit(code)
+
+
+def _to_scenario(number: int) -> bool:
+    """A timer signal (a scenario's `signal.alarm`) while scenario code runs on the engine
+    thread: raised in that code instead of ending optdbg (see `optdbg.engine.guard`)."""
+    guard = sys.modules.get("optdbg.engine.guard")  # not imported: no scenario code ran
+    return guard is not None and number in guard.TIMER_SIGNALS and bool(guard.interrupt(number))
 
 
 def _tty(stream: Any) -> int | None:

@@ -213,7 +213,12 @@ class Debugger:
         return self._continue(c, condition, stop, on_progress)
 
     def _do_slowbackward(self, c: SlowBackward, *_: Any) -> Outcome:
-        """Args: c: the command. Returns: SlowMotion."""
+        """Args: c: the command. Returns: SlowMotion; when the current loss's backward has
+        run already (b, then B) its recorded steps, with no op performed (a second backward
+        is refused once PyTorch has freed the graph)."""
+        graph = self._session.graph()
+        if graph is not None and graph.steps:
+            return SlowMotion(None, graph.steps, self.view())
         event, steps = self._slow_backward()
         return SlowMotion(event, steps, self.view())
 
@@ -351,7 +356,8 @@ class Debugger:
             if e.undone and e.op == "forward" and e.loss is not None
         )
         evaluates = s.scenario.evaluation is not None
-        return View(snap, detail, s.graph(), name, values, window, future, evaluates)
+        notes = tuple(s.scenario.notes)
+        return View(snap, detail, s.graph(), name, values, window, future, evaluates, notes)
 
     # helpers -------------------------------------------------------------
 

@@ -40,6 +40,9 @@ class View:
     """Losses of undone forwards: what redo would replay."""
     evaluates: bool = False
     """The scenario has an evaluation (`test_data` or `evaluate()`) for the evaluate op."""
+    notes: tuple[str, ...] = ()
+    """What optdbg did about the scenario's code that its user should know, in order (e.g.
+    a signal handler accepted but not installed: `Scenario.notes`)."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,10 @@ class Continued:
 @dataclass(frozen=True)
 class SlowMotion:
     """Outcome of `SlowBackward`: the op's event and the recorded steps, in autograd's
-    execution order."""
+    execution order. No event when the steps are those of the backward the current loss
+    had already (replayed, nothing performed)."""
 
-    event: Event
+    event: Event | None
     steps: tuple[BackwardStep, ...]
     view: View | None
 
