@@ -197,6 +197,11 @@ class Graph:
     def has_flow(self) -> bool:
         return bool(self.flow)
 
+    def at_step(self, index: int) -> Graph:
+        """The graph as its recorded backward had left it after step `index` (0-based): the
+        flow of the nodes it had reached by then only (what the slow motion shows there)."""
+        return replace(self, flow={n: f for n, f in self.flow.items() if f.order <= index})
+
 
 def friendly(name: str) -> str:
     return _BACKWARD_SUFFIX.sub("", name).lower() or name

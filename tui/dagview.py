@@ -301,6 +301,13 @@ class DagView(ScrollableContainer, can_focus=True):
         self.folded = set(modules) if folded else set()
         self._redraw()
 
+    def relabel(self, graph: Graph, redraw: bool) -> None:
+        """Show another state of the same graph (the slow motion's flow up to a step),
+        keeping what is folded and selected."""
+        self.graph = graph
+        if redraw:
+            self._redraw()
+
     def _redraw(self) -> None:
         canvas = self.query_one("#dag-canvas", Static)
         graph = self.graph

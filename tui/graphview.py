@@ -201,6 +201,12 @@ class GraphTree(Tree[str]):
                 label = node_label(graph, graph.nodes[node.data], id(node) in self._references)
                 node.set_label(themed(label, variables, one_line=True))
 
+    def relabel(self, graph: Graph) -> None:
+        """Show another state of the same graph (the slow motion's flow up to a step): the
+        labels of the nodes built so far change, expansion and cursor stay."""
+        self.graph = graph
+        self._relabel()
+
     def watch_by_module(self) -> None:
         self._rebuild()
 
@@ -346,12 +352,19 @@ class GraphPanel(Vertical):
         return self.dag_view if self.dag else self.tree
 
     def watch_graph(self, graph: Graph | None) -> None:
-        kept = self.tree.show(graph)
+        kept = self.tree.show(self._shown())
         if self.dag:
-            self.dag_view.show(graph, folded=self.tree.by_module)
+            self.dag_view.show(self._shown(), folded=self.tree.by_module)
         node = self.tree.cursor_node
         shown = node.data if kept and not self.dag and node is not None else None
         self._details(shown if graph is not None and shown in graph.nodes else None)
+
+    def _shown(self) -> Graph | None:
+        """The graph as the views draw it: during the slow motion, with the gradients
+        computed up to the current step only."""
+        if self.graph is None or self.step is None:
+            return self.graph
+        return self.graph.at_step(self.step[0])
 
     def action_toggle_view(self) -> None:
         self.dag = not self.dag
@@ -362,7 +375,7 @@ class GraphPanel(Vertical):
         selected = self._selected
         self.set_class(dag, "-dag")
         if dag:
-            self.dag_view.show(self.graph, folded=self.tree.by_module)
+            self.dag_view.show(self._shown(), folded=self.tree.by_module)
             if selected is not None:
                 self.dag_view.select(selected)
         elif selected is not None:
@@ -385,6 +398,10 @@ class GraphPanel(Vertical):
             self._details(message.node_id)
 
     def watch_step(self, step: tuple[int, tuple[BackwardStep, ...]] | None) -> None:
+        shown = self._shown()
+        if shown is not None:
+            self.tree.relabel(shown)
+            self.dag_view.relabel(shown, redraw=self.dag and step is None)
         if step is None:
             self.remove_class("-replay")
             self._details(None)
