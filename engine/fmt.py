@@ -26,6 +26,20 @@ def num(x: float | int | bool | None, digits: int = 6) -> str:
     return "0" if text == "-0" else text
 
 
+def eng(x: float, digits: int = 3) -> str:
+    """A number in engineering notation, short at any magnitude (an axis label): plain where
+    `digits` digits show it without an exponent (`0.25`, `120`), else a mantissa below 1000
+    and an exponent that is a multiple of 3 (`25e36`, `1.5e-30`, `12.3e3`)."""
+    plain = num(x, digits)
+    if not math.isfinite(x) or x == 0 or ("e" not in plain and abs(x) >= 1e-3):
+        return plain
+    exponent = 3 * math.floor(math.log10(abs(x)) / 3)
+    mantissa = float(f"{x / 10.0**exponent:.{digits}g}")
+    if abs(mantissa) >= 1000:  # rounded up into the next group
+        mantissa, exponent = mantissa / 1000, exponent + 3
+    return f"{mantissa:.{digits}g}e{exponent}"
+
+
 def nested(values: Any, digits: int = 6) -> str:
     """Numbers in (nested) lists and tuples; anything else as its repr."""
     if isinstance(values, list):
@@ -65,17 +79,27 @@ def tensor(
     return f"{dims}mean {num(s.mean, 4)} std {num(s.std, 4)} {norm} {num(s.norm, 4)}"
 
 
-def cell(v: TensorView | None) -> str:
-    """A tensor in a table cell, narrower than `tensor`: up to four numbers (the first three
-    of more), or its mean and standard deviation."""
+def cell(v: TensorView | None, width: int = 40) -> str:
+    """A tensor in a table cell of at most `width` characters, narrower than `tensor`: up to
+    four numbers (the first three of more; with fewer digits, then fewer numbers, until
+    they fit), or its mean and standard deviation."""
     if v is None:
         return "None"
     if v.summary is not None:
-        return f"μ {num(v.summary.mean, 3)} σ {num(v.summary.std, 3)}"
-    flat = v.flat()
-    if len(flat) <= 4:
-        return nested(v.values, 5)
-    return "[" + ", ".join(nested(x, 4) for x in flat[:3]) + ", …]"
+        mean, std = num(v.summary.mean, 3), num(v.summary.std, 3)
+        candidates = [f"μ {mean} σ {std}", f"μ {mean}"]
+    else:
+        flat = v.flat()
+        whole = [nested(v.values, digits) for digits in (5, 4, 3)] if len(flat) <= 4 else []
+        parts = [
+            ", ".join(nested(x, digits) for x in flat[:n])
+            for n in range(min(len(flat) - 1, 3), 0, -1)
+            for digits in (4, 3)
+        ]
+        narrow = [f"{nested(flat[0], digits)} …" for digits in (3, 2)] if len(flat) > 1 else []
+        candidates = whole + [f"[{part}, …]" for part in parts] + narrow or [nested(v.values)]
+    fits = next((c for c in candidates if len(c) <= width), candidates[-1])
+    return fits if len(fits) <= width else fits[: width - 1] + "…"
 
 
 def brief(t: torch.Tensor | None) -> str:

@@ -22,7 +22,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from optdbg.engine import fmt
 from optdbg.engine.hyper import parse_value
 
-from .text import clean, literal, printable
+from .text import clean, literal, printable, typed
 
 EDITABLE = (bool, int, float, tuple, list)
 """Hyperparameter values the dialog can edit (others, e.g. None or strings, are shown)."""
@@ -82,6 +82,14 @@ class FieldList(ScrollView, can_focus=False):
             self.post_message(self.Moved(index))
 
 
+class TextInput(Input):
+    """An input whose value never holds a control character: what is pasted is kept, less
+    the ESC sequences, NULs and bidi overrides the terminal would act on."""
+
+    def validate_value(self, value: str) -> str:
+        return typed(value)
+
+
 class HyperDialog(ModalScreen[dict[tuple[int, str], Any] | None]):
     """Edit the param groups' hyperparameters; returns {(group, key): new value}.
 
@@ -121,7 +129,7 @@ class HyperDialog(ModalScreen[dict[tuple[int, str], Any] | None]):
             yield Label(f"{title}: takes effect from the next step (undoable)", id="dialog-title")
             yield FieldList(len(self.fields), self._line, id="hp-list")
             yield Label(id="hp-field")
-            yield Input(id="hp-value")
+            yield TextInput(id="hp-value")
             yield Static(id="dialog-error")
             yield Button("Apply (enter)", variant="primary", id="apply")
 
@@ -209,7 +217,9 @@ class BreakpointDialog(ModalScreen[tuple[str, bool] | None]):
         with Vertical(id="dialog"):
             title = "Breakpoint: continue (c) stops right after the op where…"
             yield Label(title, id="dialog-title")
-            yield Input(self.condition, placeholder="e.g. loss < 8.01 or step >= 100", id="cond")
+            yield TextInput(
+                self.condition, placeholder="e.g. loss < 8.01 or step >= 100", id="cond"
+            )
             yield Checkbox("…any warning fires", self.on_warning, id="on-warning")
             yield Static(Text(help_text, style="dim"), id="dialog-help")
             yield Static(id="dialog-error")

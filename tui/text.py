@@ -10,6 +10,7 @@ app's `notify`, which uses `printable`.
 
 from __future__ import annotations
 
+import re
 from itertools import accumulate
 
 from rich.text import Span, Text
@@ -22,6 +23,16 @@ def printable(value: object, one_line: bool = False) -> str:
     one line (a table cell, a tree label, the status line) line breaks and tabs too."""
     text = fmt.text(_str(value), limit=None, newlines=not one_line)
     return text.replace("\t", " ") if one_line else text
+
+
+_TYPED_AWAY = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+"""What a value typed or pasted into a dialog never holds: control characters (a pasted
+ESC sequence, a NUL, a bidi override), which the terminal would act on."""
+
+
+def typed(value: str) -> str:
+    """What the user typed or pasted into a one-line field, without control characters."""
+    return _TYPED_AWAY.sub("", value)
 
 
 def literal(value: object, style: str = "", one_line: bool = False) -> Text:

@@ -122,17 +122,20 @@ class StatusBar(Static):
 
 
 NAME_WIDTH = 22
+"""Longer parameter names are shortened in the table (the details pane shows them whole)."""
 REBUILD_CELLS = 60
+"""More changed cells than this in one op: rebuild the table instead of cell by cell."""
 PLOT_POINTS = 600
 """The loss plot draws at most about this many points (evenly spaced)."""
-"""More changed cells than this in one op: rebuild the table instead of cell by cell."""
+COLUMNS = ("name", "shape", "value", "grad", "acc", "Δ last step")
+MIN_CELL = 10
+"""The value, grad and Δ cells get at least this many characters, however narrow the table."""
+SCROLLBAR = 2
+"""Columns kept free for the table's vertical scrollbar (when it has many rows)."""
 
 
 def _width(cell: Text | str) -> int:
     return cell.cell_len if isinstance(cell, Text) else len(cell)
-
-
-"""Longer parameter names are shortened in the table (the details pane shows them whole)."""
 
 
 def _short(name: str, width: int = NAME_WIDTH) -> str:
@@ -140,6 +143,22 @@ def _short(name: str, width: int = NAME_WIDTH) -> str:
         return name
     keep = (width - 1) // 2
     return f"{name[:keep]}…{name[-(width - 1 - keep) :]}"
+
+
+def _share(total: int, natural: list[int], least: list[int]) -> tuple[int, int, int]:
+    """Widths for columns that want `natural` within `total`: those that fit a fair share
+    get what they want, the others split the rest (never below `least` nor MIN_CELL)."""
+    widths = list(natural)
+    wanting = sorted(range(len(natural)), key=lambda i: natural[i])
+    left = total
+    while wanting:
+        fair = left // len(wanting)
+        if natural[wanting[0]] > fair:
+            for i in wanting:
+                widths[i] = max(fair, least[i], MIN_CELL)
+            break
+        left -= natural[wanting.pop(0)]
+    return widths[0], widths[1], widths[2]
 
 
 class ParamsPanel(Vertical):
@@ -170,16 +189,22 @@ class ParamsPanel(Vertical):
         super().__init__(**kwargs)
         self._shown: dict[str, list[Text | str]] = {}
         """The cells on screen, by parameter name."""
+        self._cell_chars = (0, 0, 0)
+        """The widest value, grad and Δ cells that fit the table's width now."""
+        self._widths: list[int] = []
+        """The columns' widths (set, not measured by the table)."""
 
     def compose(self) -> ComposeResult:
         table: DataTable[Text | str] = DataTable(cursor_type="row", zebra_stripes=True)
-        table.add_columns("name", "shape", "value", "grad", "acc", "Δ last step")
+        table.add_columns(*COLUMNS)  # the header before a scenario is loaded
         yield table
         with VerticalScroll(id="param-details"):
             yield Static(id="param-details-text")
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
-        """Update only the cells that changed; rebuild in bulk when most of them did.
+        """Update only the cells that changed; rebuild in bulk when most of them did, or
+        when a column's width changes (the widths are set, so a row never runs past the
+        panel, and a stale measure never crops a cell).
 
         DataTable re-measures a whole column for each cell updated with `update_width`, so
         updating every cell of a big model each op grew with rows squared.
@@ -187,25 +212,68 @@ class ParamsPanel(Vertical):
         if snap is None:
             return
         table = self.query_one(DataTable)
+        self._cell_chars = self._fit_cells(snap)
         rows = {p.name: self._row(p) for p in snap.params}
+        widths = [
+            max([len(label), *(_width(cells[i]) for cells in rows.values())])
+            for i, label in enumerate(COLUMNS)
+        ]
         changed = [
             (name, i, cell)
             for name, cells in rows.items()
             for i, cell in enumerate(cells)
             if self._shown.get(name, [None] * len(cells))[i] != cell
         ]
-        if list(rows) != list(self._shown) or len(changed) > REBUILD_CELLS:
-            self._rebuild(table, rows)
+        if widths != self._widths or list(rows) != list(self._shown):
+            self._rebuild(table, rows, widths)
+        elif len(changed) > REBUILD_CELLS:
+            self._rebuild(table, rows, None)
         else:
             columns = list(table.columns.values())
             for name, i, cell in changed:
-                wider = _width(cell) > columns[i].content_width
-                table.update_cell(name, columns[i].key, cell, update_width=wider)
+                table.update_cell(name, columns[i].key, cell)
         self._shown = rows
 
-    def _rebuild(self, table: DataTable[Text | str], rows: dict[str, list[Text | str]]) -> None:
+    def on_resize(self) -> None:
+        self.watch_snapshot(self.snapshot)
+
+    def _fit_cells(self, snap: Snapshot) -> tuple[int, int, int]:
+        """The characters the value, grad and Δ cells may take for a row to fit the panel's
+        width: each column its natural width when all fit, else a fair share of what the
+        name, shape and acc columns leave (a narrow column gives its rest to the others)."""
+        if not self.size.width:
+            return (40, 40, 40)
+        name = max((len(_short(printable(p.name, one_line=True))) for p in snap.params), default=0)
+        shape = max((len(fmt.shape(p.value.shape)) for p in snap.params), default=0)
+        scrollbar = SCROLLBAR if len(snap.params) >= self.size.height // 2 else 0
+        fixed = max(name, 4) + max(shape, 5) + 3 + 2 * len(COLUMNS) + scrollbar
+        headers = [len(COLUMNS[2]), len(COLUMNS[3]), len(COLUMNS[5])]
+        natural = [
+            max([h, *(len(fmt.cell(v)) for v in values if v is not None)])
+            for h, values in zip(
+                headers,
+                (
+                    [p.value for p in snap.params],
+                    [p.grad for p in snap.params],
+                    [p.last_update for p in snap.params],
+                ),
+                strict=True,
+            )
+        ]
+        return _share(self.size.width - fixed, natural, headers)
+
+    def _rebuild(
+        self,
+        table: DataTable[Text | str],
+        rows: dict[str, list[Text | str]],
+        widths: list[int] | None,
+    ) -> None:
         cursor = table.cursor_row
-        table.clear()
+        table.clear(columns=widths is not None)
+        if widths is not None:
+            self._widths = widths
+            for label, width in zip(COLUMNS, widths, strict=True):
+                table.add_column(label, width=width)
         for name, cells in rows.items():
             table.add_row(*cells, key=name)
         if 0 <= cursor < table.row_count:
@@ -220,10 +288,13 @@ class ParamsPanel(Vertical):
         acc = Text(str(p.accumulated) if p.grad is not None else "–")
         if p.accumulated > 1:
             acc = Text(f"{p.accumulated}×⚠", style="bold $text-warning reverse")
-        grad = Text("None", style="dim italic") if p.grad is None else Text(fmt.cell(p.grad))
-        delta = Text("–", style="dim") if p.last_update is None else Text(fmt.cell(p.last_update))
+        values, grads, deltas = self._cell_chars
+        grad = Text("None", style="dim italic") if p.grad is None else Text(fmt.cell(p.grad, grads))
+        delta = "–" if p.last_update is None else fmt.cell(p.last_update, deltas)
         name = Text(_short(printable(p.name, one_line=True)))
-        return [name, Text(fmt.shape(p.value.shape)), Text(fmt.cell(p.value)), grad, acc, delta]
+        value = Text(fmt.cell(p.value, values))
+        dim = "dim" if p.last_update is None else ""
+        return [name, Text(fmt.shape(p.value.shape)), value, grad, acc, Text(delta, style=dim)]
 
     def watch_details(self, text: str) -> None:
         self.query_one("#param-details-text", Static).update(literal(text))
@@ -259,6 +330,31 @@ def describe_update(detail: UpdateDetail | None, name: str | None) -> tuple[str,
     return tuple(describe(detail))
 
 
+Y_TICKS = 5
+"""The loss plot's y axis has at most this many labelled ticks."""
+
+
+def y_ticks(low: float, high: float, log: bool) -> tuple[list[float], list[str]]:
+    """The loss plot's y ticks and their labels, short at any magnitude (plotext's own
+    labels grow to 40 digits when the loss explodes): decades on a log scale (`1e40`),
+    else evenly spaced values in engineering notation, with the digits that tell them apart.
+    """
+    if log:
+        first, last = math.ceil(math.log10(low)), math.floor(math.log10(high))
+        every = max(1, math.ceil((last - first + 1) / Y_TICKS))
+        decades = list(range(first, last + 1, every)) or [first]
+        labels = [fmt.eng(10.0**k) if -3 <= k <= 3 else f"1e{k}" for k in decades]
+        return [10.0**k for k in decades], labels
+    if low == high:
+        return [low], [fmt.eng(low)]
+    ticks = [low + (high - low) * i / (Y_TICKS - 1) for i in range(Y_TICKS)]
+    for digits in range(3, 9):
+        labels = [fmt.eng(t, digits) for t in ticks]
+        if len(set(labels)) == len(labels):
+            break
+    return ticks, labels
+
+
 class LossPanel(PlotextPlot):
     """The loss history as a plot; after undo, the undone losses dimmed and a marker."""
 
@@ -282,10 +378,14 @@ class LossPanel(PlotextPlot):
         finite = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v) and i % stride == 0]
         if values and math.isfinite(values[-1]) and (len(values) - 1) % stride:
             finite.append((len(values), values[-1]))  # always draw the latest point
+        shown = [(max(x, 1), y) for x, y in self.evals if math.isfinite(y)]
         if finite:
             ys = [v for _, v in finite]
-            if min(ys) > 0 and max(ys) / min(ys) > 1e3:
+            log = min(ys) > 0 and max(ys) / min(ys) > 1e3
+            if log:
                 plt.yscale("log")
+            everything = ys + [y for _, y in shown if y > 0 or not log]
+            plt.yticks(*y_ticks(min(everything), max(everything), log))
             done = [(x, y) for x, y in finite if x <= len(past)]
             undone = [(x, y) for x, y in finite if x > len(past)]
             for points, color in ((done, "cyan"), (undone, "gray")):
@@ -294,7 +394,6 @@ class LossPanel(PlotextPlot):
                     plt.plot(list(xs), list(vs), marker="braille", color=color)
             if future:
                 plt.vline(len(past), "orange")
-        shown = [(max(x, 1), y) for x, y in self.evals if math.isfinite(y)]
         if shown:
             xs, vs = zip(*shown, strict=True)
             plt.plot(list(xs), list(vs), marker="dot", color="magenta", label="eval")
