@@ -471,6 +471,35 @@ def test_scenario_code_cannot_keep_its_signal_timer_or_recursion_limit() -> None
         assert session.perform(word)[0].ok
 
 
+ALARM_IN_FORWARD = """\
+import signal, time, torch
+t = torch.tensor([1.0, 2.0], requires_grad=True)
+optimizer = torch.optim.SGD([t], lr=0.1)
+def forward():
+    signal.setitimer(signal.ITIMER_REAL, 0.01)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:  # the alarm arrives in here
+        pass
+    return (t**2).sum()
+"""
+
+
+def test_a_timer_signal_in_scenario_code_stops_the_op_not_optdbg(tmp_path: Path) -> None:
+    path = tmp_path / "alarm.py"
+    path.write_text(ALARM_IN_FORWARD)
+    before = signal.getsignal(signal.SIGALRM)
+    session = Session.open(path)
+    (event,) = session.perform("f")
+    assert event.error is not None and event.error.type == "SignalArrived"
+    assert event.error.message.startswith("SIGALRM arrived while the scenario's code ran")
+    assert f"{path}:" in event.error.explanation  # a line of forward's
+    assert ": raised while forward" in event.error.explanation
+    assert session.loss is None and session.forward_count == 0
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert [e.op for e in session.perform("z")] == ["zero_grad"]
+
+
 def test_torch_settings_of_one_scenario_do_not_leak_into_the_next() -> None:
     threads = torch.get_num_threads()
     session = Session.open(BROKEN / "torch_globals_at_load.py")
