@@ -19,7 +19,7 @@ from textual.widgets import DataTable
 from optdbg.engine import Session, fmt
 from optdbg.engine.guard import reset_torch
 from optdbg.tui.app import OptDbgApp
-from optdbg.tui.graphview import GraphTree
+from optdbg.tui.graphview import GraphPanel, GraphTree
 from optdbg.tui.screens import PickerScreen
 from optdbg.tui.widgets import LossPanel, y_ticks
 
@@ -174,18 +174,18 @@ async def test_slow_motion_right_after_backward_replays_it_without_a_second_back
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=(160, 48)) as pilot:
         await press(pilot, "f", "b", "B")
-        assert app._replay is not None
+        assert app.replay is not None
         assert "backward step 1/5" in details(app) and "SumBackward0" in details(app)
         assert "replaying the backward this loss already had" in log_text(app)
         await press(pilot, "escape")
-        assert app._replay is None and app.session is not None
+        assert app.replay is None and app.session is not None
         assert [e.op for e in app.session.events] == ["forward", "backward"]
         assert all(e.ok for e in app.session.events)
         assert app.view is not None and "op 2" in status(app)
         assert [p.grad for p in app.view.snapshot.params] == expected  # not summed twice
         assert "refused" not in log_text(app)
         await press(pilot, "B", "right", "right", "right", "right", "right")
-        assert app._replay is None and len(app.session.events) == 2  # replayed again
+        assert app.replay is None and len(app.session.events) == 2  # replayed again
 
 
 async def test_slow_motion_after_undoing_the_backward_runs_it_again() -> None:
@@ -215,9 +215,9 @@ async def test_slow_motion_shows_only_the_grads_computed_up_to_each_step(first: 
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=(160, 48)) as pilot:
         await press(pilot, "f", *first)
-        assert app._replay is not None
-        _, steps, _, view = app._replay
-        graph = view.graph
+        assert app.replay is not None
+        _, steps = app.replay
+        graph = app.query_one(GraphPanel).graph
         assert graph is not None and len(steps) == 5
         tree = app.query_one(GraphTree)
         for index, step in enumerate(steps):
@@ -234,7 +234,7 @@ async def test_slow_motion_shows_only_the_grads_computed_up_to_each_step(first: 
         leaves = [s for s in steps if s.is_leaf]
         assert leaves and leaves[-1] == steps[-1]  # the last deposit only at the last step
         await press(pilot, "right")
-        assert app._replay is None
+        assert app.replay is None
         final = shown_grads(tree)
         assert {n for n, g in final.items() if g} == set(graph.flow)  # all, once it ends
         assert any("| grad" in label for label in tree_labels(tree.root))
@@ -244,7 +244,7 @@ async def test_slow_motion_in_the_dag_view_shows_the_grads_so_far() -> None:
     app = OptDbgApp(Session.open("log_xy"))
     async with app.run_test(size=(160, 48)) as pilot:
         await press(pilot, "f", "3", "g", "B")
-        assert app._replay is not None
+        assert app.replay is not None
         text = "\n".join(lines(app))
         assert text.count("grad ") >= 1
         first = text.count("grad [") + text.count("grad (")

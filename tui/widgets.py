@@ -21,7 +21,7 @@ from .text import clean, literal, printable
 if TYPE_CHECKING:
     from optdbg.engine.events import Event
     from optdbg.engine.session import UpdateDetail
-    from optdbg.engine.snapshot import ParamSnapshot, Snapshot
+    from optdbg.engine.snapshot import ParamSnapshot, Snapshot, TensorView
 
 OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z", "evaluate": "v"}
 _VAR = re.compile(r"\$([\w-]+)")
@@ -248,17 +248,14 @@ class ParamsPanel(Vertical):
         scrollbar = SCROLLBAR if len(snap.params) >= self.size.height // 2 else 0
         fixed = max(name, 4) + max(shape, 5) + 3 + 2 * len(COLUMNS) + scrollbar
         headers = [len(COLUMNS[2]), len(COLUMNS[3]), len(COLUMNS[5])]
+        columns: list[list[TensorView | None]] = [
+            [p.value for p in snap.params],
+            [p.grad for p in snap.params],
+            [p.last_update for p in snap.params],
+        ]
         natural = [
             max([h, *(len(fmt.cell(v)) for v in values if v is not None)])
-            for h, values in zip(
-                headers,
-                (
-                    [p.value for p in snap.params],
-                    [p.grad for p in snap.params],
-                    [p.last_update for p in snap.params],
-                ),
-                strict=True,
-            )
+            for h, values in zip(headers, columns, strict=True)
         ]
         return _share(self.size.width - fixed, natural, headers)
 
