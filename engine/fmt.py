@@ -111,11 +111,12 @@ def brief(t: torch.Tensor | None) -> str:
     for every op's summary line, which `optdbg run --quiet` never prints."""
     import torch
 
+    from .norms import norms
     from .snapshot import SMALL, view
 
     if t is None or t.numel() <= SMALL or t.layout != torch.strided:
         return tensor(view(t), limit=4)
-    norm = float(torch.linalg.vector_norm(t.detach()))
+    (norm,) = norms([t])
     return f"{shape(tuple(t.shape))} ‖·‖ {num(norm, 4)}"
 
 

@@ -29,9 +29,12 @@ from .history.copies import tensors_in
 from .loop import LoopCheckpoint
 from .manual import NAME as MANUAL_NAME
 from .manual import ManualUpdate, coefficient_value
+from .norms import forget as forget_norms
+from .norms import shared_norms
 from .pitfalls import Detectors, Diagnosis, diagnose
 from .scenario import Scenario, batch_count, grad_tensors, load, scenario_argv
 from .snapshot import (
+    PROOF_BYTES,
     ParamSnapshot,
     Snapshot,
     TensorView,
@@ -185,9 +188,10 @@ class Session:
         turns it off: a step then copies nothing."""
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
         self._received: dict[str, TensorView | float | None] = {}
-        self._views = ViewMemo()
+        self._views = ViewMemo(PROOF_BYTES)
         """The views (summaries) of tensors shown so far, kept across ops that cannot change a
-        tensor without moving its version counter (see `_keeps_views`)."""
+        tensor without moving its version counter (see `_keeps_views`), and proven by a
+        bit-exact compare after the others."""
         self._params = [
             _ParamTrack(name, p, g)
             for g, group in enumerate(self.optimizer.param_groups)
@@ -337,6 +341,10 @@ class Session:
         return self._run("zero_grad", self._zero_grad)
 
     def _run(self, op: str, body: Callable[[], tuple[str, list[Finding]]]) -> Event:
+        with shared_norms():  # the summary line and the detectors measure each tensor once
+            return self._perform(op, body)
+
+    def _perform(self, op: str, body: Callable[[], tuple[str, list[Finding]]]) -> Event:
         start = time.perf_counter()
         error = None
         summary, warnings = "", list[Finding]()
@@ -379,7 +387,7 @@ class Session:
         self.events.append(event)
         self.history.after_op(event)
         if not self._keeps_views(op):
-            self._views.clear()
+            self._views.suspect()
         return event
 
     def _keeps_views(self, op: str) -> bool:
@@ -888,6 +896,7 @@ class Session:
             )
         gradless = self._moved_without_grad(versions)
         self._schedule()
+        forget_norms()  # the step may write without moving version counters (fused)
         parts = [
             f"{t.name}: {fmt.brief(self._last_step[t.name].before)} → "
             f"{fmt.brief(self._last_step[t.name].after)}"
@@ -908,6 +917,7 @@ class Session:
         self._last_step = {}
         gradless = self._moved_without_grad(versions)
         self._schedule()
+        forget_norms()  # the step may write without moving version counters (fused)
         parts = [
             f"{t.name}: {b} → {fmt.brief(t.tensor)}" for b, t in zip(was, moving, strict=False)
         ]

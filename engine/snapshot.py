@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,36 +74,115 @@ def _flatten(values: Any) -> Any:
         yield values
 
 
+PROOF_BYTES = 64 << 20
+"""A Session's memo (kept across ops) proves its views with copies of at most this many
+bytes in all."""
+
+
 class ViewMemo:
     """Views of tensors by identity and version counter, the tensors held weakly (a memo
-    keeps no tensor alive). Valid only while nothing changes a tensor without moving its
-    version counter (an in-place op through `.data`): whoever keeps one across ops clears
-    it after every op that runs code it does not know (see Session)."""
+    keeps no tensor alive).
 
-    def __init__(self) -> None:
-        self._views: dict[tuple[int, int, int], tuple[weakref.ref[torch.Tensor], TensorView]]
-        self._views = {}
+    A version counter does not see every write (an in-place op through `.data`, a fused
+    optimizer step): after an op that may write so, `suspect()` marks every view unproven.
+    An unproven view is used again only if a copy of the tensor's bits kept with it still
+    matches them exactly (one compare instead of a summary, whose std alone costs 100 times
+    a pass over the data); the copies of all views total at most `proof_bytes`, and a view
+    without one is recomputed. `clear()` forgets everything."""
+
+    def __init__(self, proof_bytes: int = 0) -> None:
+        self._views: dict[tuple[int, int], _Memo] = {}
+        self._proof_budget = proof_bytes
+        self._proof_bytes = 0
 
     def get(self, t: torch.Tensor, small: int) -> TensorView:
         try:
-            key = (id(t), t._version, small)
+            version = t._version
         except RuntimeError:  # inference tensors keep no version counter
             return _view(t, small)
+        key = (id(t), small)
         hit = self._views.get(key)
-        if hit is not None and hit[0]() is t:
-            return hit[1]
+        same = hit is not None and hit.ref() is t and hit.version == version
+        if same and hit is not None and (hit.proven or _still(hit, t)):
+            hit.proven = True
+            return hit.view
+        if hit is not None:
+            self._drop(key)
         result = _view(t, small)
-        if len(self._views) > 4 * MEMO_PRUNE:
-            self._views = {k: v for k, v in self._views.items() if v[0]() is not None}
-        self._views[key] = (weakref.ref(t), result)
+        proof = None
+        size = t.numel() * t.element_size()
+        fits = self._proof_bytes + size <= self._proof_budget
+        if fits and not result.is_small and t.layout == torch.strided:
+            proof = t.detach().clone()
+            self._proof_bytes += size
+        self._views[key] = _Memo(weakref.ref(t, _dropper(self, key)), version, result, proof)
         return result
+
+    def suspect(self) -> None:
+        """Every view must be proven again before it is used (see the class docstring)."""
+        for key, memo in list(self._views.items()):
+            if memo.proof is None:
+                self._drop(key)
+            else:
+                memo.proven = False
 
     def clear(self) -> None:
         self._views = {}
+        self._proof_bytes = 0
+
+    def _drop(self, key: tuple[int, int]) -> None:
+        memo = self._views.pop(key, None)
+        if memo is not None and memo.proof is not None:
+            self._proof_bytes -= memo.proof.numel() * memo.proof.element_size()
 
 
-MEMO_PRUNE = 256
-"""Dead entries are dropped when a memo passes four times this many."""
+def _dropper(memo: ViewMemo, key: tuple[int, int]) -> Callable[[object], None]:
+    """A weakref callback: the tensor died, its view (and proof copy) go (the memo is held
+    weakly too: the callback keeps nothing alive)."""
+    held = weakref.ref(memo)
+
+    def drop(_ref: object) -> None:
+        alive = held()
+        if alive is not None:
+            alive._drop(key)
+
+    return drop
+
+
+def _still(memo: _Memo, t: torch.Tensor) -> bool:
+    return memo.proof is not None and same_bits(memo.proof, t)
+
+
+@dataclass
+class _Memo:
+    ref: weakref.ref[torch.Tensor]
+    version: int
+    view: TensorView
+    proof: torch.Tensor | None
+    proven: bool = True
+
+
+_INTS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bits as integers of the same width (NaNs with equal bits compare equal)."""
+    flat = t.detach().reshape(-1)
+    return flat.view(_INTS.get(flat.element_size(), torch.uint8))
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Two tensors hold the same bits in the same layout (NaN payloads and -0.0 included)."""
+    if a.layout != torch.strided or b.layout != torch.strided:
+        return False  # sparse: never shared
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.device == b.device
+        and a.stride() == b.stride()
+        and bool(torch.equal(_bits(a), _bits(b)))
+    )
+
 
 _memo = threading.local()
 

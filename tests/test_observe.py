@@ -165,3 +165,31 @@ async def test_keys_faster_than_ops_are_all_performed_with_one_frame(tmp_path: P
     for _ in range(4):
         plain.op("i")
     assert app.view.snapshot.param("w").value.values == plain.ns["w"].tolist()
+
+
+def test_a_kept_view_is_proven_by_its_bits_after_an_op_that_may_write_unseen() -> None:
+    """After a forward (or step) a view is used again only when a copy of the tensor's bits
+    still matches; a write through `.data` (no version change) gets a fresh view."""
+    from optdbg.engine.snapshot import ViewMemo, shared_views, view
+
+    memo = ViewMemo(proof_bytes=1 << 20)
+    t = torch.randn(1000)
+    with shared_views(memo):
+        first = view(t)
+        memo.suspect()
+        assert view(t) is first  # proven: the same bits
+        memo.suspect()
+        t.data.mul_(2.0)  # the version counter does not move
+        again = view(t)
+        assert again is not first and again.summary == _view_of(t)
+    none = ViewMemo()  # no room for proofs: suspect forgets
+    with shared_views(none):
+        first = view(t)
+        none.suspect()
+        assert view(t) is not first
+
+
+def _view_of(t: torch.Tensor) -> Any:
+    from optdbg.engine.snapshot import summarize
+
+    return summarize(t)

@@ -13,30 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..snapshot import same_bits as same_bits
+
 
 def tensor_bytes(t: torch.Tensor) -> int:
     return t.nelement() * t.element_size()
-
-
-_INTS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    """The raw bits as integers of the same width (NaNs with equal bits compare equal)."""
-    flat = t.detach().reshape(-1)
-    return flat.view(_INTS.get(flat.element_size(), torch.uint8))
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    if a.layout != torch.strided or b.layout != torch.strided:
-        return False  # sparse: never shared
-    return (
-        a.shape == b.shape
-        and a.dtype == b.dtype
-        and a.device == b.device
-        and a.stride() == b.stride()
-        and bool(torch.equal(_bits(a), _bits(b)))
-    )
 
 
 def clone(t: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from ..norms import norms
+
 
 def measure(t: torch.Tensor) -> tuple[float, str | None]:
     """(L2 norm, None) for a finite tensor; (norm, which elements are not finite) otherwise.
@@ -30,26 +32,17 @@ def measure(t: torch.Tensor) -> tuple[float, str | None]:
 
 
 def measure_all(tensors: Sequence[torch.Tensor]) -> list[tuple[float, str | None]]:
-    """`measure` of each tensor, the norms fused (`torch._foreach_norm`, one transfer);
-    only a tensor whose norm is not finite is looked at again, alone."""
-    plain = [t.detach() for t in tensors]
+    """`measure` of each tensor, the norms fused and shared within the op (`norms`); only
+    a tensor whose norm is not finite is looked at again, alone."""
+    plain = list(tensors)
     fused = [i for i, t in enumerate(plain) if t.layout == torch.strided and not t.is_complex()]
-    found = floats(torch._foreach_norm([plain[i] for i in fused])) if fused else []
-    norms = dict(zip(fused, found, strict=True))
+    found = norms([plain[i] for i in fused])
+    known = dict(zip(fused, found, strict=True))
     out = []
     for i, t in enumerate(plain):
-        norm = norms.get(i)
+        norm = known.get(i)
         out.append((norm, None) if norm is not None and math.isfinite(norm) else measure(t))
     return out
-
-
-def floats(scalars: Sequence[torch.Tensor]) -> list[float]:
-    """One-element tensors as floats, in one transfer per device (not one sync each)."""
-    if not scalars:
-        return []
-    if len({x.device for x in scalars}) > 1:
-        return [float(x) for x in scalars]
-    return [float(x) for x in torch.stack([x.reshape(()) for x in scalars]).tolist()]
 
 
 def version_sum(tensors: Iterable[torch.Tensor]) -> int:

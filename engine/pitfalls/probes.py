@@ -25,9 +25,9 @@ from torch.optim.optimizer import (
 )
 
 from ..events import OpError
+from ..norms import floats, norms
 from .context import GradRewrite, Inplace, LossFacts, OptimizerStep, Relu
 from .lossgraph import inplace, loss_facts
-from .measure import floats
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -80,6 +80,8 @@ class Probes:
         self._copies: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         """name -> (a copy of the weight before this step, the weight), without step records."""
         self._spare: dict[str, torch.Tensor] = {}
+        self._sizes: list[float] = []
+        """The norms of the copied weights before the step (shared with its summary line)."""
         """The copies of the last step, reused by the next one (no allocation per step)."""
         self._steps: list[OptimizerStep] = []
         self._at_update: tuple[Versions, Versions] | None = None
@@ -273,6 +275,7 @@ class Probes:
             self._at_update = (now, now)
             if not getattr(loop, "step_detail", False):
                 self._copies = _weights_before(loop, self._spare)
+                self._sizes = norms([live for _, live in self._copies.values()])
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         self._fresh[id(optimizer)] = all(not optimizer.state.get(p) for p in params)
 
@@ -364,18 +367,19 @@ class Probes:
             return {}
         befores = [moved[n][0] for n in names]
         afters = [moved[n][1].detach() for n in names]
-        sizes = torch._foreach_norm(befores)
         if moved is copies:  # our own copies: the difference goes into them, kept for reuse
+            sizes = self._sizes  # measured before the step, in order
             torch._foreach_sub_(befores, afters)
             deltas = befores
             self._spare = {n: moved[n][0] for n in names}
         else:
+            sizes = norms(befores)
             deltas = list(torch._foreach_sub(afters, befores))
-        norms = floats([*sizes, *torch._foreach_norm(deltas)])
+        steps = floats(list(torch._foreach_norm(deltas)))
         th = self.thresholds
         out = {}
         for i, name in enumerate(names):
-            size, step = norms[i], norms[len(names) + i]
+            size, step = sizes[i], steps[i]
             if not (size > 0 and math.isfinite(size) and math.isfinite(step)):
                 self._streaks.pop(name, None)
                 continue
@@ -479,7 +483,7 @@ def _weights_before(
             else torch.empty_like(x)
         )
     torch._foreach_copy_(copies, live)
-    return {t.name: (c, x) for t, c, x in zip(weights, copies, live, strict=True)}
+    return {t.name: (c, t.tensor) for t, c in zip(weights, copies, strict=True)}
 
 
 def _pre_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
