@@ -193,3 +193,26 @@ def _view_of(t: torch.Tensor) -> Any:
     from optdbg.engine.snapshot import summarize
 
     return summarize(t)
+
+
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_fused_step_summary_shows_the_norms_after_it(tmp_path: Path, detail: bool) -> None:
+    """Norms are shared within an op, and forgotten after the step itself (a fused step
+    writes without moving version counters): the summary's after-norm is the new value's."""
+    from optdbg.engine import fmt
+
+    path = tmp_path / "scenario.py"
+    path.write_text(SCENARIO.format(optimizer="Adam([w, b], lr=0.1, fused=True)"), "utf-8")
+    session = Session.open(path)
+    session.step_detail = detail  # off as in `optdbg run`: no copies, the live tensors
+    plain = PlainLoop(run_plain(path))
+    for word in ["f", "b"]:
+        session.perform(word)
+        plain.op(word)
+    before = float(torch.linalg.vector_norm(plain.ns["w"].detach()))
+    (event,) = session.perform("s")
+    plain.op("s")
+    after = float(torch.linalg.vector_norm(plain.ns["w"].detach()))
+    assert before != after
+    shape = fmt.shape((300,))
+    assert f"w: {shape} ‖·‖ {fmt.num(before, 4)} → {shape} ‖·‖ {fmt.num(after, 4)}" in event.summary
