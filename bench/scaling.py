@@ -70,11 +70,11 @@ class _Counting:
 
 
 def _capture_fn() -> Any:
-    from optdbg.tui.app import OptDbgApp
+    from optdbg.engine.debugger.facade import Debugger
 
     def capture(session: Any) -> Any:
-        # _capture reads only its arguments; an App instance is not needed to call it
-        return OptDbgApp._capture(None, session, None)  # type: ignore[arg-type]
+        """What the TUI computes after each op: the façade's detached view of the panels."""
+        return Debugger(session).view()
 
     return capture
 

@@ -46,7 +46,8 @@ def render(dot: str, fmt: str, program: str, timeout: float) -> bytes:
         dot: the DOT source.
         fmt: a Graphviz output format.
         program: path of a dot-compatible program (Graphviz's dot or graphviz-pure).
-        timeout: seconds before the render is killed.
+        timeout: seconds each layout may take (a PNG is laid out twice: once to size
+            it, see `_png_dpi`) before the render is killed.
     Returns:
         The rendered file's bytes (PNGs sized within MAX_SIDE and MAX_AREA).
     Raises:
@@ -58,7 +59,7 @@ def render(dot: str, fmt: str, program: str, timeout: float) -> bytes:
         raise RuntimeError(f"{program} {what}")
     proc = _start(fmt, program)
     try:
-        out, err = _wait(proc, dot.encode("utf-8"), timeout)
+        out, err = _wait(proc, dot.encode("utf-8"), timeout * (2 if fmt == "png" else 1))
     finally:
         _stop(proc)
     if proc.returncode is not None and proc.returncode < 0:
