@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from xml.etree import ElementTree
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from pilot_helpers import log_text, press, settle, status
 from test_hostile_text import names, scenario, text
 from textual.widgets import DataTable, Input, Static
@@ -125,12 +125,18 @@ async def drive(folder: Path, name: str, doc: str, message: str, typed: str) -> 
 
 
 @settings(
-    max_examples=10,
+    max_examples=5,  # a TUI run each: a few seconds (the headless test draws more)
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking a TUI run takes minutes
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(name=plain_names, doc=text, message=text, typed=text)
+@example(
+    name="[/]\x1b[2J[bold]",
+    doc="[bold red]T[/] \x1b]0;title\x07 [/data/shard-3]\r\u202e",
+    message="cannot read [/data/shard-3] \x1b[2J [bold]oops[/]\x00",
+    typed="'[/]' in warnings\x1b[31m\x00",
+)
 def test_hostile_text_in_every_panel_dialog_and_export(
     tmp_path_factory: object, name: str, doc: str, message: str, typed: str
 ) -> None:
