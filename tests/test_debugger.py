@@ -59,8 +59,8 @@ def plain_values(loop: PlainLoop, name: str) -> list[float]:
     return t.detach().reshape(-1).tolist()
 
 
-def opened(name: str = "quadratic_bowl", panels: bool = True) -> Debugger:
-    return Debugger.open(name, panels=panels)
+def opened(name: str = "quadratic_bowl", panels: bool = True, records: bool = False) -> Debugger:
+    return Debugger.open(name, panels=panels, records=records)
 
 
 def view_of(outcome: object) -> View:
@@ -88,7 +88,7 @@ def test_ops_through_the_facade_equal_a_plain_loop_bit_for_bit(words: str) -> No
 
 
 def test_headless_records_equal_a_plain_loop_and_carry_no_view() -> None:
-    debugger, loop = opened(panels=False), PlainLoop.load("quadratic_bowl")
+    debugger, loop = opened(panels=False, records=True), PlainLoop.load("quadratic_bowl")
     for word in ["z", "f", "b", "s", "f", "b", "s"]:
         outcome = debugger.execute(Perform(word))
         assert isinstance(outcome, Performed) and outcome.view is None
@@ -102,6 +102,9 @@ def test_headless_records_equal_a_plain_loop_and_carry_no_view() -> None:
             t.grad.reshape(-1).tolist() if t.grad is not None else None
         )
     assert not debugger.session.step_detail and not debugger.session.capture_graph
+    quiet = opened(panels=False)  # records only when asked (they copy every parameter)
+    outcome = quiet.execute(Perform("f"))
+    assert isinstance(outcome, Performed) and outcome.events and outcome.records == ()
 
 
 def test_a_batch_is_the_ops_in_order_with_one_view() -> None:
@@ -211,7 +214,7 @@ def test_continue_until_stops_at_the_condition_with_live_progress() -> None:
     assert isinstance(outcome, Continued) and outcome.result.reason == "condition"
     assert view_of(outcome).snapshot.step_count == 3
     assert seen and all(isinstance(p, Progress) and p.record is None for p in seen)
-    assert [p.counters.op_count for p in seen] == list(range(1, len(seen) + 1))
+    assert [p.counters.op_count for p in seen if p.counters] == list(range(1, len(seen) + 1))
     assert debugger.session.capture_graph  # put back after the run
     loop = PlainLoop.load("quadratic_bowl")
     for word in "fbsz" * 2 + "fbs":
@@ -232,7 +235,7 @@ def test_continue_stops_on_a_warning_and_on_the_stop_flag() -> None:
 
 
 def test_a_headless_continue_reports_each_op_with_its_record() -> None:
-    debugger, seen = opened(panels=False), []
+    debugger, seen = opened(panels=False, records=True), []
     outcome = debugger.execute(
         ContinueUntil("", False, max_iterations=2, progress_every=0.0), on_progress=seen.append
     )
@@ -243,6 +246,7 @@ def test_a_headless_continue_reports_each_op_with_its_record() -> None:
         "step",
         "zero_grad",
     ] * 2
+    assert all(isinstance(p, Progress) and p.counters is None for p in seen)
 
 
 # ------------------------------------------------------------------ the rest

@@ -359,49 +359,50 @@ def _records_stream() -> Iterator[TextIO]:
 
 def _run(ns: argparse.Namespace, words: list[str], running: bool, out: TextIO) -> int:
     """The ops, then the run until the condition, through the debugger façade (headless:
-    each op's record, no views)."""
+    no views; with --json, each op's record)."""
     from optdbg.engine import ScenarioError
     from optdbg.engine.debugger import (
         Continued,
         ContinueUntil,
+        LockstepProgress,
         Perform,
         Performed,
         Progress,
-        Record,
         Select,
     )
     from optdbg.engine.debugger.facade import Debugger
     from optdbg.engine.report import record_line, summary_line, trace_line
 
     try:
-        debugger = Debugger.open(ns.scenario, ns.overrides, panels=False)
+        debugger = Debugger.open(ns.scenario, ns.overrides, panels=False, records=ns.json)
     except ScenarioError as e:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE
     events: list[Event] = []
 
-    def show(record: Record | None) -> None:
-        assert record is not None  # a headless debugger records every op
-        events.append(record.event)
-        if ns.json:
+    def show(progress: Progress | LockstepProgress) -> None:
+        if not isinstance(progress, Progress):  # a comparison's: not from this debugger
+            return
+        events.append(progress.event)
+        if progress.record is not None:  # --json
+            record = progress.record
             print(record_line(record.event, record.loss, record.params), file=out, flush=True)
         elif not ns.quiet:
-            _say(trace_line(record.event), out)
+            _say(trace_line(progress.event), out)
 
     for _ in range(ns.repeat):
         for word in words:
             performed = debugger.execute(Perform(word))
             if not isinstance(performed, Performed):  # the words were checked: an engine bug
                 return _internal_error(performed)
-            for record in performed.records:
-                show(record)
+            records = performed.records or (None,) * len(performed.events)
+            for event, record in zip(performed.events, records, strict=True):
+                show(Progress(event, None, record))
     stopped = None
     if running:
         limit = ns.max_iterations or DEFAULT_MAX_ITERATIONS
         until = ContinueUntil(ns.until or "", False, limit, progress_every=0.0)
-        ran = debugger.execute(
-            until, on_progress=lambda p: show(p.record if isinstance(p, Progress) else None)
-        )
+        ran = debugger.execute(until, on_progress=show)
         if not isinstance(ran, Continued):  # the condition was checked: an engine bug
             return _internal_error(ran)
         stopped = ran.result.message

@@ -68,16 +68,18 @@ HISTORY_WINDOW = 400
 class Debugger:
     """One session behind typed commands. With `panels` (a UI), it records the graph's
     saved tensors and gradient flow and returns a full view after every command; without
-    (headless), a step copies nothing for the update panel, ops return their records,
-    and only `Select` returns a view (the snapshot alone)."""
+    (headless), a step copies nothing for the update panel, only `Select` returns a view
+    (the snapshot alone), and with `records` every op comes with its `Record`."""
 
-    def __init__(self, session: Session, *, panels: bool = True) -> None:
+    def __init__(self, session: Session, *, panels: bool = True, records: bool = False) -> None:
         """Args:
         session: the loaded session to drive (this debugger is its only driver from now).
         panels: whether a UI shows the panels (see the class docstring).
+        records: headless only: each op's parameters and grads copied out (`--json`).
         """
         self._session = session
         self.panels = panels
+        self.records = records and not panels
         self.selected: str | None = None
         """The parameter the detail panes show (set by `Select`)."""
         session.capture_graph = panels
@@ -105,13 +107,14 @@ class Debugger:
         overrides: dict[str, Any] | None = None,
         *,
         panels: bool = True,
+        records: bool = False,
     ) -> Debugger:
         """Load a scenario into a new session behind a debugger.
 
         Args:
             spec: a scenario path or a built-in's name.
             overrides: the `--set` values.
-            panels: see the class docstring.
+            panels, records: see the class docstring.
 
         Returns:
             The debugger, its session before any op.
@@ -120,7 +123,7 @@ class Debugger:
             ScenarioError, OverrideError: the scenario cannot be loaded (the message says
             where and why). Loading is not a command: there is no session to refuse it.
         """
-        return cls(Session.open(spec, overrides=overrides), panels=panels)
+        return cls(Session.open(spec, overrides=overrides), panels=panels, records=records)
 
     def execute(
         self,
@@ -319,8 +322,10 @@ class Debugger:
 
         def progress(event: Event) -> None:
             if on_progress is not None:
-                record = None if self.panels else self._records([event])[0]
-                on_progress(Progress(event, Counters.of(session), record))
+                if self.panels:
+                    on_progress(Progress(event, Counters.of(session)))
+                else:
+                    on_progress(Progress(event, None, next(iter(self._records([event])), None)))
 
         capture, session.capture_graph = session.capture_graph, False
         try:
@@ -369,7 +374,7 @@ class Debugger:
         return AnyOf(WarningFires(), *([parsed] if parsed is not None else []))
 
     def _records(self, events: Sequence[Event]) -> tuple[Record, ...]:
-        if self.panels or not events:
+        if not self.records or not events:
             return ()
         params = tuple(self._session.param_views())
         loss = self._session.loss_value

@@ -73,7 +73,7 @@ class Viewed:
 @dataclass(frozen=True)
 class Performed:
     """Outcome of ops, undo, redo, goto and a hyperparameter edit: their events in
-    order (errors and warnings on them) and, from a headless debugger, their records."""
+    order (errors and warnings on them) and, from a recording debugger, their records."""
 
     events: tuple[Event, ...]
     view: View | None
@@ -200,11 +200,12 @@ class Counters:
 
 @dataclass(frozen=True)
 class Progress:
-    """A report while `ContinueUntil` runs: the latest op and the counters (and its record,
-    from a headless debugger)."""
+    """A report while `ContinueUntil` runs: the latest op and, from a panel debugger, the
+    counters (a headless one reports after every op, with its record when it records, and
+    no counters, whose copy of the loss history would make a long run quadratic)."""
 
     event: Event
-    counters: Counters
+    counters: Counters | None
     record: Record | None = None
 
 
