@@ -14,7 +14,6 @@ from ..breakpoints import parse_condition as _parse_condition
 from ..events import WORDS, Event
 from ..graph import BackwardStep
 from ..hyper import HyperError
-from ..landscape import LandscapeError
 from ..pitfalls import diagnose
 from ..session import Session
 from ..snapshot import Snapshot, shared_views
@@ -250,7 +249,7 @@ class Debugger:
 
     def _do_drawlandscape(self, c: DrawLandscape, *_: Any) -> Outcome:
         """Args: c: the grid's size. Returns: Landscape, or Noted saying why not yet."""
-        from ..landscape import contour, kind, profile
+        from ..landscape import LandscapeError, contour, kind, profile
 
         sessions, labels = self.runs()
         title = self._session.scenario.title
@@ -268,7 +267,7 @@ class Debugger:
 
     def _do_drawslice(self, c: DrawSlice, *_: Any) -> Outcome:
         """Args: c: the command. Returns: Landscape, or Noted saying why not yet."""
-        from ..landscape import slice2d
+        from ..landscape import LandscapeError, slice2d
 
         scenario = self._session.scenario
         try:
