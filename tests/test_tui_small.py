@@ -204,7 +204,8 @@ def _contrast(a: Color, b: Color) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
-DRAWING = set("─│╭╮╰╯━╸╺┃╴╶└├┤┬┴┼┌┐┘╍╌┄┈▁▂▃▄▅▆▇█▉▊▋▌▍▎▐▀▔▏▕ ·▶▼") | {chr(c) for c in range(0x2800, 0x2900)}
+DRAWING = set("─│╭╮╰╯━╸╺┃╴╶└├┤┬┴┼┌┐┘╍╌┄┈ ·▶▼") | {chr(c) for c in range(0x2580, 0x25A0)}
+DRAWING |= {chr(c) for c in range(0x2800, 0x2900)}
 """Borders, tree guides, scrollbars and the plot's braille: lines, not text to read."""
 _CLASS = re.compile(r"\.(terminal-\d+-r\d+) \{ [^}]*?fill: (#[0-9a-f]{6})")
 _RECT = re.compile(r'<rect fill="(#[0-9a-f]{6})" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"')
