@@ -141,8 +141,9 @@ class Checkpointable(Protocol):
         `saved.drawn` batches drawn (None when `saved.drawn` is None)."""
         ...
 
-    def perform_op(self, op: str) -> Event:
-        """Perform a loop op (forward, backward, step, zero_grad, evaluate) by name."""
+    def perform_op(self, op: str, args: tuple[Any, ...] = ()) -> Event:
+        """Perform a loop op (forward, backward, step, zero_grad, evaluate) by name, or a
+        hyperparameter set ("set", args: group, key, value) as the user made it."""
         ...
 
 

@@ -9,7 +9,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 from . import fmt, hyper
 from .breakpoints import Condition, RunResult, run_until
 from .errors import message_of, type_of
-from .events import LOOP_OPS, WORDS, Event, Finding, OpError
+from .events import LOOP_OPS, WORDS, Event, OpError
 from .explain import UNCHANGED, explain, explain_step
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
 from .graph import with_flow as graph_with_flow
@@ -64,7 +64,6 @@ class _ParamTrack:
     tensor: torch.Tensor
     group: int
     accumulated: int = 0
-    contributions: list[TensorView | float] = field(default_factory=list)
 
 
 @dataclass
@@ -105,7 +104,7 @@ class _SavedState:
     last_batch: Any
     iterations_done: int
     completed: bool
-    tracks: tuple[tuple[int, tuple[TensorView | float, ...]], ...]
+    accumulated: tuple[int, ...]
     received: dict[str, TensorView | float | None]
     steps: dict[str, _SavedStep]
 
@@ -190,7 +189,7 @@ class Session:
         self._received: dict[str, TensorView | float | None] = {}
         self._views = ViewMemo(PROOF_BYTES)
         """The views (summaries) of tensors shown so far, kept across ops that cannot change a
-        tensor without moving its version counter (see `_keeps_views`), and proven by a
+        tensor without moving its version counter (see `keeps_views`), and proven by a
         bit-exact compare after the others."""
         self._params = [
             _ParamTrack(name, p, g)
@@ -199,9 +198,6 @@ class Session:
         ]
         self.pattern = scenario.pattern
         """The ops of one iteration (`i`, `n` and `c` follow it)."""
-        self.accumulate = _backwards_per_zero(self.pattern)
-        """Backward passes the pattern sums into .grad on purpose between zero_grads: more
-        than this is `grad-accumulated`."""
         self.iterations_done = 0
         """Whole patterns completed (by i, n, c, or the same ops typed one by one)."""
         self.completed = False
@@ -340,21 +336,21 @@ class Session:
     def zero_grad(self) -> Event:
         return self._run("zero_grad", self._zero_grad)
 
-    def _run(self, op: str, body: Callable[[], tuple[str, list[Finding]]]) -> Event:
+    def _run(self, op: str, body: Callable[[], str]) -> Event:
         with shared_norms():  # the summary line and the detectors measure each tensor once
             return self._perform(op, body)
 
-    def _perform(self, op: str, body: Callable[[], tuple[str, list[Finding]]]) -> Event:
+    def _perform(self, op: str, body: Callable[[], str]) -> Event:
         start = time.perf_counter()
         error = None
-        summary, warnings = "", list[Finding]()
+        summary = ""
         self.history.before_op(op)
         self.detectors.before(self, op)
         before = self._fingerprint()
         self._evaluation = None
         try:
             with scenario_code(self.scenario.notes), scenario_argv(str(self.scenario.path)):
-                summary, warnings = body()
+                summary = body()
         except UsageError as e:
             error = OpError("UsageError", str(e), f"Nothing was done; {UNCHANGED}.")
         except _ScenarioFailure as e:
@@ -373,7 +369,7 @@ class Session:
         else:
             first = error.message.splitlines()[0] if error.message.strip() else ""
             summary = f"{error.type}: {first}" if first else error.type
-        found = self.detectors.after(self, op, error, warnings)
+        found = self.detectors.after(self, op, error, ())
         event = Event(
             index=len(self.events),
             op=op,
@@ -386,16 +382,17 @@ class Session:
         )
         self.events.append(event)
         self.history.after_op(event)
-        if not self._keeps_views(op):
+        if not self.keeps_views(op):
             self._views.suspect()
         return event
 
-    def _keeps_views(self, op: str) -> bool:
-        """True for an op that runs only PyTorch's own code on the tensors, which changes
-        them in place only by ops that move their version counters: backward (autograd's
-        accumulation) and a torch.optim optimizer's own zero_grad. A forward or evaluate
-        runs the scenario's code (which may write through `.data`); a step may be fused
-        (fused Adam writes without moving the counters)."""
+    def keeps_views(self, op: str) -> bool:
+        """Whether the tensor summaries shown before `op` (snapshots, `--json` records) stay
+        valid after it without a bit-exact check: True for an op that runs only PyTorch's own
+        code on the tensors, which changes them in place only by ops that move their version
+        counters: backward (autograd's accumulation) and a torch.optim optimizer's own
+        zero_grad. A forward or evaluate runs the scenario's code (which may write through
+        `.data`); a step may be fused (fused Adam writes without moving the counters)."""
         if op == "backward":
             return True
         if op != "zero_grad":
@@ -462,8 +459,11 @@ class Session:
 
     # the history's protocol (engine.loop.Checkpointable) -----------------
 
-    def perform_op(self, op: str) -> Event:
-        """Perform a loop op by its name (forward, backward, step, zero_grad, evaluate)."""
+    def perform_op(self, op: str, args: tuple[Any, ...] = ()) -> Event:
+        """Perform a loop op by its name (forward, backward, step, zero_grad, evaluate), or
+        a hyperparameter set ("set", args: group, key, value)."""
+        if op == "set":
+            return self.set_hyper(*args)
         if op not in LOOP_OPS:
             raise ValueError(f"not a loop op: {op!r}; expected one of: {', '.join(LOOP_OPS)}")
         return getattr(self, op)()  # type: ignore[no-any-return]
@@ -496,7 +496,7 @@ class Session:
             last_batch=self.last_batch,
             iterations_done=self.iterations_done,
             completed=self.completed,
-            tracks=tuple((t.accumulated, tuple(t.contributions)) for t in self._params),
+            accumulated=tuple(t.accumulated for t in self._params),
             received=dict(self._received),
             steps=steps,
         )
@@ -513,9 +513,8 @@ class Session:
         self._next, self.graph_error = state.next, state.graph_error
         self._versions_at_forward, self.last_batch = state.versions_at_forward, state.last_batch
         self.iterations_done, self.completed = state.iterations_done, state.completed
-        for track, (accumulated, contributions) in zip(self._params, state.tracks, strict=True):
+        for track, accumulated in zip(self._params, state.accumulated, strict=True):
             track.accumulated = accumulated
-            track.contributions = list(contributions)
         self._received = dict(state.received)
         self._last_step = self._restored_steps(state.steps)
         self.loss = None
@@ -571,22 +570,24 @@ class Session:
         return self.history.timeline(start, stop)
 
     def set_hyper(self, group: int, key: str, value: Any) -> Event:
-        """`optimizer.param_groups[group][key] = value`, validated (HyperError when refused)
-        and logged as op "set"."""
+        """`optimizer.param_groups[group][key] = value`, validated (HyperError when refused),
+        logged as op "set" and observed like any op (the detectors' warnings on its Event)."""
         self._views.clear()
         started = time.perf_counter()
         groups = self.optimizer.param_groups
         value = hyper.checked(groups, group, key, value)
         old = groups[group][key]
+        self.history.before_op("set")
+        self.detectors.before(self, "set")
         hyper.assign(self.optimizer, group, key, value)
         event = Event(
             index=len(self.events),
             op="set",
             summary=hyper.edit_summary(groups, group, key, old, value),
             loss=self.loss_value,
+            warnings=self.detectors.after(self, "set", None, ()),
             seconds=time.perf_counter() - started,
         )
-        self.history.before_op("set")
         self.events.append(event)
         self.history.after_op(event, (group, key, value))
         return event
@@ -605,7 +606,7 @@ class Session:
 
     # forward -------------------------------------------------------------
 
-    def _forward(self) -> tuple[str, list[Finding]]:
+    def _forward(self) -> str:
         """Call the scenario's forward; a forward that fails leaves no trace: the random
         state is put back, and the batch it received is kept for the next forward."""
         rng = RngState.capture(self.history.generators)
@@ -631,7 +632,6 @@ class Session:
         self.forward_count += 1
         if capture is not None:
             self._extract(capture)
-        warnings = []
         if value is not None:
             self.loss_value = value
             self.loss_history.append(value)
@@ -643,17 +643,9 @@ class Session:
         else:
             self.loss_value = None
             summary = f"loss has shape {fmt.shape(tuple(loss.shape))} (not a scalar)"
-            warnings.append(
-                Finding(
-                    "loss-not-scalar",
-                    f"forward returned a loss of shape {fmt.shape(tuple(loss.shape))} "
-                    f"({loss.numel()} elements); backward() needs a single number: "
-                    "reduce it with .sum() or .mean()",
-                )
-            )
         if self.scenario.data is not None:
             summary += f" (epoch {self.epoch}, batch {self.batch})"
-        return summary, warnings
+        return summary
 
     def _call_forward(self, batch: Any) -> tuple[torch.Tensor, float | None, Any]:
         """The scenario's loss for `batch`, checked, with its value (None when not a scalar);
@@ -779,7 +771,7 @@ class Session:
 
         return hook
 
-    def _backward(self) -> tuple[str, list[Finding]]:
+    def _backward(self) -> str:
         loss = self.loss
         if loss is None:
             raise UsageError("there is no loss to backpropagate: run forward (f) first")
@@ -801,20 +793,11 @@ class Session:
             raise
         if recorder is not None:
             self._record_flow(recorder)
-        warnings = []
         for track in self._params:
-            if track.name not in self._received:
-                continue
-            contribution = self._received[track.name]
-            if contribution is None:
-                track.accumulated = 1
-                track.contributions = []
-                continue
-            track.accumulated += 1
-            track.contributions.append(contribution)
-            if track.accumulated > self.accumulate:
-                warnings.append(self._accumulated_warning(track))
-        return self._backward_summary(), warnings
+            if track.name in self._received:  # None: into a cleared .grad
+                fresh = self._received[track.name] is None
+                track.accumulated = 1 if fresh else track.accumulated + 1
+        return self._backward_summary()
 
     def _backward_gradient(self, loss: torch.Tensor) -> torch.Tensor | None:
         """The `gradient` argument of backward: the scenario's backward_gradient (a tensor,
@@ -837,20 +820,6 @@ class Session:
             )
         return gradient
 
-    def _accumulated_warning(self, track: _ParamTrack) -> Finding:
-        grad = view(track.tensor.grad)
-        last = track.contributions[-1]
-        added = (
-            fmt.tensor(last) if isinstance(last, TensorView) else f"a gradient of norm {last:.4g}"
-        )
-        return Finding(
-            "grad-accumulated",
-            f"{track.name}.grad is {fmt.tensor(grad)}: the sum of {track.accumulated} backward "
-            f"passes since the last zero_grad (this pass added {added}). "
-            "PyTorch adds new gradients to .grad; call optimizer.zero_grad() before backward.",
-            param=track.name,
-        )
-
     def _backward_summary(self) -> str:
         got = [t for t in self._params if t.name in self._received]
         if not got:
@@ -861,7 +830,7 @@ class Session:
 
     # step ----------------------------------------------------------------
 
-    def _step(self) -> tuple[str, list[Finding]]:
+    def _step(self) -> str:
         moving = [t for t in self._params if t.tensor.grad is not None]
         versions = [t.tensor._version for t in self._params]
         if not self.step_detail:
@@ -902,11 +871,9 @@ class Session:
             f"{fmt.brief(self._last_step[t.name].after)}"
             for t in moving[:2]
         ]
-        return self._step_summary(moving, parts, gradless), []
+        return self._step_summary(moving, parts, gradless)
 
-    def _bare_step(
-        self, moving: list[_ParamTrack], versions: list[int]
-    ) -> tuple[str, list[Finding]]:
+    def _bare_step(self, moving: list[_ParamTrack], versions: list[int]) -> str:
         """The step without its record (`step_detail` off): no copies, the same summary."""
         was = [fmt.brief(t.tensor) for t in moving[:2]]
         if isinstance(self.optimizer, ManualUpdate):
@@ -921,7 +888,7 @@ class Session:
         parts = [
             f"{t.name}: {b} → {fmt.brief(t.tensor)}" for b, t in zip(was, moving, strict=False)
         ]
-        return self._step_summary(moving, parts, gradless), []
+        return self._step_summary(moving, parts, gradless)
 
     def _moved_without_grad(self, versions: list[int]) -> list[str]:
         """Parameters without a gradient that the step changed in place all the same."""
@@ -1031,19 +998,18 @@ class Session:
 
     # zero_grad -----------------------------------------------------------
 
-    def _zero_grad(self) -> tuple[str, list[Finding]]:
+    def _zero_grad(self) -> str:
         if not self._zero_sets_none:
             self._protect_step_grads()
         self.optimizer.zero_grad()
         for track in self._params:
             track.accumulated = 0
-            track.contributions = []
         none = all(t.tensor.grad is None for t in self._params)
-        return ("grads cleared (set to None)" if none else "grads set to zero"), []
+        return "grads cleared (set to None)" if none else "grads set to zero"
 
     # evaluate ------------------------------------------------------------
 
-    def _evaluate(self) -> tuple[str, list[Finding]]:
+    def _evaluate(self) -> str:
         evaluation = self.scenario.evaluation
         if evaluation is None:
             raise UsageError(
@@ -1086,7 +1052,7 @@ class Session:
         train = math.fsum(since) / len(since) if since else self.loss_value
         self.evaluations.append(Evaluation(len(self.events), len(self.loss_history), values, train))
         self._evaluation = values
-        return "eval " + ", ".join(f"{k} = {fmt.num(v)}" for k, v in values.items()), []
+        return "eval " + ", ".join(f"{k} = {fmt.num(v)}" for k, v in values.items())
 
     def evaluation_series(self) -> tuple[tuple[float, float | None], ...]:
         """(evaluation loss, mean training loss since the previous one) per evaluation."""
@@ -1374,22 +1340,6 @@ def _named_numbers(result: Any) -> dict[str, float] | None:
             return None
         values[str(key)] = float(value)
     return values or None
-
-
-def _backwards_per_zero(pattern: tuple[str, ...]) -> int:
-    """The most backward passes the pattern makes between two zero_grads (cyclically)."""
-    if "zero_grad" not in pattern:
-        return 1  # nothing clears .grad: every second backward adds to the first
-    start = pattern.index("zero_grad")
-    turned = pattern[start + 1 :] + pattern[: start + 1]
-    most = count = 0
-    for op in turned:
-        if op == "backward":
-            count += 1
-            most = max(most, count)
-        elif op == "zero_grad":
-            count = 0
-    return max(most, 1)
 
 
 def _length(data: Any) -> int | None:

@@ -724,3 +724,36 @@ def test_strict_is_documented_in_the_help() -> None:
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "--strict" in text and "status 1" in text
+
+
+def _lr_odd_after(set_by_user: bool) -> list[int]:
+    """quadratic_bowl with its lr cut 10000x after one iteration, then 25 iterations: the
+    ops at which lr-schedule-odd fired."""
+    session = Session.open("quadratic_bowl")
+    session.perform("i")
+    if set_by_user:
+        event = session.set_hyper(0, "lr", 1e-5)
+        assert event.op == "set" and event.ok
+    else:  # what a schedule does: the group's lr changes with no set op
+        session.optimizer.param_groups[0]["lr"] = 1e-5
+    events = [e for _ in range(25) for e in session.perform("i")]
+    return [e.index for e in events if "lr-schedule-odd" in e.codes()]
+
+
+def test_the_detectors_observe_a_hyperparameter_set() -> None:
+    """A set op reaches the detectors: the lr the user set is lr-schedule-odd's new
+    reference (a deliberate 1e-5 is no schedule gone to zero), while the same lr reached
+    without a set op (as a schedule would) is warned after lr_zero_patience steps."""
+    assert _lr_odd_after(set_by_user=False) != []
+    assert _lr_odd_after(set_by_user=True) == []
+
+
+def test_a_set_lr_stays_the_reference_across_undo_and_redo() -> None:
+    """Undo and redo replay the set through the detectors too: the same (silent) result."""
+    session = Session.open("quadratic_bowl")
+    session.perform("i")
+    session.set_hyper(0, "lr", 1e-5)
+    session.undo()
+    session.redo()
+    events = [e for _ in range(25) for e in session.perform("i")]
+    assert not any("lr-schedule-odd" in e.codes() for e in events)

@@ -83,7 +83,7 @@ def test_views_survive_backward_and_zero_grad_only() -> None:
     session = Session.open("quadratic_bowl")
     kept = {"forward": False, "backward": True, "step": False, "zero_grad": True}
     for op, keeps in kept.items():
-        assert session._keeps_views(op) is keeps, op
+        assert session.keeps_views(op) is keeps, op
 
 
 def test_a_memo_keeps_no_tensor_alive() -> None:

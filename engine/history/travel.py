@@ -13,7 +13,6 @@ from typing import Any
 
 from ..errors import ScenarioError, message_of, source_line, type_of
 from ..events import LOOP_OPS, Event, Finding, OpError
-from ..hyper import assign
 from ..loop import Checkpointable, Stateful
 from .budget import Budget
 from .checkpoint import Checkpoint, Copier, structure
@@ -378,9 +377,7 @@ class History:
         if op in LOOP_OPS:
             return s.perform_op(op)
         if op == "set" and entry.args is not None:
-            assign(s.optimizer, *entry.args)
-            s.events.append(entry.event)
-            return entry.event
+            return s.perform_op(op, entry.args)
         raise HistoryError(f"cannot replay op {op!r}")
 
 

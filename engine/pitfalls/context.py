@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from .. import fmt
 from ..events import Finding, OpError
+from ..snapshot import TensorView
 from .thresholds import Thresholds
 
 
@@ -28,6 +29,9 @@ class ParamInfo(NamedTuple):
     """Backward passes summed into .grad since the last zero_grad (0: none)."""
     received: bool = False
     """It received a gradient in this op's (successful) backward."""
+    added: TensorView | float | None = None
+    """Backward only, when .grad already held a gradient: what this backward added to it (the
+    gradient itself up to 8 elements, else its L2 norm), as the driver saw it arrive."""
     grad_norm: float | None = None
     """L2 norm of .grad, when it changed in this op (backward), else None."""
     grad_nonfinite: str | None = None
@@ -119,6 +123,12 @@ class Inplace(NamedTuple):
     """(file:line, source text) of the in-place ops found in the forward's code."""
 
 
+class Texter(Protocol):
+    def __call__(self, name: str, what: str, limit: int = 4) -> str:
+        """A parameter's "grad" or "value" formatted for a message (up to `limit` numbers)."""
+        ...
+
+
 class Context(NamedTuple):
     """What one op did and the state it left, read-only, for the detectors."""
 
@@ -139,6 +149,12 @@ class Context(NamedTuple):
     """Forward only: the shape of the loss tensor it returned."""
     loss_requires_grad: bool | None = None
     """Forward only: whether the loss is connected to autograd."""
+    scalar_loss: bool = False
+    """The driver calls backward() without a gradient argument, so the loss must be one
+    number (the Session, unless the scenario gives backward_gradient)."""
+    accumulation: int | None = None
+    """Backward passes the loop sums into .grad on purpose between two zero_grads (from the
+    Session's op pattern); None when the driver judges accumulation itself (the tracer)."""
     losses: Sequence[float] = ()
     """Every scalar loss so far, one per forward (this op's last)."""
     series: Sequence[float] = ()
@@ -205,11 +221,14 @@ class Context(NamedTuple):
     decay_1d: tuple[tuple[int, float, tuple[str, ...]], ...] = ()
     """Load: (group, weight_decay, 1-d parameters) of groups decaying 1-d parameters."""
     lr_ref: tuple[float, ...] = ()
-    """Step: each group's reference lr (its initial_lr or max_lr, else the first lr seen)."""
+    """Step: each group's reference lr (the lr a `set` op gave it last, else its initial_lr
+    or max_lr, else the first lr seen)."""
+    hyper_set: tuple[tuple[int, str, Any], ...] = ()
+    """Set only: (group, key, new value) of each hyperparameter the op changed."""
     lr_zero_steps: int = 0
     """Step: consecutive steps (this one included) at which some group's lr was below
     lr_zero_ratio of its reference."""
-    text: Callable[[str, str], str] = lambda name, what: "?"
+    text: Texter = lambda name, what, limit=4: "?"
     params_norm: Callable[[], float] = lambda: 0.0
     """The L2 norm of all the parameters together, now (computed when a rule asks)."""
     """text(param, "grad" | "value"): the tensor formatted for a message (computed lazily)."""

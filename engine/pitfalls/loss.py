@@ -1,4 +1,4 @@
-"""The loss's health: connected to autograd, finite, falling, still moving."""
+"""The loss's health: one number, connected to autograd, finite, falling, still moving."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ from itertools import pairwise
 from .. import fmt
 from ..events import Finding
 from .context import Clear, Context, lr_text
+
+
+def loss_not_scalar(ctx: Context) -> Iterator[Finding]:
+    """forward returned a loss of several elements, for a backward() without a gradient."""
+    shape = ctx.loss_shape
+    if ctx.op != "forward" or not ctx.scalar_loss or shape is None or math.prod(shape) == 1:
+        return
+    yield Finding(
+        "loss-not-scalar",
+        f"forward returned a loss of shape {fmt.shape(shape)} ({math.prod(shape)} elements); "
+        "backward() needs a single number: reduce it with .sum() or .mean()",
+    )
 
 
 def loss_no_grad(ctx: Context) -> Iterator[Finding]:

@@ -1,5 +1,5 @@
-"""The loop's order: step without a gradient, a stale gradient or graph, backward twice, the
-scheduler before the optimizer."""
+"""The loop's order: gradients summed by mistake, step without a gradient, a stale gradient or
+graph, backward twice, the scheduler before the optimizer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,47 @@ from collections.abc import Iterator
 
 from .. import fmt
 from ..events import Finding
+from ..snapshot import TensorView
 from .context import Context
+
+
+def backwards_per_zero(pattern: tuple[str, ...]) -> int:
+    """The most backward passes an op pattern makes between two zero_grads (cyclically):
+    the accumulation it means (`Context.accumulation`)."""
+    if "zero_grad" not in pattern:
+        return 1  # nothing clears .grad: every second backward adds to the first
+    start = pattern.index("zero_grad")
+    turned = pattern[start + 1 :] + pattern[: start + 1]
+    most = count = 0
+    for op in turned:
+        if op == "backward":
+            count += 1
+            most = max(most, count)
+        elif op == "zero_grad":
+            count = 0
+    return max(most, 1)
+
+
+def grad_accumulated(ctx: Context) -> Iterator[Finding]:
+    """backward summed more passes into a .grad than the loop accumulates on purpose."""
+    allowed = ctx.accumulation
+    if ctx.op != "backward" or ctx.error is not None or allowed is None:
+        return
+    for p in ctx.params:
+        if not p.received or p.accumulated <= allowed:
+            continue
+        added = (
+            fmt.tensor(p.added)
+            if isinstance(p.added, TensorView)
+            else f"a gradient of norm {p.added:.4g}"
+        )
+        yield Finding(
+            "grad-accumulated",
+            f"{p.name}.grad is {ctx.text(p.name, 'grad', limit=8)}: the sum of {p.accumulated} "
+            f"backward passes since the last zero_grad (this pass added {added}). "
+            "PyTorch adds new gradients to .grad; call optimizer.zero_grad() before backward.",
+            param=p.name,
+        )
 
 
 def step_without_grad(ctx: Context) -> Iterator[Finding]:

@@ -74,6 +74,8 @@ class Probes:
         """id(param) -> (serial, class, stateful) of the optimizer that stepped it last."""
         self._fresh_count = 0
         self._lr_first: dict[int, float] = {}
+        self._lr_set: dict[int, float] = {}
+        """Per group, the lr a `set` op gave it last: its reference from then on."""
         self._lr_zero = 0
         self._loop: LoopState | None = None
         self._fresh: dict[int, bool] = {}
@@ -98,6 +100,7 @@ class Probes:
         "_stepped_by",
         "_fresh_count",
         "_lr_first",
+        "_lr_set",
         "_lr_zero",
     )
 
@@ -171,9 +174,13 @@ class Probes:
         if replaced:
             facts["replaced"] = replaced
         self._versions = now
-        if error is None:
+        if error is None and op != "set":  # a hyperparameter set is no step of the loop
             self._last_op = op
         return facts
+
+    def lr_set(self, group: int, lr: float) -> None:
+        """The user set group `group`'s lr: lr-schedule-odd measures from it from now on."""
+        self._lr_set[group] = lr
 
     def remember_grads(self, norms: Mapping[str, float]) -> None:
         """The gradient norms a backward left (the runner measured them)."""
@@ -403,7 +410,9 @@ class Probes:
                 continue
             lr = float(group["lr"])
             first = self._lr_first.setdefault(i, lr)
-            ref = max(float(group.get("initial_lr", first)), float(group.get("max_lr", 0.0)))
+            ref = self._lr_set.get(i)
+            if ref is None:
+                ref = max(float(group.get("initial_lr", first)), float(group.get("max_lr", 0.0)))
             refs.append(ref)
             zero = zero or (ref > 0 and lr < self.thresholds.lr_zero_ratio * ref)
         self._lr_zero = self._lr_zero + 1 if zero else 0

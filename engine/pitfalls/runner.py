@@ -14,12 +14,12 @@ from .. import fmt
 from ..errors import ScenarioError, source_line
 from ..events import Finding, OpError
 from ..scenario import Scenario, batch_count, grad_tensors
-from ..snapshot import view
+from ..snapshot import TensorView, view
 from .catalogue import ONCE_CODES
-from .context import Clear, Context, Detector, Extra, ParamInfo
+from .context import Clear, Context, Detector, Extra, ParamInfo, Texter
 from .evaluation import overfitting
 from .gradients import grad_scale
-from .loss import diverging, loss_no_grad, non_finite, plateau
+from .loss import diverging, loss_no_grad, loss_not_scalar, non_finite, plateau
 from .lossfn import init_loss_mismatch, loss_at_chance, loss_broadcast, softmax_before_ce
 from .measure import measure, measure_all, version_sum
 from .memory import loss_history_retained
@@ -27,6 +27,8 @@ from .modules import dead_relu, eval_mode_training
 from .optim import decay_on_bias_norm, lr_schedule_odd, optimizer_recreated
 from .order import (
     backward_twice,
+    backwards_per_zero,
+    grad_accumulated,
     inplace_saved_tensor,
     scheduler_order,
     stale_grad,
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 ANY_OP: frozenset[str] = frozenset()
 
 CATALOGUE: tuple[tuple[frozenset[str], Detector], ...] = (
+    (frozenset({"forward"}), loss_not_scalar),
+    (frozenset({"backward"}), grad_accumulated),
     (frozenset({"load", "forward"}), frozen_param),
     (ANY_OP, scheduler_order),
     (frozenset({"forward"}), loss_no_grad),
@@ -75,8 +79,7 @@ CATALOGUE: tuple[tuple[frozenset[str], Detector], ...] = (
     (frozenset({"evaluate"}), overfitting),
 )
 """The detectors, each with the ops it looks at (empty: every op), run in this order after
-each op (`grad-accumulated` and `loss-not-scalar` are found by the Session's backward and
-forward themselves). A parameter made frozen after load is noticed at the next forward."""
+each op. A parameter made frozen after load is noticed at the next forward."""
 
 
 _BY_OP: dict[str, tuple[Detector, ...]] = {}
@@ -101,12 +104,17 @@ class Detectors:
         extras: Sequence[tuple[str, torch.Tensor]] = (),
         full_batch: bool = True,
         namespace: Mapping[str, Any] | None = None,
+        accumulation: int | None = None,
+        scalar_loss: bool = False,
     ) -> None:
         """`extras`: named tensors requiring grad outside the parameters (for
         param-not-in-optimizer); `full_batch`: every forward sees the same data, so the loss
         series is every loss (else the mean loss of each epoch); `namespace`: the globals of
-        the code being debugged (its modules, its forward, the names of its parameters)."""
+        the code being debugged (its modules, its forward, the names of its parameters);
+        `accumulation` and `scalar_loss`: see `Context` (grad-accumulated, loss-not-scalar)."""
         self.thresholds = thresholds
+        self._accumulation = accumulation
+        self._scalar_loss = scalar_loss
         self._probes = Probes(loop, thresholds, namespace or {})
         self._between: dict[str, Any] = {}
         self.error: str | None = None
@@ -135,6 +143,7 @@ class Detectors:
         self._backward_since_step = False
         self._last_zero_index: int | None = None
         self._sched_before: tuple[int, bool, float] | None = None
+        self._hyper_before: list[dict[str, str]] = []
         self._maximize = bool(loop.param_groups) and all(
             bool(g.get("maximize", False)) for g in loop.param_groups
         )
@@ -165,13 +174,16 @@ class Detectors:
     @classmethod
     def for_scenario(cls, loop: LoopState, scenario: Scenario) -> Detectors:
         """The detectors of a scenario's session: its optdbg_config thresholds, its other
-        tensors requiring grad as extras (raises ScenarioError for a bad config)."""
+        tensors requiring grad as extras, the accumulation its op pattern means, and whether
+        its backward takes a gradient (raises ScenarioError for a bad config)."""
         return cls(
             loop,
             _thresholds(scenario),
             grad_tensors(scenario.namespace),
             _full_batch(scenario),
             scenario.namespace,
+            backwards_per_zero(scenario.pattern),
+            scenario.backward_gradient is None,
         )
 
     # ------------------------------------------------------------- hooks
@@ -272,6 +284,8 @@ class Detectors:
                 loop.optimizer_stepped or loop.step_count > 0,
                 _first_lr(loop),
             )
+        if op == "set":
+            self._hyper_before = _hypers(loop)
         if op == "backward":
             self._extra_before = {
                 n: None if t.grad is None else (id(t.grad), t.grad._version)
@@ -296,12 +310,14 @@ class Detectors:
             elif name in received:
                 norm, bad = next(measures)
                 window = self._windows.get(name)
+                added = received[name]
                 yield ParamInfo(
                     name,
                     p.requires_grad,
                     True,
                     track.accumulated,
                     received=True,
+                    added=added if isinstance(added, TensorView | float) else None,
                     grad_norm=norm,
                     grad_nonfinite=bad,
                     recent_norms=tuple(window) if window else (),
@@ -370,6 +386,8 @@ class Detectors:
             loss=loop.loss_value,
             loss_shape=loss_shape,
             loss_requires_grad=loss_requires_grad,
+            scalar_loss=self._scalar_loss,
+            accumulation=self._accumulation,
             losses=loop.loss_history,
             series=tuple(self._series) if op == "forward" else (),
             series_new=series_new,
@@ -393,6 +411,17 @@ class Detectors:
             params_norm=_normer(loop),
             **facts,
             evals=_evals(loop) if op == "evaluate" else (),
+            hyper_set=self._hyper_set(loop) if op == "set" else (),
+        )
+
+    def _hyper_set(self, loop: LoopState) -> tuple[tuple[int, str, Any], ...]:
+        """What a set op changed: (group, key, new value), compared with before it."""
+        before, self._hyper_before = self._hyper_before, []
+        return tuple(
+            (i, key, loop.param_groups[i][key])
+            for i, (was, now) in enumerate(zip(before, _hypers(loop), strict=False))
+            for key, text in now.items()
+            if was.get(key) != text
         )
 
     def _extend_series(self, loop: LoopState, loss: float) -> bool:
@@ -456,6 +485,10 @@ class Detectors:
                 self._changed_index = ctx.op_index
         elif ctx.op == "zero_grad":
             self._last_zero_index = ctx.op_index
+        elif ctx.op == "set":
+            for group, key, value in ctx.hyper_set:
+                if key == "lr":
+                    self._probes.lr_set(group, float(value))
 
 
 def _evals(loop: LoopState) -> tuple[tuple[float, float | None], ...]:
@@ -464,18 +497,23 @@ def _evals(loop: LoopState) -> tuple[tuple[float, float | None], ...]:
     return tuple(series()) if callable(series) else ()
 
 
+def _hypers(loop: LoopState) -> list[dict[str, str]]:
+    """Each param group's hyperparameters by their repr (tensors and tuples compare)."""
+    return [{k: repr(v) for k, v in g.items() if k != "params"} for g in loop.param_groups]
+
+
 def _first_lr(loop: LoopState) -> float:
     groups = loop.param_groups
     return float(groups[0].get("lr", math.nan)) if groups else math.nan
 
 
-def _texter(loop: LoopState) -> Callable[[str, str], str]:
-    def text(name: str, what: str) -> str:
+def _texter(loop: LoopState) -> Texter:
+    def text(name: str, what: str, limit: int = 4) -> str:
         track = next((t for t in loop.tracks if t.name == name), None)
         if track is None:
             return "?"
         tensor = track.tensor.grad if what == "grad" else track.tensor
-        return fmt.tensor(view(tensor), limit=4)
+        return fmt.tensor(view(tensor), limit=limit)
 
     return text
 
