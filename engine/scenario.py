@@ -145,7 +145,12 @@ def load(spec: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
     tree = apply_overrides(_parse(source, file), overrides or {}, file)
     notes: list[str] = []
     namespace = _execute(tree, file, notes)
-    scenario = _build(path, source, tree, namespace)
+    try:
+        scenario = _build(path, source, tree, namespace)
+    except ScenarioError:
+        raise
+    except Exception as e:  # the scenario's objects raised while optdbg read them
+        raise load_exception(e, file, reading=True) from None
     scenario.overrides = dict(overrides or {})
     scenario.notes = notes
     return scenario
@@ -305,7 +310,7 @@ def _execute(tree: ast.Module, file: str, notes: list[str]) -> dict[str, Any]:
             source_line=source_line(file, line),
         ) from None
     except BaseException as e:
-        raise _load_exception(e, file) from None
+        raise load_exception(e, file) from None
     return namespace
 
 
@@ -329,14 +334,23 @@ def _scenario_line(tb: TracebackType | None, file: str) -> int | None:
     return line
 
 
-def _load_exception(e: BaseException, file: str) -> ScenarioError:
+def load_exception(e: BaseException, file: str, reading: bool = False) -> ScenarioError:
+    """The ScenarioError for an exception raised by the scenario's code while it loads, or
+    (`reading`) while optdbg reads the objects it defined (its line: the last frame of the
+    traceback in `file`)."""
     line = _scenario_line(e.__traceback__, file)
     text = message_of(e)
     message = text.splitlines()[0] if text else ""
-    expected, fix = next(
-        ((exp, hint) for key, exp, hint in _LOAD_HINTS if key in text),
-        ("the scenario file runs to the end without raising", None),
+    default = (
+        "the scenario's objects can be read (a module's named_parameters() and named_modules())"
+        if reading
+        else "the scenario file runs to the end without raising"
     )
+    expected, fix = next(
+        ((exp, hint) for key, exp, hint in _LOAD_HINTS if key in text), (default, None)
+    )
+    if reading and fix is None:
+        fix = "fix the code at this line: optdbg calls it when it reads the scenario"
     if fix is None and isinstance(e, ModuleNotFoundError):
         fix = f"install the missing package ({e.name}) in the environment optdbg runs in"
     return ScenarioError(

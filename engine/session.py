@@ -18,7 +18,7 @@ import torch
 
 from . import fmt, hyper
 from .breakpoints import Condition, RunResult, run_until
-from .errors import message_of, type_of
+from .errors import ScenarioError, message_of, type_of
 from .events import LOOP_OPS, WORDS, Event, OpError
 from .explain import UNCHANGED, explain, explain_step
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
@@ -32,7 +32,7 @@ from .manual import ManualUpdate, coefficient_value
 from .norms import forget as forget_norms
 from .norms import shared_norms
 from .pitfalls import Detectors, Diagnosis, diagnose
-from .scenario import Scenario, batch_count, grad_tensors, load, scenario_argv
+from .scenario import Scenario, batch_count, grad_tensors, load, load_exception, scenario_argv
 from .snapshot import (
     PROOF_BYTES,
     ParamSnapshot,
@@ -260,8 +260,15 @@ class Session:
         overrides: Mapping[str, Any] | None = None,
     ) -> Session:
         """Load a scenario (path or built-in name), with `--set` overrides, and start a
-        session on it."""
-        return cls(load(spec, overrides), history_mb)
+        session on it. The scenario's own objects raising while optdbg reads them (a
+        module whose `named_modules` fails) is a ScenarioError at their line too."""
+        scenario = load(spec, overrides)
+        try:
+            return cls(scenario, history_mb)
+        except ScenarioError:
+            raise
+        except Exception as e:
+            raise load_exception(e, str(scenario.path), reading=True) from None
 
     # ----------------------------------------------------------------- ops
 

@@ -109,6 +109,7 @@ LOAD_ERRORS: dict[str, LoadFails] = {
         15, "Unprintable while loading the scenario: (its message cannot be read"
     ),
     "module_without_super_init.py": LoadFails(13, "Net (an nn.Module) that was never initial"),
+    "module_raises_when_read.py": LoadFails(23, "RuntimeError while loading the scenario: named"),
     "deep_expression_at_load.py": LoadFails(8, "nested too deeply for Python to compile"),
     "os_exit_at_load.py": LoadFails(11, "os._exit(4) cannot be used in a scenario"),
     "nul_byte.py": LoadFails(8, "the file holds a NUL byte"),

@@ -52,14 +52,18 @@ class Probes:
         self.error: str | None = None
         """The last exception a step hook raised (reported by the runner, never raised)."""
         self._namespace = namespace
-        self._modules = _modules(namespace)
-        self._modes = [(n, m) for n, m in self._modules if _has_mode(m)]
-        self._functions = _forward_functions(namespace, self._modules)
         self._in_forward = False
         self._relus: dict[str, Relu] = {}
-        for name, module in self._modules:
-            if type(module) is nn.ReLU:
-                module.register_forward_hook(self._relu_hook(name))
+        try:
+            self._modules = _modules(namespace)
+            self._modes = [(n, m) for n, m in self._modules if _has_mode(m)]
+            self._functions = _forward_functions(namespace, self._modules)
+            for name, module in self._modules:
+                if type(module) is nn.ReLU:
+                    module.register_forward_hook(self._relu_hook(name))
+        except Exception as e:  # a scenario's modules may be anything: never break its load
+            self._modules, self._modes, self._functions = [], [], _forward_functions({}, [])
+            self.error = f"the scenario's modules could not be read: {type(e).__name__}: {e}"
         self._held: dict[str, Any] = {}
         self._forwards = 0
         self._chance: deque[float] = deque(maxlen=thresholds.chance_patience)
