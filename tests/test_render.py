@@ -128,6 +128,10 @@ async def test_the_tui_kills_a_hanging_export_on_cancel_and_quit(
             await pilot.pause(0.05)
         pid = int(pid_file.read_text())
         assert not dead(pid)
+        for _ in range(600):  # escape is offered once the job has run 0.5 s
+            if app.check_action("cancel", ()):
+                break
+            await pilot.pause(0.05)
         await pilot.press(key)
         for _ in range(600):
             if dead(pid):
