@@ -63,7 +63,7 @@ def render(dot: str, fmt: str, program: str, timeout: float) -> bytes:
     finally:
         _stop(proc)
     if proc.returncode is not None and proc.returncode < 0:
-        raise RuntimeError(f"the render was stopped (signal {-proc.returncode})")
+        raise RuntimeError(f"was stopped (signal {-proc.returncode})")
     if proc.returncode != 0 or not out:
         lines = err.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(lines[-1] if lines else f"exit status {proc.returncode}")
@@ -105,7 +105,7 @@ def _wait(proc: subprocess.Popen[bytes], data: bytes, timeout: float) -> tuple[b
             feed = None  # communicate keeps what it already sent and read
             waited += POLL
             if waited >= timeout:
-                raise RuntimeError(f"the render took more than {timeout:.0f} s") from None
+                raise RuntimeError(f"took more than {timeout:.0f} s") from None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -62,7 +62,7 @@ class Probes:
                 if type(module) is nn.ReLU:
                     module.register_forward_hook(self._relu_hook(name))
         except Exception as e:  # a scenario's modules may be anything: never break its load
-            self._modules, self._modes, self._functions = [], [], _forward_functions({}, [])
+            self._modules, self._modes, self._functions = [], [], []
             self.error = f"the scenario's modules could not be read: {type(e).__name__}: {e}"
         self._held: dict[str, Any] = {}
         self._forwards = 0
