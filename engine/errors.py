@@ -8,9 +8,10 @@ from pathlib import Path
 from . import fmt
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ScenarioError(Exception):
-    """A scenario file that breaks the contract: where, what was expected, how to fix it."""
+    """A scenario file that breaks the contract: where, what was expected, how to fix it.
+    Not frozen: Python sets `__traceback__` on an exception as it passes a `with` block."""
 
     file: str
     line: int | None

@@ -26,6 +26,7 @@ from .graph import with_flow as graph_with_flow
 from .guard import UserInterrupt, scenario_code
 from .history import History, RngState, TimelineEntry, find_generators
 from .history.copies import tensors_in
+from .history.travel import check_history_mb
 from .loop import LoopCheckpoint
 from .manual import NAME as MANUAL_NAME
 from .manual import ManualUpdate, coefficient_value
@@ -261,7 +262,10 @@ class Session:
     ) -> Session:
         """Load a scenario (path or built-in name), with `--set` overrides, and start a
         session on it. The scenario's own objects raising while optdbg reads them (a
-        module whose `named_modules` fails) is a ScenarioError at their line too."""
+        module whose `named_modules` fails) is a ScenarioError at their line too; a bad
+        `history_mb` argument is the caller's ValueError, raised before anything loads."""
+        if history_mb is not None:
+            check_history_mb(history_mb)
         scenario = load(spec, overrides)
         try:
             return cls(scenario, history_mb)

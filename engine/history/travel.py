@@ -23,6 +23,17 @@ OVERHEAD = 0.04
 """Checkpoints are spaced so that taking them costs at most this fraction of the op time."""
 
 
+def is_megabytes(mb: object) -> bool:
+    return not isinstance(mb, bool) and isinstance(mb, int | float) and mb >= 0
+
+
+def check_history_mb(mb: object) -> None:
+    """Raises:
+    ValueError: `mb` (the caller's argument, not the scenario's) is not megabytes >= 0."""
+    if not is_megabytes(mb):
+        raise ValueError(f"history_mb must be a number of megabytes >= 0, not {mb!r}")
+
+
 class HistoryError(Exception):
     """A jump that cannot be made (the message says why)."""
 
@@ -64,9 +75,9 @@ class History:
         mb = history_mb if history_mb is not None else scenario.config.get("history_mb")
         if mb is None:
             mb = DEFAULT_HISTORY_MB
-        if isinstance(mb, bool) or not isinstance(mb, int | float) or not mb >= 0:
-            if history_mb is not None:
-                raise ValueError(f"history_mb must be a number of megabytes >= 0, not {mb!r}")
+        if history_mb is not None:
+            check_history_mb(history_mb)
+        if not is_megabytes(mb):
             raise ScenarioError(
                 str(scenario.path),
                 scenario.config_line,
