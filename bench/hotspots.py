@@ -159,7 +159,7 @@ async def _continue(spec: str, seconds: float) -> dict[str, Any]:
             send_key(app, "c")
             await asyncio.sleep(seconds)
             send_key(app, "c")
-            await wait_until(app, lambda: not getattr(app, "_busy", False), 60)
+            await wait_until(app, lambda: not app.busy, 60)
             threads.ui.disable()
             rate = (session.step_count - steps0) / (perf() - t0)
     finally:

@@ -237,22 +237,22 @@ async def _tui_continue(app: Any, seconds: float) -> tuple[float, str]:
     running = False
     while perf() - t0 < seconds:
         await asyncio.sleep(0.02)
-        busy = bool(getattr(app, "_busy", True))
+        busy = app.busy
         running = running or busy
         if running and not busy:
             break  # stopped by itself (a breakpoint or a warning)
     steps1, t1 = session.step_count, perf()
     ended = "paused"
-    if getattr(app, "_busy", False):
+    if app.busy:
         send_key(app, "c")  # any key pauses
     else:
         notes = [str(n.message) for n in list(app._notifications)[notes0:]]
         ended = "stopped: " + (notes[-1] if notes else "?")[:120]
     try:
-        await wait_until(app, lambda: not getattr(app, "_busy", False), 5)
+        await wait_until(app, lambda: not app.busy, 5)
     except TimeoutError:  # the run stopped itself just as `c` was sent, and `c` began another
-        app._stop.set()
-        await wait_until(app, lambda: not getattr(app, "_busy", False), 60)
+        send_key(app, "c")
+        await wait_until(app, lambda: not app.busy, 60)
     return (steps1 - steps0) / (t1 - t0), ended
 
 
