@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -397,13 +398,19 @@ class _Views:
             for k in range(0, len(group), max(1, _GRAIN // numel))
         ]
         for group in chunks:
-            x = torch.stack([t.reshape(-1) for _, t in group])
+            # one big tensor is its own row (a view: stacking it would copy it)
+            x = (
+                group[0][1].reshape(1, -1)
+                if len(group) == 1
+                else torch.stack([t.reshape(-1) for _, t in group])
+            )
+            lo, hi = torch.aminmax(x, dim=1)
             stats = torch.stack(
                 [
                     x.mean(1),
                     x.std(1) if x.shape[1] > 1 else x.new_zeros(len(group)),
-                    x.amin(1),
-                    x.amax(1),
+                    lo,
+                    hi,
                     torch.linalg.vector_norm(x, dim=1),
                 ],
                 dim=1,
@@ -654,13 +661,8 @@ class Deferred:
         self.stats = summary_stats(t)
 
 
-def _copy(t: Any) -> torch.Tensor | Deferred | None:
-    """What a flow hook keeps of a gradient: a copy, or the summary of a big one."""
-    if not isinstance(t, torch.Tensor):
-        return None
-    if t.numel() > _GRAIN and t.layout == torch.strided and t.is_floating_point():
-        return Deferred(t)
-    return t.detach().clone()
+def _is_big(t: torch.Tensor) -> bool:
+    return t.numel() > _GRAIN and t.layout == torch.strided and t.is_floating_point()
 
 
 class FlowRecorder:
@@ -680,19 +682,41 @@ class FlowRecorder:
         self.before: dict[int, torch.Tensor | Deferred | None] = {}
         self._handles: list[Any] = []
         self._gc_was_enabled = False
+        self._summaries: dict[int, tuple[weakref.ref[torch.Tensor], int, Deferred]] = {}
+        """Big gradients summarized so far, by tensor (a gradient passed on from one node
+        to the next, or stolen by AccumulateGrad into `.grad`, is summarized once)."""
+
+    def _copy(self, t: Any) -> torch.Tensor | Deferred | None:
+        """What a flow hook keeps of a gradient: a copy, or the summary of a big one."""
+        if not isinstance(t, torch.Tensor):
+            return None
+        if not _is_big(t):
+            return t.detach().clone()
+        known = self.summary_of(t)
+        if known is None:
+            known = Deferred(t)
+            self._summaries[id(t)] = (weakref.ref(t), t._version, known)
+        return known
+
+    def summary_of(self, t: torch.Tensor) -> Deferred | None:
+        """The summary taken of `t` by a hook, if it has not changed since."""
+        hit = self._summaries.get(id(t))
+        if hit is not None and hit[0]() is t and hit[1] == t._version:
+            return hit[2]
+        return None
 
     def _pre(self, i: int, leaf: bool) -> Callable[[Any], None]:
         def hook(grad_outputs: Any) -> None:
             self.order.append(i)
-            self.grad_in[i] = tuple(_copy(g) for g in grad_outputs)
+            self.grad_in[i] = tuple(self._copy(g) for g in grad_outputs)
             if leaf:
-                self.before[i] = _copy(self.fns[i].variable.grad)
+                self.before[i] = self._copy(self.fns[i].variable.grad)
 
         return hook
 
     def _post(self, i: int) -> Callable[[Any, Any], None]:
         def hook(grad_inputs: Any, _grad_outputs: Any) -> None:
-            self.grad_out[i] = tuple(_copy(g) for g in grad_inputs)
+            self.grad_out[i] = tuple(self._copy(g) for g in grad_inputs)
 
         return hook
 
@@ -748,7 +772,9 @@ def _with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
         if node.is_leaf:
             variable = recorder.fns[i].variable
             before = views.add(recorder.before.get(i))
-            after = views.add(variable.grad)
+            grad = variable.grad
+            known = recorder.summary_of(grad) if isinstance(grad, torch.Tensor) else None
+            after = views.add(known if known is not None else grad)
             rows.append((node, [views.add(g) for g in grad_in], [], (), before, after))
             continue
         grad_out = recorder.grad_out.get(i, ())

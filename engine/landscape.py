@@ -287,6 +287,12 @@ def _linspace(lo: float, hi: float, n: int) -> tuple[float, ...]:
 def _last_step(session: Session) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """θ before the last step and Δθ, per parameter (zero Δ for one the step did not move)."""
     records = session.moved
+    big = session.summarized_steps
+    if big:
+        raise LandscapeError(
+            f"the last step of {big[0]} kept summaries, not copies (a parameter of more than "
+            f"{session.record_copy_bytes / 2**20:g} MB): the loss along it cannot be drawn"
+        )
     if not records:
         raise LandscapeError("no step yet: the loss along the last step needs one (press s)")
     base, delta = [], []

@@ -54,6 +54,13 @@ PATH_LIMIT = 64
 """Models with at most this many parameter elements keep their trajectory (the values
 after every step), for the loss landscape."""
 
+RECORD_COPY_BYTES = 64 << 20
+"""A parameter bigger than this keeps its step record as summaries (`RecordViews`: taken at
+the step, the value before from the summary already shown) instead of copies: its copy
+before the step is turned into the update in place, summarized and freed once the step op
+ends, and its grad is not kept alive past zero_grad (a 10^8-element parameter would
+otherwise hold 1.2 GB of copies)."""
+
 
 class UsageError(Exception):
     """An op that cannot run in the session's current state (e.g. backward before forward)."""
@@ -67,17 +74,32 @@ class _ParamTrack:
     accumulated: int = 0
 
 
+@dataclass(frozen=True)
+class RecordViews:
+    """A big parameter's step record, summarized at the step (see RECORD_COPY_BYTES)."""
+
+    before: TensorView
+    after: TensorView
+    delta: TensorView
+    grad: TensorView | None
+
+
 @dataclass
 class StepRecord:
     """One parameter's part in the last step: detached copies (grad kept by reference
-    while it cannot change; copied before any op that would mutate it)."""
+    while it cannot change; copied before any op that would mutate it). A big parameter's
+    record holds them only during the step op; then `views` (and the tensors are None)."""
 
-    before: torch.Tensor
-    after: torch.Tensor
-    grad: torch.Tensor
+    before: torch.Tensor | None
+    after: torch.Tensor | None
+    grad: torch.Tensor | None
     grad_version: int
     state_before: dict[str, Any]
     hyper: dict[str, Any]
+    views: RecordViews | None = None
+    pending: tuple[TensorView | None, TensorView | None] | None = None
+    """A big parameter's views before the step (value, grad) as shown already, until the
+    step op ends (None inside: summarized from the copies then)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +208,8 @@ class Session:
         """Keep each step's record (values before and after, the grad, the state before) for
         `update_detail` and the snapshot's `last_update`. `optdbg run`, which shows neither,
         turns it off: a step then copies nothing."""
+        self.record_copy_bytes = RECORD_COPY_BYTES
+        """Parameters bigger than this keep their step record as summaries (RecordViews)."""
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
         self._received: dict[str, TensorView | float | None] = {}
         self._views = ViewMemo(PROOF_BYTES)
@@ -243,7 +267,16 @@ class Session:
     @property
     def moved(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Each parameter the last step moved: its value before and after (detached copies)."""
-        return {n: (r.before, r.after) for n, r in self._last_step.items()}
+        return {
+            n: (r.before, r.after)
+            for n, r in self._last_step.items()
+            if r.before is not None and r.after is not None
+        }
+
+    @property
+    def summarized_steps(self) -> tuple[str, ...]:
+        """The parameters whose last step kept summaries, not copies (RECORD_COPY_BYTES)."""
+        return tuple(n for n, r in self._last_step.items() if r.views is not None)
 
     @property
     def optimizer_stepped(self) -> bool:
@@ -395,6 +428,7 @@ class Session:
         self.history.after_op(event)
         if not self.keeps_views(op):
             self._views.suspect()
+        self._settle_records()
         return event
 
     def keeps_views(self, op: str) -> bool:
@@ -484,7 +518,9 @@ class Session:
         latest backward's received grads and the last step's records."""
         steps = {
             t.name: _SavedStep(
-                rec, rec.grad is t.tensor.grad, rec.grad._version == rec.grad_version
+                rec,
+                rec.grad is not None and rec.grad is t.tensor.grad,
+                rec.grad is not None and rec.grad._version == rec.grad_version,
             )
             for t in self._params
             if (rec := self._last_step.get(t.name)) is not None
@@ -493,7 +529,8 @@ class Session:
         for saved in steps.values():
             r = saved.record
             for tensor in (r.before, r.after, r.grad, *tensors_in(r.state_before)):
-                held.setdefault(id(tensor), tensor)
+                if tensor is not None:
+                    held.setdefault(id(tensor), tensor)
         state = _SavedState(
             position=len(self.events),
             loss_value=self.loss_value,
@@ -555,6 +592,7 @@ class Session:
                 grad_version=version,
                 state_before=rec.state_before,
                 hyper=rec.hyper,
+                views=rec.views,
             )
         return out
 
@@ -846,6 +884,7 @@ class Session:
         versions = [t.tensor._version for t in self._params]
         if not self.step_detail:
             return self._bare_step(moving, versions)
+        pending = self._views_before_step(moving)
         before = {t.name: t.tensor.detach().clone() for t in moving}
         state_before = {
             t.name: _copy_state(self.optimizer.state.get(t.tensor, {}))
@@ -866,13 +905,15 @@ class Session:
         for t in moving:
             grad = grads[t.name]
             assert grad is not None
+            big = t.name in pending  # the live value for now: summarized as the op ends
             self._last_step[t.name] = StepRecord(
                 before=before[t.name],
-                after=t.tensor.detach().clone(),
+                after=t.tensor.detach() if big else t.tensor.detach().clone(),
                 grad=grad,
                 grad_version=grad._version,
                 state_before=state_before.get(t.name, {}),
                 hyper=hyper[t.group],
+                pending=pending.get(t.name),
             )
         gradless = self._moved_without_grad(versions)
         self._schedule()
@@ -883,6 +924,42 @@ class Session:
             for t in moving[:2]
         ]
         return self._step_summary(moving, parts, gradless)
+
+    def _views_before_step(
+        self, moving: list[_ParamTrack]
+    ) -> dict[str, tuple[TensorView | None, TensorView | None]]:
+        """The big parameters' views (value, grad) before the step where they are shown
+        already (see RECORD_COPY_BYTES); nothing is computed here."""
+        memo = self._views
+        return {
+            t.name: (
+                memo.known(t.tensor),
+                memo.known(g) if (g := t.tensor.grad) is not None else None,
+            )
+            for t in moving
+            if t.tensor.numel() * t.tensor.element_size() > self.record_copy_bytes
+        }
+
+    def _settle_records(self) -> None:
+        """Once the op has ended (its detectors have read the copies): each big parameter's
+        step record becomes its summaries, its copy before the step turned into the update
+        in place (`after - before`, bit for bit) and freed."""
+        for track in self._params:
+            rec = self._last_step.get(track.name)
+            if rec is None or rec.pending is None or rec.before is None or rec.after is None:
+                continue
+            before_view, grad_view = rec.pending
+            before_view = before_view or view(rec.before)
+            if grad_view is None and rec.grad is not None:
+                grad_view = view(rec.grad) if rec.grad._version == rec.grad_version else None
+            with shared_views(self._views):  # the live tensor (rec.after is an alias of it):
+                after_view = view(track.tensor)  # snapshots share this view
+            delta = torch.sub(rec.after, rec.before, out=rec.before)
+            delta_view = view(delta)
+            assert before_view is not None and after_view is not None and delta_view is not None
+            rec.views = RecordViews(before_view, after_view, delta_view, grad_view)
+            rec.before = rec.after = rec.grad = None
+            rec.pending = None
 
     def _bare_step(self, moving: list[_ParamTrack], versions: list[int]) -> str:
         """The step without its record (`step_detail` off): no copies, the same summary."""
@@ -1003,7 +1080,7 @@ class Session:
         """Copy the last step's grads before an op that would change them in place."""
         for track in self._params:
             rec = self._last_step.get(track.name)
-            if rec is not None and rec.grad is track.tensor.grad:
+            if rec is not None and rec.grad is not None and rec.grad is track.tensor.grad:
                 rec.grad = rec.grad.detach().clone()
                 rec.grad_version = rec.grad._version
 
@@ -1128,7 +1205,7 @@ class Session:
             value=value,
             grad=view(p.grad),
             accumulated=track.accumulated if p.grad is not None else 0,
-            last_update=view(self._delta(rec)) if rec is not None else None,
+            last_update=_last_update(rec, self._delta),
             state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()},
             requires_grad=p.requires_grad,
         )
@@ -1155,10 +1232,12 @@ class Session:
             parts.append(f"{label}:\n{text}")
         return "\n".join(parts)
 
-    def _delta(self, rec: StepRecord) -> torch.Tensor:
+    def _delta(self, rec: StepRecord) -> torch.Tensor | None:
         """after - before of a step record, computed once: every snapshot (each op) and the
         update detail show it. Keyed by the record itself, so a new step or a history
         restore (which replaces the records) simply misses; only current records stay."""
+        if rec.before is None or rec.after is None:
+            return None
         hit = self._deltas.get(id(rec))
         if hit is None or hit[0] is not rec:
             if len(self._deltas) > 2 * len(self._last_step):  # amortized: linear per snapshot
@@ -1178,8 +1257,17 @@ class Session:
         track = next((t for t in self._params if t.name == name), None)
         if rec is None or track is None:
             return None
-        grad_ok = rec.grad._version == rec.grad_version
-        before, after, delta = view(rec.before), view(rec.after), view(self._delta(rec))
+        before: TensorView | None
+        after: TensorView | None
+        delta: TensorView | None
+        grad: TensorView | None
+        if rec.views is not None:
+            before, after, delta = rec.views.before, rec.views.after, rec.views.delta
+            grad = rec.views.grad
+        else:
+            before, after, delta = view(rec.before), view(rec.after), view(self._delta(rec))
+            ok = rec.grad is not None and rec.grad._version == rec.grad_version
+            grad = view(rec.grad) if ok else None
         assert before is not None and after is not None and delta is not None
         source, rule = self._manual_rule(name)
         return UpdateDetail(
@@ -1187,7 +1275,7 @@ class Session:
             optimizer=self.optimizer_name,
             hyper=rec.hyper,
             before=before,
-            grad=view(rec.grad) if grad_ok else None,
+            grad=grad,
             after=after,
             delta=delta,
             state_before={k: plain(v) for k, v in rec.state_before.items()},
@@ -1311,6 +1399,18 @@ def _printable(t: torch.Tensor) -> np.ndarray[Any, Any]:
         return x.numpy()
     except TypeError:
         return (x.to(torch.complex64) if x.is_complex() else x.float()).numpy()
+
+
+def _last_update(
+    rec: StepRecord | None, delta: Callable[[StepRecord], torch.Tensor | None]
+) -> TensorView | None:
+    """A snapshot's last update of one parameter: its record's summary, else the view of
+    its delta (computed once per record by `delta`)."""
+    if rec is None:
+        return None
+    if rec.views is not None:
+        return rec.views.delta
+    return view(delta(rec))
 
 
 def _clone(t: torch.Tensor | None) -> torch.Tensor | None:

@@ -118,6 +118,17 @@ class ViewMemo:
         self._views[key] = _Memo(weakref.ref(t, _dropper(self, key)), version, result, proof)
         return result
 
+    def known(self, t: torch.Tensor, small: int = SMALL) -> TensorView | None:
+        """The view of `t` if the memo holds it still valid and proven (nothing computed)."""
+        try:
+            version = t._version
+        except RuntimeError:
+            return None
+        hit = self._views.get((id(t), small))
+        if hit is not None and hit.ref() is t and hit.version == version and hit.proven:
+            return hit.view
+        return None
+
     def suspect(self) -> None:
         """Every view must be proven again before it is used (see the class docstring)."""
         for key, memo in list(self._views.items()):
@@ -238,9 +249,8 @@ def summary_stats(t: torch.Tensor) -> torch.Tensor:
         x = x.double()
     if x.is_complex():
         x = x.abs()
-    return torch.stack(
-        [x.mean(), x.std() if x.numel() > 1 else x.new_zeros(()), x.min(), x.max(), x.norm()]
-    )
+    lo, hi = torch.aminmax(x)  # one pass for both (the same values as min() and max())
+    return torch.stack([x.mean(), x.std() if x.numel() > 1 else x.new_zeros(()), lo, hi, x.norm()])
 
 
 @dataclass(frozen=True)
