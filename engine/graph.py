@@ -661,6 +661,18 @@ class Deferred:
         self.stats = summary_stats(t)
 
 
+def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
+    return (
+        t.untyped_storage().data_ptr(),
+        t.storage_offset(),
+        tuple(t.shape),
+        t.stride(),
+        t.dtype,
+        t.device,
+        t._version,
+    )
+
+
 def _is_big(t: torch.Tensor) -> bool:
     return t.numel() > _GRAIN and t.layout == torch.strided and t.is_floating_point()
 
@@ -684,7 +696,14 @@ class FlowRecorder:
         self._gc_was_enabled = False
         self._summaries: dict[int, tuple[weakref.ref[torch.Tensor], int, Deferred]] = {}
         """Big gradients summarized so far, by tensor (a gradient passed on from one node
-        to the next, or stolen by AccumulateGrad into `.grad`, is summarized once)."""
+        to the next is summarized once)."""
+        self._incoming: dict[int, tuple[tuple[Any, ...], Deferred]] = {}
+        """Per leaf node, the big gradient it received (its storage, layout and version)
+        and its summary: AccumulateGrad steals it into `.grad` when nothing else holds it
+        (then `.grad` has that storage, unchanged, and the same summary)."""
+        self.grad_views: list[tuple[torch.Tensor, TensorView]] = []
+        """After `with_flow`: the `.grad` tensors whose view it took from the hooks'
+        summaries (exactly `snapshot.view`'s numbers), for a caller's memo."""
 
     def _copy(self, t: Any) -> torch.Tensor | Deferred | None:
         """What a flow hook keeps of a gradient: a copy, or the summary of a big one."""
@@ -697,6 +716,14 @@ class FlowRecorder:
             known = Deferred(t)
             self._summaries[id(t)] = (weakref.ref(t), t._version, known)
         return known
+
+    def stolen(self, i: int, grad: Any) -> Deferred | None:
+        """The summary of leaf node `i`'s incoming gradient if `grad` (its `.grad` after
+        the backward) is that very storage, unchanged."""
+        hit = self._incoming.get(i)
+        if hit is None or not isinstance(grad, torch.Tensor):
+            return None
+        return hit[1] if _storage_key(grad) == hit[0] else None
 
     def summary_of(self, t: torch.Tensor) -> Deferred | None:
         """The summary taken of `t` by a hook, if it has not changed since."""
@@ -711,6 +738,9 @@ class FlowRecorder:
             self.grad_in[i] = tuple(self._copy(g) for g in grad_outputs)
             if leaf:
                 self.before[i] = self._copy(self.fns[i].variable.grad)
+                first = self.grad_in[i][0] if len(self.grad_in[i]) == 1 else None
+                if isinstance(first, Deferred):
+                    self._incoming[i] = (_storage_key(grad_outputs[0]), first)
 
         return hook
 
@@ -764,6 +794,7 @@ def _with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
     ids = list(graph.nodes)
     views = _Views()
     rows: list[_FlowRow] = []
+    seeded: list[tuple[torch.Tensor, int]] = []
     for i in recorder.order:
         if i >= len(ids):
             continue
@@ -773,8 +804,10 @@ def _with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
             variable = recorder.fns[i].variable
             before = views.add(recorder.before.get(i))
             grad = variable.grad
-            known = recorder.summary_of(grad) if isinstance(grad, torch.Tensor) else None
+            known = recorder.stolen(i, grad)
             after = views.add(known if known is not None else grad)
+            if known is not None:
+                seeded.append((grad, after))
             rows.append((node, [views.add(g) for g in grad_in], [], (), before, after))
             continue
         grad_out = recorder.grad_out.get(i, ())
@@ -783,6 +816,7 @@ def _with_flow(graph: Graph, recorder: FlowRecorder) -> Graph:
         in_slots = [views.add(g) for g in grad_in]
         rows.append((node, in_slots, [views.add(g) for g in grad_out], local, None, None))
     results = views.resolve()
+    recorder.grad_views = [(t, v) for t, k in seeded if (v := results[k]) is not None]
     flow: dict[str, Flow] = {}
     steps: list[BackwardStep] = []
     for order, (node, ins, outs, local, before_slot, after_slot) in enumerate(rows):

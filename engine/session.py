@@ -1373,6 +1373,8 @@ class Session:
         key, graph = self._graph_cache
         try:
             self._graph_cache = (key, graph_with_flow(graph, recorder))
+            for grad, seen in recorder.grad_views:  # the snapshot shows them: not again
+                self._views.put(grad, seen)
         except Exception as e:  # observing must never break an op
             self.graph_error = f"recording the gradient flow failed: {type(e).__name__}: {e}"
 

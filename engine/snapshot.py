@@ -118,6 +118,16 @@ class ViewMemo:
         self._views[key] = _Memo(weakref.ref(t, _dropper(self, key)), version, result, proof)
         return result
 
+    def put(self, t: torch.Tensor, seen: TensorView, small: int = SMALL) -> None:
+        """Keep `seen` as the view of `t` as it is now (it must be exactly `t`'s view)."""
+        try:
+            version = t._version
+        except RuntimeError:
+            return
+        key = (id(t), small)
+        self._drop(key)
+        self._views[key] = _Memo(weakref.ref(t, _dropper(self, key)), version, seen, None)
+
     def known(self, t: torch.Tensor, small: int = SMALL) -> TensorView | None:
         """The view of `t` if the memo holds it still valid and proven (nothing computed)."""
         try:

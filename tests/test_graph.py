@@ -537,3 +537,46 @@ def test_extract_without_a_session() -> None:
     assert not graph.captured
     no_grad = extract(torch.tensor(2.0))
     assert no_grad.root is None and len(no_grad) == 0 and no_grad.loss.values == 2.0
+
+
+BIG_GRAD = """
+import torch
+torch.manual_seed(0)
+w = torch.randn(40000, requires_grad=True)
+v = torch.randn(40000, requires_grad=True)
+optimizer = torch.optim.SGD([w, v], lr=0.1)
+
+def forward():
+    return ((w - 1) ** 2).mean() + (w * v).sum()
+"""
+
+
+def _summary_of(t: torch.Tensor) -> list[float]:
+    t = t.detach()
+    return [float(x) for x in (t.mean(), t.std(), t.min(), t.max(), t.norm())]
+
+
+def test_big_gradients_in_the_flow_and_the_snapshot_are_torchs_numbers(tmp_path: Path) -> None:
+    """A big gradient (summarized by the flow hooks once, shared between the nodes it
+    passes and with the snapshot's .grad) has exactly torch's mean, std, min, max, norm,
+    after a first backward (the incoming gradient stolen into .grad) and an accumulating
+    one (a new .grad)."""
+    path = tmp_path / "big.py"
+    path.write_text(BIG_GRAD, encoding="utf-8")
+    session = opened(path)
+    ns = session.scenario.namespace
+    for ops in (["f", "b"], ["f", "b"], ["z", "f", "b"]):
+        for op in ops:
+            assert session.perform(op)[0].ok
+        graph = session.graph()
+        assert graph is not None
+        for name in ("w", "v"):
+            leaf = graph.leaf(name)
+            assert leaf is not None
+            after = graph.flow[leaf].grad_after
+            snap = session.snapshot().param(name)
+            assert snap is not None and snap.grad is not None and after is not None
+            assert snap.grad.summary is not None
+            want = _summary_of(ns[name].grad)
+            assert list(snap.grad.summary.as_dict().values()) == want, (ops, name)
+            assert after == snap.grad, (ops, name)

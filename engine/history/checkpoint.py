@@ -22,6 +22,7 @@ from .copies import (
     restore_containers,
     same_bits,
     scenario_containers,
+    tensor_bytes,
     tensors_in,
 )
 from .rng import RngState, find_generators
@@ -166,6 +167,12 @@ class Copier:
         python = PythonState(live, ck.observers, ck.scalars, ck.containers, own.state)
         ck.held = [*held.values(), python]
         return ck
+
+    def state_bytes(self) -> int:
+        """Bytes of the optimizer state a checkpoint copies in any case (the least it
+        needs; known without copying anything)."""
+        state = self.loop.optimizer.state
+        return sum(tensor_bytes(x) for p in self.opt_params for x in tensors_in(state.get(p, {})))
 
     def _memo(self) -> dict[int, Any]:
         """deepcopy memo that keeps live objects shared, not copied: the driver, the optimizer,

@@ -239,8 +239,9 @@ class History:
         elif sum(e.event.seconds for e in since) * OVERHEAD < self._copy_seconds:
             return
         kept = self._kept
-        if kept.estimate and kept.start_bytes() + kept.estimate > kept.limit:
-            return  # a checkpoint would not fit next to the start one
+        need = max(kept.estimate, self._copier.state_bytes())
+        if kept.start_bytes() + need > kept.limit:
+            return  # a checkpoint would not fit next to the start one: not even copied
         started = time.perf_counter()
         ck = self._capture(pos)
         if kept.make_room(ck, len(self.entries)):
