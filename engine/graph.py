@@ -385,7 +385,9 @@ class _Views:
             return seen
         self._seen[key] = slot
         self.results.append(None)
-        if t.is_floating_point():
+        if t.is_floating_point() and t.numel() > _GRAIN:  # its own: `snapshot.view`'s numbers
+            self._deferred.append((slot, Deferred(t)))
+        elif t.is_floating_point():
             self._pending.setdefault((t.numel(), t.dtype, t.device), []).append((slot, t))
         else:
             self.results[slot] = view(t)
@@ -482,10 +484,21 @@ def extract_nodes(
     *,
     capture: ForwardCapture | None = None,
     owners: Mapping[int, str] | None = None,
+    leaf_views: list[tuple[torch.Tensor, TensorView]] | None = None,
 ) -> tuple[Graph, list[Any]]:
-    """`extract`, also returning the grad_fn objects in node-id order (for FlowRecorder)."""
+    """`extract`, also returning the grad_fn objects in node-id order (for FlowRecorder).
+    `leaf_views` receives each big leaf tensor with its view (exactly `snapshot.view`'s)."""
     with _paused_gc():
-        return _extract_nodes(loss, names, capture, owners)
+        graph, fns = _extract_nodes(loss, names, capture, owners)
+    if leaf_views is not None:
+        for i, fn in enumerate(fns):
+            variable = getattr(fn, "variable", None)
+            if not isinstance(variable, torch.Tensor) or not _is_big(variable):
+                continue
+            node = graph.nodes.get(f"n{i}")
+            if node is not None and node.value is not None:
+                leaf_views.append((variable, node.value))
+    return graph, fns
 
 
 def _extract_nodes(

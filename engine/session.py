@@ -211,6 +211,9 @@ class Session:
         self.record_copy_bytes = RECORD_COPY_BYTES
         """Parameters bigger than this keep their step record as summaries (RecordViews)."""
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
+        self._leaf_views: list[tuple[torch.Tensor, int, TensorView]] = []
+        """Big parameters' views the graph extraction of this op took (for the memo)."""
+        self._performing = False
         self._received: dict[str, TensorView | float | None] = {}
         self._views = ViewMemo(PROOF_BYTES)
         """The views (summaries) of tensors shown so far, kept across ops that cannot change a
@@ -385,6 +388,13 @@ class Session:
             return self._perform(op, body)
 
     def _perform(self, op: str, body: Callable[[], str]) -> Event:
+        self._performing, self._leaf_views = True, []
+        try:
+            return self._perform_op(op, body)
+        finally:
+            self._performing = False
+
+    def _perform_op(self, op: str, body: Callable[[], str]) -> Event:
         start = time.perf_counter()
         error = None
         summary = ""
@@ -428,6 +438,10 @@ class Session:
         self.history.after_op(event)
         if not self.keeps_views(op):
             self._views.suspect()
+        for t, version, seen in self._leaf_views:  # taken after the scenario's code: fresh
+            if t._version == version:
+                self._views.put(t, seen)
+        self._leaf_views = []
         self._settle_records()
         return event
 
@@ -1348,9 +1362,10 @@ class Session:
         }
         names.update(grad_tensors(ns))
         names.update(self.scenario.params)
+        leaves: list[tuple[torch.Tensor, TensorView]] = []
         try:
             graph, fns = extract_nodes(
-                self.loss, names, capture=capture, owners=self._module_maps()[1]
+                self.loss, names, capture=capture, owners=self._module_maps()[1], leaf_views=leaves
             )
         except Exception as e:  # observing must never break an op
             self.graph_error = f"graph extraction failed: {type(e).__name__}: {e}"
@@ -1359,6 +1374,11 @@ class Session:
         self.graph_error = None
         self._graph_cache = (self.forward_count, graph)
         self._graph_fns = fns
+        if self._performing:  # kept once the op's code has all run (see _perform)
+            self._leaf_views = [(t, t._version, v) for t, v in leaves]
+        else:
+            for t, v in leaves:
+                self._views.put(t, v)
 
     def _flow_recorder(self) -> FlowRecorder | None:
         """Hooks for the coming backward, when flow is watched; extracts the graph first,

@@ -580,3 +580,42 @@ def test_big_gradients_in_the_flow_and_the_snapshot_are_torchs_numbers(tmp_path:
             want = _summary_of(ns[name].grad)
             assert list(snap.grad.summary.as_dict().values()) == want, (ops, name)
             assert after == snap.grad, (ops, name)
+
+
+BIG_LEAF = """
+import torch
+torch.manual_seed(0)
+w = torch.randn(40000, requires_grad=True)
+optimizer = torch.optim.Adam([w], lr=0.1)
+calls = [0]
+
+def forward():
+    calls[0] += 1
+    if calls[0] % 2 == 0:
+        w.data.mul_(0.5)  # a write the version counter does not see
+    return ((w - 1) ** 2).mean()
+"""
+
+
+@pytest.mark.parametrize("capture", [True, False])
+def test_a_big_parameters_view_from_the_graph_is_torchs_numbers(
+    tmp_path: Path, capture: bool
+) -> None:
+    """The graph's view of a big leaf (taken after the forward's code, which writes it
+    behind its version counter every other call) is the snapshot's too: exactly torch's
+    numbers for the live tensor after every op."""
+    path = tmp_path / "leaf.py"
+    path.write_text(BIG_LEAF, encoding="utf-8")
+    session = opened(path, capture)
+    w = session.scenario.namespace["w"]
+    for op in ["f", "b", "s", "z", "f", "b", "s", "f", "f", "b", "s", "z", "f"]:
+        assert session.perform(op)[0].ok
+        if not capture:
+            session.graph()  # extracted lazily, outside an op
+        snap = session.snapshot().param("w")
+        assert snap is not None and snap.value.summary is not None
+        assert list(snap.value.summary.as_dict().values()) == _summary_of(w), op
+        graph = session.graph()
+        if graph is not None and op in "fb":  # the graph shows w as the forward left it
+            leaf = graph.leaf("w")
+            assert leaf is not None and graph.nodes[leaf].value == snap.value, op
