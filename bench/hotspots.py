@@ -85,36 +85,32 @@ def engine_loop(iterations: int) -> dict[str, Any]:
 class _Threads:
     """cProfile for the engine thread's work (the app's torch jobs) and the UI thread."""
 
-    def __init__(self, session: Any) -> None:
-        from optdbg.tui.app import OptDbgApp
+    def __init__(self) -> None:
+        from optdbg.engine.debugger.facade import Debugger
 
         self.engine = cProfile.Profile()
         self.ui = cProfile.Profile()
-        self._app_cls = OptDbgApp
-        self._capture = OptDbgApp._capture
-        profile = self.engine
-        depth = [0]  # run_until calls _capture: profile the outermost call only
+        self._execute = Debugger.execute
+        execute, profile = self._execute, self.engine
+        depth = [0]  # a command may run another: profile the outermost call only
 
-        def wrap(fn: Any) -> Any:
-            def wrapped(*args: Any, **kwargs: Any) -> Any:
-                depth[0] += 1
-                if depth[0] == 1:
-                    profile.enable()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    depth[0] -= 1
-                    if depth[0] == 0:
-                        profile.disable()
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            depth[0] += 1
+            if depth[0] == 1:
+                profile.enable()
+            try:
+                return execute(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    profile.disable()
 
-            return wrapped
-
-        session.perform = wrap(session.perform)
-        session.run_until = wrap(session.run_until)
-        OptDbgApp._capture = wrap(self._capture)  # type: ignore[method-assign]
+        Debugger.execute = wrapped  # type: ignore[method-assign]  # every engine job's command
 
     def restore(self) -> None:
-        self._app_cls._capture = self._capture  # type: ignore[method-assign]
+        from optdbg.engine.debugger.facade import Debugger
+
+        Debugger.execute = self._execute  # type: ignore[method-assign]
 
     def result(self) -> dict[str, Any]:
         return {"engine thread": top(self.engine), "UI thread": top(self.ui)}
@@ -124,7 +120,7 @@ async def _keys(spec: str, keys: str) -> dict[str, Any]:
     from optdbg.engine import Session
 
     session = Session.open(spec)
-    threads = _Threads(session)
+    threads = _Threads()
     try:
         app = app_class()(session)
         async with app.run_test(size=SIZE) as pilot:
@@ -148,7 +144,7 @@ async def _continue(spec: str, seconds: float) -> dict[str, Any]:
     from optdbg.engine import Session
 
     session = Session.open(spec)
-    threads = _Threads(session)
+    threads = _Threads()
     try:
         app = app_class()(session)
         async with app.run_test(size=SIZE) as pilot:

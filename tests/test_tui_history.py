@@ -8,7 +8,7 @@ from textual.widgets import Checkbox, DataTable, Input
 
 from optdbg.engine import Session
 from optdbg.tui.app import OptDbgApp
-from optdbg.tui.dialogs import BreakpointDialog, HyperDialog, RunningScreen
+from optdbg.tui.dialogs import BreakpointDialog, HyperDialog
 from optdbg.tui.widgets import HistoryPanel, StatusBar, UpdatePanel
 
 WIDE = (160, 48)
@@ -132,7 +132,7 @@ async def test_continue_runs_live_and_pauses_on_any_key() -> None:
         await settle(pilot)
         await pilot.press("c")
         await pilot.pause(0.3)
-        assert isinstance(app.screen, RunningScreen)
+        assert app.running is not None
         status = app.query_one(StatusBar)
         for _ in range(100):  # the status line and loss plot update while it runs
             await pilot.pause(0.05)
@@ -141,7 +141,7 @@ async def test_continue_runs_live_and_pauses_on_any_key() -> None:
         assert status.snapshot is not None and status.snapshot.op_count > 8
         await pilot.press("f")  # any key pauses (and does not run forward)
         await settle(pilot)
-        assert not isinstance(app.screen, RunningScreen)
+        assert app.running is None
         assert "paused" in log_text(app)
         ops = app.view.snapshot.op_count
         await pilot.pause(0.3)
@@ -157,7 +157,7 @@ async def test_continue_stops_at_a_breakpoint_condition() -> None:
         dialog.query_one(Input).value = "loss < 8.5"
         await press(pilot, "enter")
         await press(pilot, "c")
-        assert not isinstance(app.screen, RunningScreen)
+        assert app.running is None
         assert app.view is not None
         snap = app.view.snapshot
         assert snap.loss is not None and snap.loss < 8.5
@@ -180,7 +180,7 @@ async def test_continue_stops_when_a_warning_fires() -> None:
     app = OptDbgApp(Session.open("quadratic_bowl_lr10"))
     async with app.run_test(size=WIDE) as pilot:
         await press(pilot, "c")
-        assert not isinstance(app.screen, RunningScreen)
+        assert app.running is None
         assert "condition met" in log_text(app) or "warning" in log_text(app)
         assert app.view is not None
         last = app.query_one("#status").render()

@@ -20,7 +20,6 @@ from optdbg.tui.dialogs import (
     DiagnosticsScreen,
     FieldList,
     HyperDialog,
-    RunningScreen,
 )
 from optdbg.tui.graphview import GraphPanel, GraphTree
 from optdbg.tui.text import printable
@@ -244,8 +243,9 @@ async def test_lr_none_is_shown_and_the_step_refused(tmp_path: Path) -> None:
         await press(pilot, "f", "b")
         assert "lr None" in status(app)
         await press(pilot, "c")  # continue reads every group's lr while it runs
-        assert not isinstance(app.screen, RunningScreen)
-        assert "step refused" in " ".join(n.title for n in app._notifications)
+        assert app.running is None
+        # the log, not the toast: a toast may time out first on a loaded machine
+        assert "step ✗ TypeError" in log_text(app) and "state is unchanged" in log_text(app)
         await press(pilot, "l")
         assert isinstance(app.screen, HyperDialog)  # None cannot be edited: said so
         assert "no lr to edit" in screen_text(app)
@@ -270,12 +270,12 @@ async def test_keys_pressed_while_continue_closes_do_not_crash() -> None:
         await settle(pilot)
         await pilot.press("c")
         await pilot.pause(0.2)
-        assert isinstance(app.screen, RunningScreen)
-        running = app.screen
-        for key in "xy":  # both queued on the overlay before it closes (a fast typist)
+        assert app.running is not None
+        running = app.running
+        for key in "xy":  # both queued on the banner before it closes (a fast typist)
             running.post_message(Key(key, key))
         await settle(pilot)
-        assert not isinstance(app.screen, RunningScreen)
+        assert app.running is None
         assert "paused" in log_text(app)
         await press(pilot, "f")
         assert app.view is not None and app.view.snapshot.op_count > 0

@@ -25,17 +25,19 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static, Tab, Tabs
 
 from optdbg.engine import debugger as dbg
 from optdbg.engine import fmt
 from optdbg.engine.render import cancel_renders
 
-from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog, RunningScreen
+from .dialogs import BreakpointDialog, DiagnosticsScreen, HyperDialog
 from .graphview import GraphPanel
 from .keys import KeyFooter, bindings
 from .landscape_view import LandscapeScreen
 from .runner import EngineThread, run_job
+from .running import RunningBanner
 from .screens import HelpScreen, PickerScreen
 from .text import literal, printable
 from .widgets import (
@@ -81,9 +83,8 @@ OPS = ("forward", "backward", "step", "zero_grad", "next", "iteration")
 """Ops queued back to back run as one `Batch` (keys typed faster than ops run)."""
 MAX_QUEUE = 16
 PROGRESS_S = 1.0
-"""While continue runs, the live counters and loss plot are redrawn this often: each frame
-re-renders the whole screen behind the running overlay (Textual's translucent modal), and
-the UI thread's frames take the GIL from the loop."""
+"""While continue runs, the live counters and loss plot are redrawn this often: the UI
+thread's frames take the GIL and a core from the loop."""
 TOAST_CHARS = {True: 72, False: 240}
 """The longest toast message on a compact / wide screen (the log keeps the whole text)."""
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
@@ -297,6 +298,12 @@ class OptDbgApp(PanelLayout, App[None]):
         self._generation = 0
         self._engine: EngineThread | None = EngineThread() if debugger is not None else None
         self._replay: tuple[int, tuple[BackwardStep, ...], list[Event], dbg.View] | None = None
+        self._banner: RunningBanner | None = None
+        """Over the footer while `continue` runs (it has the focus then)."""
+        self._run_stop: threading.Event | None = None
+        """Set to pause the running `continue`."""
+        self._refocus: Widget | None = None
+        """What had the focus before the banner took it."""
         self._cancel_shown = False
         self._plotted = 0.0
         self.break_condition = ""
@@ -365,8 +372,8 @@ class OptDbgApp(PanelLayout, App[None]):
             self.query_one(GraphPanel).graph = self.view.graph
 
     def _tick(self) -> None:
-        if self._job_running and not isinstance(self.screen, RunningScreen):
-            self._show_activity()  # while continue runs, its overlay says it (fewer frames)
+        if self._job_running and self._banner is None:
+            self._show_activity()  # while continue runs, its banner says it (fewer frames)
         self._sync_cancel()
         if self._held is not None and not self._dialog_open():
             held, self._held = self._held, None
@@ -408,7 +415,7 @@ class OptDbgApp(PanelLayout, App[None]):
     def push_screen(self, screen: Any, *args: Any, **kwargs: Any) -> Any:
         """A dialog opens: the toast on screen waits for it to close (Textual would show it
         again on the dialog)."""
-        if not isinstance(screen, RunningScreen) and self._last_toast is not None:
+        if self._last_toast is not None:
             shown_at, toast = self._last_toast
             if time.monotonic() - shown_at < (toast["timeout"] or self.NOTIFICATION_TIMEOUT):
                 self._held = toast
@@ -418,7 +425,7 @@ class OptDbgApp(PanelLayout, App[None]):
 
     def _dialog_open(self) -> bool:
         """A dialog (help, diagnose, an editor, the picker) is in front of the panels."""
-        return len(self.screen_stack) > 1 and not isinstance(self.screen, RunningScreen)
+        return len(self.screen_stack) > 1
 
     def _sync_cancel(self) -> None:
         """Show or hide escape in the footer when that changes (on a timer, and when idle)."""
@@ -558,6 +565,7 @@ class OptDbgApp(PanelLayout, App[None]):
     def _next_job(self) -> None:
         debugger = self.debugger
         if not self._queue or debugger is None or self._engine is None:
+            self._end_running()  # idle: a run that failed or was refused leaves no banner
             self._job_running = False
             self._show_activity()
             self._sync_cancel()
@@ -649,8 +657,7 @@ class OptDbgApp(PanelLayout, App[None]):
     def on_opt_dbg_app_continued(self, message: Continued) -> None:
         if not self._current(message):
             return
-        if isinstance(self.screen, RunningScreen):
-            self.screen.dismiss()  # continue stopped by itself
+        self._end_running()  # continue stopped by itself, or paused
         self._finish(*_continued(message.outcome.result), message.outcome.view)
 
     def on_opt_dbg_app_slow_motion(self, message: SlowMotion) -> None:
@@ -906,7 +913,34 @@ class OptDbgApp(PanelLayout, App[None]):
         stop = threading.Event()
         until = dbg.ContinueUntil(self.break_condition, self.break_on_warning, None, PROGRESS_S)
         self._enqueue(until, stop=stop)
-        self.push_screen(RunningScreen(), lambda _: stop.set())
+        self._start_running(stop)
+
+    def _start_running(self, stop: threading.Event) -> None:
+        """The banner over the footer, holding the focus until the run ends."""
+        self._end_running()
+        self._banner, self._run_stop, self._refocus = RunningBanner(), stop, self.focused
+        self.add_class("-running")  # the footer hides: it would recompose behind the banner
+        self.screen.mount(self._banner)
+        self._banner.focus()
+
+    def _end_running(self) -> None:
+        banner, self._banner = self._banner, None
+        if banner is None:
+            return
+        self.remove_class("-running")
+        banner.remove()
+        if self._refocus is not None and self._refocus.is_attached:
+            self._refocus.focus()
+        self._refocus = None
+
+    @property
+    def running(self) -> RunningBanner | None:
+        """The banner while `continue` runs (tests read it), else None."""
+        return self._banner
+
+    def on_running_banner_paused(self, _message: RunningBanner.Paused) -> None:
+        if self._run_stop is not None:
+            self._run_stop.set()
 
     def on_opt_dbg_app_progress(self, message: Progress) -> None:
         """Live while running: the status line, the loss plot and the overlay; the other
@@ -924,8 +958,8 @@ class OptDbgApp(PanelLayout, App[None]):
             if now - self._plotted >= PROGRESS_S:  # plotting is the costly part
                 self._plotted = now
                 self.query_one(LossPanel).history = (pulse.losses, ())
-            if isinstance(self.screen, RunningScreen):
-                self.screen.show(
+            if self._banner is not None:
+                self._banner.show(
                     f"running: op {pulse.op_count} · step {pulse.step_count} · "
                     f"loss {fmt.num(pulse.loss)}"
                 )

@@ -30,7 +30,6 @@ from optdbg.engine.debugger import CompareView
 from optdbg.engine.plots import curve_range
 
 from .app import OptDbgApp
-from .dialogs import RunningScreen
 from .keys import KeyFooter
 from .landscape_view import COLORS, PLOT_COLORS
 
@@ -323,8 +322,8 @@ class CompareApp(OptDbgApp):
         if message.generation != self._generation or self._screen_view is None:
             return
         chosen = message.pulses[self.chosen] if message.pulses else None
-        if isinstance(self.screen, RunningScreen) and chosen is not None:
-            self.screen.show(
+        if self.running is not None and chosen is not None:
+            self.running.show(
                 f"running {len(message.pulses)} variants: op {chosen.op_count} · "
                 + " · ".join(f"{k + 1}: {fmt.num(p.loss, 4)}" for k, p in enumerate(message.pulses))
             )

@@ -10,7 +10,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.events import Click, Key
+from textual.events import Click
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -238,29 +238,6 @@ class BreakpointDialog(ModalScreen[tuple[str, bool] | None]):
                 self.query_one("#dialog-error", Static).update(literal(e, "bold red"))
                 return
         self.dismiss((text, self.query_one("#on-warning", Checkbox).value))
-
-
-class RunningScreen(ModalScreen[None]):
-    """Shown while `continue` runs: the panels keep updating behind it; any key pauses."""
-
-    def compose(self) -> ComposeResult:
-        yield Static("▶ running… press any key to pause", id="running")
-
-    def on_key(self, event: Key) -> None:
-        event.stop()
-        event.prevent_default()
-        self._pause()
-
-    def on_click(self) -> None:
-        self._pause()
-
-    def _pause(self) -> None:
-        """Close once: keys pressed while it closes must not dismiss the screen below."""
-        if self.is_current:
-            self.dismiss()
-
-    def show(self, text: str) -> None:
-        self.query_one("#running", Static).update(literal(f"▶ {text}   ·   any key pauses"))
 
 
 class DiagnosticsScreen(ModalScreen[None]):
