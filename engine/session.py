@@ -393,6 +393,7 @@ class Session:
             return self._perform_op(op, body)
         finally:
             self._performing = False
+            self._settle_records(memo=False)  # an op cut short (e.g. Ctrl-C) settles too
 
     def _perform_op(self, op: str, body: Callable[[], str]) -> Event:
         start = time.perf_counter()
@@ -954,10 +955,11 @@ class Session:
             if t.tensor.numel() * t.tensor.element_size() > self.record_copy_bytes
         }
 
-    def _settle_records(self) -> None:
+    def _settle_records(self, memo: bool = True) -> None:
         """Once the op has ended (its detectors have read the copies): each big parameter's
         step record becomes its summaries, its copy before the step turned into the update
-        in place (`after - before`, bit for bit) and freed."""
+        in place (`after - before`, bit for bit) and freed. With `memo`, the memo is current
+        (suspected after the op) and keeps the value's view for the snapshot."""
         for track in self._params:
             rec = self._last_step.get(track.name)
             if rec is None or rec.pending is None or rec.before is None or rec.after is None:
@@ -966,8 +968,8 @@ class Session:
             before_view = before_view or view(rec.before)
             if grad_view is None and rec.grad is not None:
                 grad_view = view(rec.grad) if rec.grad._version == rec.grad_version else None
-            with shared_views(self._views):  # the live tensor (rec.after is an alias of it):
-                after_view = view(track.tensor)  # snapshots share this view
+            with shared_views(self._views if memo else ViewMemo()):  # rec.after is an alias
+                after_view = view(track.tensor)  # of the live tensor: snapshots share this
             delta = torch.sub(rec.after, rec.before, out=rec.before)
             delta_view = view(delta)
             assert before_view is not None and after_view is not None and delta_view is not None
