@@ -943,14 +943,14 @@ class OptDbgApp(PanelLayout, App[None]):
             self._run_stop.set()
 
     def on_opt_dbg_app_progress(self, message: Progress) -> None:
-        """Live while running: the status line, the loss plot and the overlay; the other
+        """Live while running: the status line, the loss plot and the banner; the other
         panels catch up when it stops (a full view each time would slow the loop)."""
         pulse = message.counters
         if message.generation != self._generation or not self._job_running or self.view is None:
             return
         if pulse is None:  # a headless debugger's report: nothing to draw
             return
-        with self.batch_update():  # one frame for the status line, the plot and the overlay
+        with self.batch_update():  # one frame for the status line, the plot and the banner
             status = self.query_one(StatusBar)
             status.last_event = message.event
             status.snapshot = pulse.applied_to(self.view.snapshot)

@@ -1,4 +1,4 @@
-"""Modal dialogs: hyperparameters, breakpoints, and the overlay shown while running."""
+"""Modal dialogs: hyperparameters, breakpoints, diagnostics."""
 
 from __future__ import annotations
 
