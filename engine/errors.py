@@ -59,3 +59,15 @@ def message_of(e: BaseException) -> str:
 def type_of(e: BaseException) -> str:
     """An exception's type name, safe to show."""
     return fmt.name(type(e).__name__)
+
+
+FAILURE_LIMIT = 240
+"""The longest exception message an observer's failure quotes (PyTorch's dispatcher errors
+run to thousands of characters)."""
+
+
+def failure(e: BaseException) -> str:
+    """An exception in one line, safe to show: its type and the first line of its message."""
+    lines = message_of(e).splitlines()
+    first = fmt.text(lines[0], FAILURE_LIMIT, newlines=False) if lines else ""
+    return f"{type_of(e)}: {first}" if first else type_of(e)

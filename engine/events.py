@@ -109,6 +109,9 @@ class Event:
     evaluation: dict[str, float] | None = None
     """An `evaluate` op's result: named numbers ("loss", "accuracy", or what the scenario's
     evaluate() returned)."""
+    observer_errors: tuple[str, ...] = ()
+    """What an observer of this op failed to do, one line each ("graph: extraction failed:
+    ..."): the op itself completed with its exact values; what it lost is said here."""
 
     @property
     def ok(self) -> bool:

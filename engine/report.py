@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def record(event: Event, snap: Snapshot) -> dict[str, Any]:
-    """The JSON Lines record for one op (the format DESIGN.md fixes)."""
+    """The JSON Lines record for one op (the format DESIGN.md fixes; an op whose observers
+    failed adds "observer_errors", as an evaluate adds "eval")."""
     return _record(event, snap.loss, [(p.name, p.value, p.grad) for p in snap.params])
 
 
@@ -33,6 +34,8 @@ def _record(
     }
     if event.evaluation is not None:
         out["eval"] = dict(event.evaluation)
+    if event.observer_errors:
+        out["observer_errors"] = list(event.observer_errors)
     return out
 
 
@@ -67,6 +70,7 @@ def trace_line(event: Event) -> str:
     lines += [f"        warning [{w.code}] {w.message}" for w in event.warnings]
     if event.error:
         lines.append(f"        {event.error.explanation}")
+    lines += [f"        observer failed: {failure}" for failure in event.observer_errors]
     return "\n".join(lines)
 
 
@@ -75,7 +79,9 @@ def summary_line(events: list[Event], snap: Snapshot) -> str:
     codes = sorted({w.code for e in events for w in e.warnings})
     errors = sum(1 for e in events if e.error)
     warned = ", ".join(codes) if codes else "none"
+    failed = sum(1 for e in events if e.observer_errors)
     return (
         f"{snap.scenario}: {len(events)} ops, {snap.step_count} steps, "
         f"final loss {fmt.num(snap.loss)}, errors {errors}, warnings: {warned}"
+        + (f", ops whose observers failed: {failed}" if failed else "")
     )

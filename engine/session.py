@@ -18,7 +18,7 @@ import torch
 
 from . import fmt, hyper
 from .breakpoints import Condition, RunResult, run_until
-from .errors import ScenarioError, message_of, type_of
+from .errors import ScenarioError, failure, message_of, type_of
 from .events import LOOP_OPS, WORDS, Event, OpError
 from .explain import UNCHANGED, explain, explain_step
 from .graph import BackwardStep, FlowRecorder, ForwardCapture, Graph, extract_nodes, module_names
@@ -202,7 +202,13 @@ class Session:
         node at each backward (`graph().flow`, `graph().steps`). Off, `graph()` extracts
         lazily and a graph first read after backward has its saved tensors marked freed."""
         self.graph_error: str | None = None
-        """Why the last graph extraction or flow recording failed (the op itself did not)."""
+        """Why the current loss's graph could not be extracted, or its gradient flow not
+        recorded (the op itself completed); None when it was."""
+        self._failed_forward: int | None = None
+        """The forward whose loss's graph could not be extracted."""
+        self._failures: list[str] = []
+        """The graph watcher's failures during the op running now (its event's
+        `observer_errors`)."""
         self._last_step: dict[str, StepRecord] = {}
         self.step_detail = True
         """Keep each step's record (values before and after, the grad, the state before) for
@@ -403,6 +409,7 @@ class Session:
         self.detectors.before(self, op)
         before = self._fingerprint()
         self._evaluation = None
+        self._failures = []
         try:
             with scenario_code(self.scenario.notes), scenario_argv(str(self.scenario.path)):
                 summary = body()
@@ -434,6 +441,7 @@ class Session:
             error=error,
             seconds=time.perf_counter() - start,
             evaluation=self._evaluation if error is None else None,
+            observer_errors=self._observer_errors(),
         )
         self.events.append(event)
         self.history.after_op(event)
@@ -445,6 +453,11 @@ class Session:
         self._leaf_views = []
         self._settle_records()
         return event
+
+    def _observer_errors(self) -> tuple[str, ...]:
+        """What the observers failed to do during the op just performed (each says it once)."""
+        graph, self._failures = self._failures, []
+        return (*self.history.take_errors(), *self.detectors.take_errors(), *graph)
 
     def keeps_views(self, op: str) -> bool:
         """Whether the tensor summaries shown before `op` (snapshots, `--json` records) stay
@@ -581,7 +594,7 @@ class Session:
         self._received = dict(state.received)
         self._last_step = self._restored_steps(state.steps)
         self.loss = None
-        self._graph_cache, self._graph_fns = None, []
+        self._graph_cache, self._graph_fns, self._failed_forward = None, [], None
         keep = [i for i, step in enumerate(self.loss_steps) if step < state.position]
         self.loss_history[:] = [self.loss_history[i] for i in keep]
         self.loss_steps[:] = [self.loss_steps[i] for i in keep]
@@ -651,6 +664,7 @@ class Session:
             loss=self.loss_value,
             warnings=self.detectors.after(self, "set", None, ()),
             seconds=time.perf_counter() - started,
+            observer_errors=self._observer_errors(),
         )
         self.events.append(event)
         self.history.after_op(event, (group, key, value))
@@ -691,7 +705,7 @@ class Session:
         self.loss = loss
         self._versions_at_forward = tuple(t.tensor._version for t in self._params)
         self.last_batch = batch
-        self._graph_cache = None
+        self._graph_cache, self._failed_forward = None, None
         self._graph_fns = []
         self.forward_count += 1
         if capture is not None:
@@ -1321,8 +1335,9 @@ class Session:
 
     def graph(self) -> Graph | None:
         """The extracted autograd graph of the current loss (cached per forward; after a
-        backward recorded with `capture_graph` on, it carries `flow` and `steps`)."""
-        if self.loss is None:
+        backward recorded with `capture_graph` on, it carries `flow` and `steps`). None
+        when extraction failed for this loss (`graph_error` says why; not tried again)."""
+        if self.loss is None or self._failed_forward == self.forward_count:
             return None
         if self._graph_cache is None or self._graph_cache[0] != self.forward_count:
             self._extract(None)
@@ -1352,26 +1367,35 @@ class Session:
         return event, steps
 
     def _module_maps(self) -> tuple[dict[int, str], dict[int, str]]:
+        """The graph's module names (read once); none when the scenario's modules cannot
+        be read (a failure of the graph watcher, never of the op)."""
         if self._modules is None:
-            self._modules = module_names(self.scenario.namespace)
+            try:
+                self._modules = module_names(self.scenario.namespace)
+            except Exception as e:  # observing must never break an op
+                self._graph_failed(f"the modules could not be read, nodes show none: {failure(e)}")
+                self._modules = ({}, {})
         return self._modules
 
     def _extract(self, capture: ForwardCapture | None) -> None:
         assert self.loss is not None
         ns = self.scenario.namespace
-        names = {
-            fmt.name(k): v for k, v in ns.items() if isinstance(v, torch.Tensor) and k[:2] != "__"
-        }
-        names.update(grad_tensors(ns))
-        names.update(self.scenario.params)
         leaves: list[tuple[torch.Tensor, TensorView]] = []
         try:
+            names = {
+                fmt.name(k): v
+                for k, v in ns.items()
+                if isinstance(v, torch.Tensor) and k[:2] != "__"
+            }
+            names.update(grad_tensors(ns))
+            names.update(self.scenario.params)
             graph, fns = extract_nodes(
                 self.loss, names, capture=capture, owners=self._module_maps()[1], leaf_views=leaves
             )
         except Exception as e:  # observing must never break an op
-            self.graph_error = f"graph extraction failed: {type(e).__name__}: {e}"
+            self.graph_error = self._graph_failed(f"extraction failed: {failure(e)}")
             self._graph_cache, self._graph_fns = None, []
+            self._failed_forward = self.forward_count
             return
         self.graph_error = None
         self._graph_cache = (self.forward_count, graph)
@@ -1398,7 +1422,15 @@ class Session:
             for grad, seen in recorder.grad_views:  # the snapshot shows them: not again
                 self._views.put(grad, seen)
         except Exception as e:  # observing must never break an op
-            self.graph_error = f"recording the gradient flow failed: {type(e).__name__}: {e}"
+            self.graph_error = self._graph_failed(
+                f"recording the gradient flow failed: {failure(e)}"
+            )
+
+    def _graph_failed(self, what: str) -> str:
+        """Note a failure of the graph watcher for the running op's event; returns it."""
+        text = f"graph: {what}"
+        self._failures.append(text)
+        return text
 
 
 _NO_BATCH = object()

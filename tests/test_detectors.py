@@ -89,7 +89,7 @@ def run(session: Session, ops: str, repeat: int = 1) -> list[Event]:
     for _ in range(repeat):
         for word in ops.split():
             events += session.perform(word)
-    assert session.detectors.error is None, session.detectors.error
+    assert not [e.observer_errors for e in events if e.observer_errors]
     return events
 
 

@@ -48,6 +48,7 @@ from .widgets import (
     StatusBar,
     UpdatePanel,
     describe_update,
+    failures_toast,
     nothing_done,
 )
 
@@ -105,7 +106,8 @@ def _batchable(command: dbg.Command) -> TypeGuard[dbg.Perform]:
 
 def _continued(result: RunResult) -> tuple[list[Event], Note]:
     """What a run adds to the log: the ops that warned or failed, the last, and a line."""
-    events = [e for e in result.events if e.warnings or e.error] + list(result.events[-1:])
+    events = [e for e in result.events if e.warnings or e.error or e.observer_errors]
+    events += result.events[-1:]
     stopped = result.reason in ("condition", "error", "non-finite")
     severity: dbg.Severity = "warning" if stopped else "information"
     return _unique(events), Note(
@@ -314,6 +316,8 @@ class OptDbgApp(PanelLayout, App[None]):
         self._last_toast: tuple[float, dict[str, Any]] | None = None
         self._notes_shown = 0
         """How many of the session's notes (`View.notes`) the log shows."""
+        self._graph_error: str | None = None
+        """The graph failure the log shows last (`View.graph_error`)."""
 
     @property
     def session(self) -> Session | None:
@@ -513,7 +517,7 @@ class OptDbgApp(PanelLayout, App[None]):
         log = self.query_one(LogPanel)
         log.clear()
         log.note(f"loaded {_display_path(message.debugger.path)}")
-        self._notes_shown = 0
+        self._notes_shown, self._graph_error = 0, None
         self.query_one(StatusBar).last_event = None
         if message.view is not None:
             self._apply(message.view)
@@ -715,12 +719,27 @@ class OptDbgApp(PanelLayout, App[None]):
         log.add_events(events)
         for event in events:
             self._alert(event)
+        failed = failures_toast(events)
+        if failed is not None:
+            self.notify(failed, title="an observer failed (the op completed)", severity="warning")
+        if view is not None:
+            self._graph_failure(events, view.graph_error)
         if events:
             self.query_one(StatusBar).last_event = events[-1]
         if view is not None:
             self._apply(view)
         self._job_running = False
         self._next_job()
+
+    def _graph_failure(self, events: list[Event], error: str | None) -> None:
+        """A graph that failed outside an op (drawn lazily, e.g. after continue): said once
+        in the log and a toast (one that failed in an op is on its event already)."""
+        new = error is not None and error != self._graph_error
+        self._graph_error = error
+        if new and all(error not in e.observer_errors for e in events):
+            assert error is not None
+            self.query_one(LogPanel).note(error, style="italic red")
+            self.notify(error, title="an observer failed", severity="warning")
 
     def _alert(self, event: Event) -> None:
         """One toast per op: its error if it failed, else its warnings (the log has all)."""
@@ -755,6 +774,7 @@ class OptDbgApp(PanelLayout, App[None]):
             self.query_one(ParamsPanel).snapshot = view.snapshot
             self.query_one(UpdatePanel).lines = describe_update(view.detail, view.selected)
             graph = self.query_one(GraphPanel)
+            graph.error = view.graph_error
             if graph.graph is not view.graph:
                 graph.graph = view.graph
             self.query_one(LossPanel).evals = view.snapshot.eval_losses

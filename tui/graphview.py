@@ -329,6 +329,8 @@ class GraphPanel(Vertical):
 
     graph: reactive[Graph | None] = reactive(None, always_update=True)
     """The extracted graph of the current loss (None before the first forward)."""
+    error: reactive[str | None] = reactive(None, init=False)
+    """Why the current loss has no graph (its extraction failed), shown instead of it."""
     step: reactive[tuple[int, tuple[BackwardStep, ...]] | None] = reactive(None)
     """The slow-motion replay: (index of the current step, all steps); None when off."""
 
@@ -358,6 +360,10 @@ class GraphPanel(Vertical):
         node = self.tree.cursor_node
         shown = node.data if kept and not self.dag and node is not None else None
         self._details(shown if graph is not None and shown in graph.nodes else None)
+
+    def watch_error(self, _error: str | None) -> None:
+        if self.step is None:
+            self._details(None)
 
     def _shown(self) -> Graph | None:
         """The graph as the views draw it: during the slow motion, with the gradients
@@ -422,7 +428,9 @@ class GraphPanel(Vertical):
 
     def _details(self, nid: str | None) -> None:
         graph = self.graph
-        if graph is None or graph.root is None:
+        if graph is None and self.error:
+            self._show(literal(self.error, "$text-error"))
+        elif graph is None or graph.root is None:
             self._show(Text(self.EMPTY_HINT, style="dim"))
         elif nid is None:
             hint = "↑↓ move · space expand · m group by module · g DAG/tree"

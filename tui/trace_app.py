@@ -36,6 +36,7 @@ from .widgets import (
     LossPanel,
     ParamsPanel,
     UpdatePanel,
+    failures_toast,
     themed,
 )
 
@@ -187,6 +188,9 @@ class TraceApp(PanelLayout, App[int]):
         for event in late:  # a warning known only once a later step used the gradient
             log.note(f"a later op found a warning on op {event.index}:", "bold")
         log.add_events(late + list(p.events[self.shown :]))
+        failed = failures_toast(list(p.events[self.shown :]))
+        if failed is not None:
+            self.notify(failed, title="an observer failed (the op completed)", severity="warning")
         self.warned.update({e.index: len(e.warnings) for e in p.events if e.warnings})
         self.shown = len(p.events)
         if p.ended is not None:
@@ -199,6 +203,7 @@ class TraceApp(PanelLayout, App[int]):
             self.query_one(ParamsPanel).snapshot = p.snapshot
             self.query_one(UpdatePanel).lines = _optimizers(p, self.selected)
             graph = self.query_one(GraphPanel)
+            graph.error = p.graph_error
             if graph.graph is not p.graph:
                 graph.graph = p.graph
             self.query_one(TraceLossPanel).series = p.losses

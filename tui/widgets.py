@@ -444,7 +444,24 @@ def event_text(event: Event) -> Text:
         text.append("\n")
         text.append(f"      ⚠ {w.code} ", style="bold $text-warning reverse")
         text.append(f" {w.message}", style="$text-warning")
+    for failure in event.observer_errors:
+        text.append("\n")
+        text.append(f"      ✗ {failure}", style="italic $text-error")
     return text
+
+
+TOAST_FAILURES = 3
+"""Observer failures listed in one toast (the log has every one)."""
+
+
+def failures_toast(events: list[Event]) -> str | None:
+    """One toast's text for what the observers of these ops failed to do (None: nothing)."""
+    failures = list(dict.fromkeys(f for e in events for f in e.observer_errors))
+    if not failures:
+        return None
+    more = len(failures) - TOAST_FAILURES
+    shown = "\n".join(failures[:TOAST_FAILURES])
+    return shown + (f"\n(+{more} more in the log)" if more > 0 else "")
 
 
 class HistoryPanel(Vertical):

@@ -361,7 +361,10 @@ class Debugger:
         )
         evaluates = s.scenario.evaluation is not None
         notes = tuple(s.scenario.notes)
-        return View(snap, detail, s.graph(), name, values, window, future, evaluates, notes)
+        graph = s.graph()
+        return View(
+            snap, detail, graph, name, values, window, future, evaluates, notes, s.graph_error
+        )
 
     # helpers -------------------------------------------------------------
 

@@ -43,6 +43,9 @@ class View:
     notes: tuple[str, ...] = ()
     """What optdbg did about the scenario's code that its user should know, in order (e.g.
     a signal handler accepted but not installed: `Scenario.notes`)."""
+    graph_error: str | None = None
+    """Why the current loss has no graph, or its graph no gradient flow (the graph watcher
+    failed; the op completed): shown by the graph panel."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ScenarioError, message_of, source_line, type_of
+from ..errors import ScenarioError, failure, message_of, source_line, type_of
 from ..events import LOOP_OPS, Event, Finding, OpError
 from ..loop import Checkpointable, Stateful
 from .budget import Budget
@@ -94,8 +94,9 @@ class History:
         self.divergence: str | None = None
         """How the last replay differed from the log (None: bit for bit the same)."""
         self.unavailable: str | None = None
-        self.error: str | None = None
-        """Why the last checkpoint was skipped (an op never fails because of history)."""
+        self._errors: list[str] = []
+        """Checkpoints skipped since the last `take_errors` (an op never fails because of
+        history)."""
         self._copier = Copier(loop, observers)
         self.epoch_rng: RngState | None = None
         """The random state that shuffled the current epoch (set as `iter(data)` begins)."""
@@ -179,11 +180,28 @@ class History:
             return
         self._drop_future(op)
         if op == "forward":
-            try:
-                self._maybe_checkpoint()
-            except Exception as e:  # history must never break an op: skip this checkpoint
-                self.error = f"checkpoint skipped: {type(e).__name__}: {e}"
-                self._pending = None
+            self._checkpoint()
+
+    def take_errors(self) -> tuple[str, ...]:
+        """What failed since the last call, one line each, forgotten here: the driver puts
+        it on the op's event (`Event.observer_errors`); during a replay, the jump's event
+        carries them."""
+        if self.replaying:
+            return ()
+        errors, self._errors = tuple(dict.fromkeys(self._errors)), []
+        return errors
+
+    def _checkpoint(self, force: bool = False) -> None:
+        """A checkpoint here if one is due; one that cannot be taken is skipped (history
+        never breaks an op), the failure kept for `take_errors`."""
+        try:
+            self._maybe_checkpoint(force)
+        except Exception as e:
+            self._errors.append(
+                "undo history: a checkpoint could not be taken (undo and redo replay more ops, "
+                f"from an earlier one): {failure(e)}"
+            )
+            self._pending = None
 
     def after_op(self, event: Event, args: tuple[Any, ...] | None = None) -> None:
         """Called by the driver once the op's event is in its `events`; `args` are what a
@@ -315,6 +333,7 @@ class History:
             loss=s.loss_value,
             warnings=tuple(warnings),
             seconds=time.perf_counter() - started,
+            observer_errors=self.take_errors(),
         )
 
     def _describe(self, op: str, before: int, target: int) -> str:
@@ -376,7 +395,7 @@ class History:
             if entry.event.op == "forward" and i > start and entry.event.ok:
                 # checkpoints along the way, and one before the last forward of a long
                 # replay: undoing a few ops from where we land is then quick
-                self._maybe_checkpoint(force=i == last_forward and target - start > 4)
+                self._checkpoint(force=i == last_forward and target - start > 4)
                 self._pending = None
             s.capture_graph = capture and i >= last_forward
             replayed = self._apply(entry)

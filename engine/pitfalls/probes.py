@@ -24,6 +24,7 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
+from ..errors import failure
 from ..events import OpError
 from ..norms import floats, norms
 from .context import GradRewrite, Inplace, LossFacts, OptimizerStep, Relu
@@ -63,7 +64,7 @@ class Probes:
                     module.register_forward_hook(self._relu_hook(name))
         except Exception as e:  # a scenario's modules may be anything: never break its load
             self._modules, self._modes, self._functions = [], [], []
-            self.error = f"the scenario's modules could not be read: {type(e).__name__}: {e}"
+            self.error = f"the scenario's modules could not be read: {failure(e)}"
         self._held: dict[str, Any] = {}
         self._forwards = 0
         self._chance: deque[float] = deque(maxlen=thresholds.chance_patience)
@@ -504,7 +505,7 @@ def _pre_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         try:
             probes.on_pre_step(optimizer)
         except Exception as e:  # observing must never break the user's step
-            probes.error = f"{type(e).__name__}: {e}"
+            probes.error = failure(e)
 
 
 def _post_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -512,7 +513,7 @@ def _post_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None
         try:
             probes.on_post_step(optimizer)
         except Exception as e:  # observing must never break the user's step
-            probes.error = f"{type(e).__name__}: {e}"
+            probes.error = failure(e)
 
 
 # Registered once, at import: registering inside a step (a tracer's hook opens the detectors

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import fmt
-from ..errors import ScenarioError, source_line
+from ..errors import ScenarioError, failure, source_line
 from ..events import Finding, OpError
 from ..scenario import Scenario, batch_count, grad_tensors
 from ..snapshot import TensorView, view
@@ -117,8 +117,8 @@ class Detectors:
         self._scalar_loss = scalar_loss
         self._probes = Probes(loop, thresholds, namespace or {})
         self._between: dict[str, Any] = {}
-        self.error: str | None = None
-        """The last exception a detector raised (detectors never break an op)."""
+        self._errors: list[str] = []
+        """What failed since the last `take_errors` (detectors never break an op)."""
         self._active: set[tuple[str, str | None]] = set()
         held = {id(t.tensor) for t in loop.tracks}
         self._extras = [(n, t) for n, t in extras if id(t) not in held]
@@ -194,7 +194,7 @@ class Detectors:
             self._before(loop, op)
             self._between = self._probes.before(loop, op)
         except Exception as e:  # observing must never break an op
-            self.error = f"{type(e).__name__}: {e}"
+            self._failed(failure(e))
 
     def after(
         self, loop: LoopState, op: str, error: OpError | None, found: Sequence[Finding]
@@ -214,11 +214,23 @@ class Detectors:
                 out += self._evaluate(ctx)
                 self._remember(loop, ctx)
         except Exception as e:  # observing must never break an op
-            self.error = f"{type(e).__name__}: {e}"
+            self._failed(failure(e))
         if self._probes.error is not None:
-            self.error, self._probes.error = self._probes.error, None
+            self._failed(self._probes.error)
+            self._probes.error = None
         silence = self.thresholds.silence
         return tuple(f for f in out if f.code not in silence)
+
+    def take_errors(self) -> tuple[str, ...]:
+        """What failed since the last call, one line each, forgotten here: the driver puts
+        it on the op's event (`Event.observer_errors`)."""
+        errors, self._errors = tuple(self._errors), []
+        return errors
+
+    def _failed(self, what: str) -> None:
+        self._errors.append(
+            f"pitfall detectors failed (this op's warnings may be incomplete): {what}"
+        )
 
     # ------------------------------------------------------------- undo / redo
 

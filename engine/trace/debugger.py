@@ -50,6 +50,8 @@ class Paused:
     """The name of the latest loss (the one the graph shows)."""
     steps: tuple[StepInfo, ...] = ()
     """Each optimizer's latest step with its numbers, in the order they were created."""
+    graph_error: str | None = None
+    """Why the latest loss has no graph, or no gradient flow (the graph watcher failed)."""
 
 
 class _Output:
@@ -321,6 +323,7 @@ class TraceDebugger:
                 for o in tracer.optimizers
                 if o.label in tracer.last_steps
             ),
+            graph_error=tracer.graph_error,
         )
 
 

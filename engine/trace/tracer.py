@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from .. import fmt
+from ..errors import failure
 from ..events import Event, Finding, OpError
 from ..explain import explain
 from ..graph import FlowRecorder, Graph, extract_nodes, with_flow
@@ -180,6 +181,11 @@ class Tracer:
         """The autograd graph of the latest loss (with `detail`), extracted before its
         backward ran (while its saved tensors exist)."""
         self.graph_error: str | None = None
+        """Why the latest loss has no graph, or its graph no gradient flow (the script's op
+        itself completed); None when it has."""
+        self._failures: list[str] = []
+        """The graph watcher's failures during the op running now (its event's
+        `observer_errors`)."""
         self.loss_name: str | None = None
         """With `detail`: the script's variable holding the latest loss (`errD_real`)."""
         self.loss_series: dict[str, list[float]] = {}
@@ -513,15 +519,15 @@ class Tracer:
 
     def _extract(self, loss: torch.Tensor) -> None:
         names = {t.name: t.tensor for t in self.tracks}
-        owners = naming.module_owners(
-            [t.tensor for t in self.tracks], {id(t.tensor): t.name for t in self.tracks}
-        )
         try:
+            owners = naming.module_owners(
+                [t.tensor for t in self.tracks], {id(t.tensor): t.name for t in self.tracks}
+            )
             self.graph, self._graph_fns = extract_nodes(loss, names, owners=owners)
             self.graph_error = None
         except Exception as e:  # observing must never break the script
             self.graph, self._graph_fns = None, []
-            self.graph_error = f"graph extraction failed: {e}"
+            self.graph_error = self._graph_failed(f"extraction failed: {failure(e)}")
 
     def _record_flow(self, recorder: FlowRecorder) -> None:
         """The graph with the gradients its backward sent through each node."""
@@ -531,7 +537,14 @@ class Tracer:
         try:
             self.graph = with_flow(self.graph, recorder)
         except Exception as e:  # observing must never break the script
-            self.graph_error = f"recording the gradient flow failed: {e}"
+            self.graph_error = self._graph_failed(
+                f"recording the gradient flow failed: {failure(e)}"
+            )
+
+    def _graph_failed(self, what: str) -> str:
+        text = f"graph: {what}"
+        self._failures.append(text)
+        return text
 
     def _sync_cleared(self) -> None:
         """Notice gradients the script cleared itself (model.zero_grad(), p.grad = None,
@@ -673,6 +686,9 @@ class Tracer:
             found, self._found = self._found, []
         for o in loops:
             found += o.detectors.after(o.loop, op, error, [])
+        failures, self._failures = self._failures, []
+        for o in self.optimizers:  # a backward's forward ran every optimizer's detectors
+            failures += o.detectors.take_errors()
         event = Event(
             index=len(self.events),
             op=op,
@@ -681,6 +697,7 @@ class Tracer:
             warnings=tuple(dict.fromkeys(found)),
             error=error,
             seconds=time.perf_counter() - start,
+            observer_errors=tuple(dict.fromkeys(failures)),
         )
         self.events.append(event)
         traced = TracedOp(event, where, opt.label if opt is not None else None)
@@ -710,6 +727,8 @@ class Tracer:
             "function": traced.where.function,
             "optimizer": traced.optimizer,
         }
+        if event.observer_errors:
+            record["observer_errors"] = list(event.observer_errors)
         if self.rank is not None:
             record["rank"] = self.rank
         return record
