@@ -235,6 +235,13 @@ class Comparison:
             if failed:
                 return result("error", "; ".join(failed))
 
+    def check_epochs(self) -> None:
+        """ValueError naming the first variant whose `data` has no length (an epoch of it
+        cannot be told complete)."""
+        for variant, session in zip(self.variants, self.sessions, strict=True):
+            if not _length(session.scenario.data):
+                raise ValueError(_no_epochs(variant.label))
+
     def run_epoch(
         self, index: int, on_iteration: Callable[[list[Event]], None] | None = None
     ) -> list[Event]:
@@ -244,10 +251,7 @@ class Comparison:
         with self.running(index) as session:
             length = _length(session.scenario.data)
             if not length:
-                raise ValueError(
-                    f"{self.variants[index].label}: --epochs needs `data` with a length "
-                    "(a list or a DataLoader)"
-                )
+                raise ValueError(_no_epochs(self.variants[index].label))
             done = session.epoch == 0 or session.batch >= length
             target = session.epoch + 1 if done else session.epoch
             events: list[Event] = []
@@ -259,6 +263,10 @@ class Comparison:
                 finished = session.epoch >= target and session.batch >= length
                 if finished or not all(e.ok for e in new):
                     return events
+
+
+def _no_epochs(label: str) -> str:
+    return f"{label}: --epochs needs `data` with a length (a list or a DataLoader)"
 
 
 def _length(data: Any) -> int | None:

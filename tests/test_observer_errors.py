@@ -188,3 +188,14 @@ async def test_the_trace_tui_shows_it_in_the_log_and_a_toast(tmp_path: Path) -> 
         assert "pitfall detectors failed" in log
         toasts = [n.message for n in app._notifications]
         assert any("pitfall detectors failed" in t for t in toasts), toasts
+
+
+def test_export_says_the_extraction_failed_not_that_there_is_no_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(SCENARIO), "--ops", "f", "-o", "g.dot"]) == 2
+    err = capsys.readouterr().err
+    assert f"optdbg: op 0 (forward): {GRAPH}" in err
+    assert f"no graph to export: {GRAPH}" in err
+    assert list(tmp_path.iterdir()) == []

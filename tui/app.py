@@ -270,6 +270,9 @@ class OptDbgApp(PanelLayout, App[None]):
     class Noted(OutcomeMessage[dbg.Noted]):
         """An export's result, in words."""
 
+    class Exported(OutcomeMessage[dbg.Exported]):
+        """The graph's export: where it went, or why nothing was written."""
+
     class Refused(OutcomeMessage[dbg.Refused]):
         """A command that was not carried out, and why."""
 
@@ -697,6 +700,11 @@ class OptDbgApp(PanelLayout, App[None]):
         self.push_screen(LandscapeScreen(message.outcome))
 
     def on_opt_dbg_app_noted(self, message: Noted) -> None:
+        if self._current(message):
+            outcome = message.outcome
+            self._finish([], Note(outcome.text, outcome.severity), outcome.view)
+
+    def on_opt_dbg_app_exported(self, message: Exported) -> None:
         if self._current(message):
             outcome = message.outcome
             self._finish([], Note(outcome.text, outcome.severity), outcome.view)

@@ -423,81 +423,55 @@ def _internal_error(outcome: Any) -> int:
     return EXIT_WARNINGS
 
 
-def _why_no_graph(session: Any) -> str:
-    """Why the latest loss has no autograd graph to draw, true for this loss."""
-    loss = session.loss
-    if loss is not None and loss.requires_grad:  # a leaf: no operation made it
-        name = next((n for n, p in session.scenario.params if p is loss), None)
-        what = f"the parameter `{_printable(name)}`" if name else "a leaf tensor"
-        return (
-            f"the loss is {what} itself (forward returns it unchanged), so its graph is that "
-            "one leaf, with no operation to draw; compute the loss from it to see a graph"
-        )
-    return (
-        "the loss does not require grad, so it has no autograd graph (does forward use a "
-        "tensor with requires_grad=True?)"
-    )
-
-
 def export_command(argv: list[str]) -> int:
+    """The ops, then the graph written, through the debugger façade (headless, recording
+    the graph's data as the TUI does)."""
     parser = _export_parser()
     ns = parser.parse_args(argv)
     words = _op_words(parser, ns.ops)
     from pathlib import Path
 
-    from optdbg.engine.export import (
-        FORMATS,
-        ExportError,
-        default_path,
-        export_graph,
-        export_torchviz,
-    )
+    from optdbg.engine.export import FORMATS
 
     if ns.output is not None and Path(ns.output).suffix.lower() not in FORMATS:
         parser.error(f"cannot tell the format of {ns.output!r}: name the file .png, .svg or .dot")
 
-    from optdbg.engine import ScenarioError, Session
+    from optdbg.engine import ScenarioError
+    from optdbg.engine.debugger import Exported, ExportGraph, Perform, Performed
+    from optdbg.engine.debugger.facade import Debugger
     from optdbg.engine.guard import user_interrupts
 
     with contextlib.redirect_stdout(sys.stderr), user_interrupts():
         try:
-            session = Session.open(ns.scenario)
+            debugger = Debugger.open(ns.scenario, panels=False, graph=True)
         except ScenarioError as e:
             print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
             return EXIT_USAGE
-        session.capture_graph = True
         for word in words:
-            for event in session.perform(word):
+            performed = debugger.execute(Perform(word))
+            if not isinstance(performed, Performed):  # the words were checked: an engine bug
+                return _internal_error(performed)
+            for event in performed.events:
                 if event.error is not None:
                     _say(f"optdbg: op {event.index} ({event.op}): {event.summary}", sys.stderr)
-    graph = session.graph()
-    if graph is None:
+                for failure in event.observer_errors:
+                    _say(f"optdbg: op {event.index} ({event.op}): {failure}", sys.stderr)
+        export = ExportGraph(ns.output, ns.force, ns.style, f"after {' '.join(words)}")
+        outcome = debugger.execute(export)
+    if not isinstance(outcome, Exported):
+        return _internal_error(outcome)
+    if outcome.problem == "no-loss":
         print(
             f"optdbg: no graph to export: the ops {ns.ops!r} left no loss "
             "(the graph is that of the last forward: include f)",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if graph.root is None:
-        print(f"optdbg: no graph to export: {_why_no_graph(session)}", file=sys.stderr)
+    if outcome.problem in ("no-graph", "failed"):
+        _say(f"optdbg: {outcome.message.removeprefix('export failed: ')}", sys.stderr)
         return EXIT_USAGE
-    snap = session.snapshot()
-    path = Path(ns.output) if ns.output else default_path(snap.scenario, snap.op_count)
-    title = f"{snap.title} (after {' '.join(words)})"
-    try:
-        if ns.style == "torchviz":
-            params = dict(session.scenario.params)
-            result = export_torchviz(session.loss, params, path, force=ns.force)
-        else:
-            result = export_graph(graph, path, title=title, force=ns.force)
-    except ExportError as e:
-        print(f"optdbg: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"optdbg: cannot write {path}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    if not result.ok:
-        _say(f"optdbg: {result.message}", sys.stderr)
+    if outcome.problem == "not-rendered":
+        _say(f"optdbg: {outcome.message}", sys.stderr)
         return EXIT_WARNINGS
-    _say(result.message, sys.stdout)
+    _say(outcome.message, sys.stdout)
     return EXIT_OK

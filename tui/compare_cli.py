@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from optdbg.engine import fmt
@@ -15,7 +16,8 @@ from optdbg.engine import fmt
 from .cli import EXIT_OK, EXIT_USAGE, _add_set, _op_words
 
 if TYPE_CHECKING:
-    from optdbg.engine.compare import Comparison, Row
+    from optdbg.engine.debugger.facade import CompareDebugger
+    from optdbg.engine.events import Event
 
 
 def _compare_parser() -> argparse.ArgumentParser:
@@ -112,92 +114,68 @@ def compare_command(argv: list[str]) -> int:
 
 
 def _headless(ns: argparse.Namespace, variants: list[Any], words: list[str], out: TextIO) -> int:
+    """The variants in lockstep through the debugger façade (headless: no views; with
+    --json, every variant's records)."""
     from optdbg.engine import ScenarioError
-    from optdbg.engine.compare import Comparison, table
+    from optdbg.engine.compare import Row, row_of, table
+    from optdbg.engine.debugger import Perform, Performed, RunEpoch, Tabulate, Tabulated
+    from optdbg.engine.debugger.facade import CompareDebugger
+    from optdbg.engine.report import record_line
 
     try:
-        comparison = Comparison.open(variants)
+        debugger = CompareDebugger.start(variants, panels=False, records=ns.json)
     except ScenarioError as e:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE
+    commands = [RunEpoch()] if ns.epochs else [Perform(word) for word in words]
     rows: list[list[Row]] = []
-    try:
-        if ns.epochs:
-            for _ in range(ns.epochs):
-                rows.append(_epoch(comparison, ns.json, out))
-        else:
-            for _ in range(ns.repeat):
-                rows.append(_repetition(comparison, words, ns.json, out))
-    except ValueError as e:
-        print(f"optdbg: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    finals = [s.snapshot() for s in comparison.sessions]
+    labels: list[str] = []
+    finals: tuple[Any, ...] = ()
+    for _ in range(ns.epochs or ns.repeat):
+        evaluations = [""] * len(variants)
+        for command in commands:
+            performed = debugger.execute(command)
+            if not isinstance(performed, Performed):
+                print(f"optdbg: {getattr(performed, 'text', performed)}", file=sys.stderr)
+                return EXIT_USAGE
+            for k, variant in enumerate(performed.variants):
+                for r in variant.records:
+                    line = record_line(r.event, r.loss, r.params, variant=variant.label)
+                    print(line, file=out, flush=True)
+                if ns.epochs:
+                    evaluations[k] = _evaluation(variant.events)
+        tabulated = debugger.execute(Tabulate())
+        assert isinstance(tabulated, Tabulated)
+        labels, finals = list(tabulated.labels), tabulated.snapshots
+        rows.append([row_of(s, e) for s, e in zip(finals, evaluations, strict=True)])
     if ns.table:
         unit = "epoch" if ns.epochs else "#"
-        print(table(comparison.labels, rows, finals, unit), file=out, flush=True)
-    return _exports(ns, comparison)
+        print(table(labels, rows, finals, unit), file=out, flush=True)
+    return _exports(ns, debugger)
 
 
-def _repetition(comparison: Comparison, words: list[str], as_json: bool, out: TextIO) -> list[Row]:
-    from optdbg.engine.compare import row_of
-
-    for word in words:
-        for label, events, session in zip(
-            comparison.labels, comparison.perform(word), comparison.sessions, strict=True
-        ):
-            if as_json:
-                _write(out, label, events, session)
-    return [row_of(s.snapshot()) for s in comparison.sessions]
+def _evaluation(events: Sequence[Event]) -> str:
+    """The epoch's evaluation as the table shows it (the number the regression lecture
+    compares: the full-data loss); empty without one."""
+    last = next((e for e in reversed(events) if e.op == "evaluate"), None)
+    values = (last.evaluation or {}) if last is not None else {}
+    return ", ".join(f"{k} {fmt.num(v, 10)}" for k, v in values.items())
 
 
-def _epoch(comparison: Comparison, as_json: bool, out: TextIO) -> list[Row]:
-    """One epoch of every variant, then its evaluation when the scenario has one (the
-    number the regression lecture compares: the full-data loss)."""
-    from optdbg.engine.compare import row_of
-
-    rows = []
-    for i, (label, session) in enumerate(zip(comparison.labels, comparison.sessions, strict=True)):
-
-        def write(events: list[Any], label: str = label, session: Any = session) -> None:
-            _write(out, label, events, session)
-
-        comparison.run_epoch(i, write if as_json else None)
-        evaluation = ""
-        if session.scenario.evaluation is not None:
-            with comparison.running(i):
-                event = session.perform("evaluate")[-1]
-            if as_json:
-                write([event])
-            values = event.evaluation or {}
-            evaluation = ", ".join(f"{k} {fmt.num(v, 10)}" for k, v in values.items())
-        rows.append(row_of(session.snapshot(), evaluation))
-    return rows
-
-
-def _write(out: TextIO, label: str, events: list[Any], session: Any) -> None:
-    from optdbg.engine.report import json_line
-
-    for event in events:
-        print(json_line(event, session, variant=label), file=out, flush=True)
-
-
-def _exports(ns: argparse.Namespace, comparison: Comparison) -> int:
+def _exports(ns: argparse.Namespace, debugger: CompareDebugger) -> int:
     """The pictures asked for with --losses / --landscape."""
-    from optdbg.engine.plots import PlotError, write_landscape, write_loss_curves
+    from optdbg.engine.debugger import ExportLandscape, ExportLosses, Noted
 
-    sessions, labels = comparison.sessions, comparison.labels
-    title = f"{sessions[0].scenario.name}: {', '.join(labels)}"
-    jobs = []
+    commands: list[ExportLosses | ExportLandscape] = []
     if ns.losses:
-        curves = [s.loss_history for s in sessions]
-        jobs.append(lambda: write_loss_curves(ns.losses, labels, curves, title, ns.force))
+        commands.append(ExportLosses(ns.losses, ns.force))
     if ns.landscape:
-        jobs.append(lambda: write_landscape(ns.landscape, sessions, labels, title, ns.force))
+        commands.append(ExportLandscape(ns.landscape, ns.force))
     code = EXIT_OK
-    for job in jobs:
-        try:
-            print(f"optdbg: {job()}", file=sys.stderr)
-        except PlotError as e:
-            print(f"optdbg: {e}", file=sys.stderr)
+    for command in commands:
+        outcome = debugger.execute(command)
+        text = getattr(outcome, "text", str(outcome))
+        print(f"optdbg: {text}", file=sys.stderr)
+        if not isinstance(outcome, Noted) or outcome.severity == "error":
             code = EXIT_USAGE
     return code

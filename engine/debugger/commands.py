@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,15 @@ class SlowBackward:
 @dataclass(frozen=True)
 class ExportGraph:
     """Write the current graph to `path` (default `<scenario>-op<N>.png`, a free name).
-    Outcome: `Noted` (where it went, or why nothing was written)."""
+    Outcome: `Exported` (what was written, or why nothing, or only the DOT, was)."""
 
     path: str | Path | None = None
+    force: bool = False
+    """Replace a file that exists (otherwise that is a failure, and nothing is written)."""
+    style: Literal["optdbg", "torchviz"] = "optdbg"
+    """optdbg's drawing of the extracted graph, or torchviz's `make_dot` of the live loss."""
+    after: str = ""
+    """Words put after the scenario's title in the picture (e.g. the ops performed)."""
 
     @property
     def label(self) -> str:
@@ -173,7 +179,12 @@ class DrawSlice:
 
 @dataclass(frozen=True)
 class ExportLandscape:
-    """Write the landscape to `<scenario>-landscape-op<N>.png`. Outcome: `Noted`."""
+    """Write the landscape to `path` (default `<scenario>-landscape-op<N>.png`, a free
+    name). Outcome: `Noted` (severity error when nothing was written)."""
+
+    path: str | Path | None = None
+    force: bool = False
+    """Replace a file that exists."""
 
     @property
     def label(self) -> str:
@@ -194,12 +205,38 @@ class Choose:
 
 @dataclass(frozen=True)
 class ExportLosses:
-    """Every variant's loss curve to `<scenario>-losses-op<N>.png` (`CompareDebugger`
-    only). Outcome: `Noted`."""
+    """Every variant's loss curve to `path` (default `<scenario>-losses-op<N>.png`, a free
+    name; `CompareDebugger` only). Outcome: `Noted` (severity error when nothing was
+    written)."""
+
+    path: str | Path | None = None
+    force: bool = False
+    """Replace a file that exists."""
 
     @property
     def label(self) -> str:
         return "export the loss curves"
+
+
+@dataclass(frozen=True)
+class RunEpoch:
+    """One epoch of each variant's `data` in turn (the one under way, or the next), then
+    its evaluation when the scenario has one (`CompareDebugger` only). Outcome: `Performed`
+    (every variant's events in `variants`), or `Refused` when `data` has no length."""
+
+    @property
+    def label(self) -> str:
+        return "epoch"
+
+
+@dataclass(frozen=True)
+class Tabulate:
+    """Every variant's snapshot now, for a comparison's table (`CompareDebugger` only).
+    Outcome: `Tabulated`."""
+
+    @property
+    def label(self) -> str:
+        return "table"
 
 
 Command = (
@@ -219,4 +256,6 @@ Command = (
     | ExportLandscape
     | Choose
     | ExportLosses
+    | RunEpoch
+    | Tabulate
 )

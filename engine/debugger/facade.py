@@ -31,9 +31,11 @@ from .commands import (
     Goto,
     Perform,
     Redo,
+    RunEpoch,
     Select,
     SetHyper,
     SlowBackward,
+    Tabulate,
     Undo,
 )
 from .outcomes import (
@@ -41,6 +43,8 @@ from .outcomes import (
     Continued,
     Counters,
     Diagnosed,
+    Exported,
+    ExportProblem,
     Failed,
     Landscape,
     LockstepProgress,
@@ -53,6 +57,8 @@ from .outcomes import (
     Refused,
     Severity,
     SlowMotion,
+    Tabulated,
+    VariantOps,
     View,
     Viewed,
 )
@@ -70,18 +76,27 @@ class Debugger:
     (headless), a step copies nothing for the update panel, only `Select` returns a view
     (the snapshot alone), and with `records` every op comes with its `Record`."""
 
-    def __init__(self, session: Session, *, panels: bool = True, records: bool = False) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        panels: bool = True,
+        records: bool = False,
+        graph: bool | None = None,
+    ) -> None:
         """Args:
         session: the loaded session to drive (this debugger is its only driver from now).
         panels: whether a UI shows the panels (see the class docstring).
         records: headless only: each op's parameters and grads copied out (`--json`).
+        graph: record the graph's node data and gradient flow (default: with panels; a
+            headless export wants them).
         """
         self._session = session
         self.panels = panels
         self.records = records and not panels
         self.selected: str | None = None
         """The parameter the detail panes show (set by `Select`)."""
-        session.capture_graph = panels
+        session.capture_graph = panels if graph is None else graph
         session.step_detail = panels
 
     @property
@@ -107,13 +122,14 @@ class Debugger:
         *,
         panels: bool = True,
         records: bool = False,
+        graph: bool | None = None,
     ) -> Debugger:
         """Load a scenario into a new session behind a debugger.
 
         Args:
             spec: a scenario path or a built-in's name.
             overrides: the `--set` values.
-            panels, records: see the class docstring.
+            panels, records, graph: see `__init__`.
 
         Returns:
             The debugger, its session before any op.
@@ -122,7 +138,8 @@ class Debugger:
             ScenarioError, OverrideError: the scenario cannot be loaded (the message says
             where and why). Loading is not a command: there is no session to refuse it.
         """
-        return cls(Session.open(spec, overrides=overrides), panels=panels, records=records)
+        session = Session.open(spec, overrides=overrides)
+        return cls(session, panels=panels, records=records, graph=graph)
 
     def execute(
         self,
@@ -225,22 +242,36 @@ class Debugger:
         return SlowMotion(event, steps, self.view())
 
     def _do_exportgraph(self, c: ExportGraph, *_: Any) -> Outcome:
-        """Args: c: where to write. Returns: Noted (severity warning or error when nothing
-        was written)."""
-        from ..export import ExportError, default_path, export_graph
+        """Args: c: where and how to write. Returns: Exported (severity warning or error
+        when nothing, or only the DOT, was written)."""
+        from ..export import ExportError, default_path, export_graph, export_torchviz
 
         s = self._session
         graph = s.graph()
-        if graph is None:
-            return self._noted("nothing to export yet: press f to build the graph first", "warning")
+        if s.loss is None:
+            text = "nothing to export yet: press f to build the graph first"
+            return self._exported(text, "warning", "no-loss")
+        if graph is None or graph.root is None:
+            why = s.graph_error or _why_no_graph(s)
+            return self._exported(f"no graph to export: {why}", "warning", "no-graph")
         path = Path(c.path) if c.path is not None else default_path(s.scenario.name, len(s.events))
+        title = f"{s.scenario.title} ({c.after})" if c.after else s.scenario.title
         try:
-            result = export_graph(graph, path, title=s.scenario.title)
+            if c.style == "torchviz":
+                params = dict(s.scenario.params)
+                result = export_torchviz(s.loss, params, path, force=c.force)
+            else:
+                result = export_graph(graph, path, title=title, force=c.force)
         except ExportError as e:
-            return self._noted(f"export failed: {e}", "error")
+            return self._exported(f"export failed: {e}", "error", "failed")
+        except OSError as e:
+            return self._exported(
+                f"export failed: cannot write {path}: {e.strerror or e}", "error", "failed"
+            )
         if not result.ok:
-            return self._noted(result.message, "warning")
-        return self._noted(f"graph exported: {path.resolve()}", "information")
+            return self._exported(result.message, "warning", "not-rendered")
+        text = f"graph exported: {path.resolve()}"
+        return Exported(text, "information", self.view(), path, result.message)
 
     def _do_diagnose(self, c: Diagnose, *_: Any) -> Outcome:
         """Args: c: the command. Returns: Diagnosed."""
@@ -283,13 +314,19 @@ class Debugger:
 
         sessions, labels = self.runs()
         s = self._session
-        path = unique_path(Path(f"{s.scenario.name}-landscape-op{len(s.events)}.png"))
+        default = Path(f"{s.scenario.name}-landscape-op{len(s.events)}.png")
+        path = Path(c.path) if c.path is not None else unique_path(default)
         try:
-            return self._noted(write_landscape(path, sessions, labels, s.scenario.title))
+            return self._noted(write_landscape(path, sessions, labels, self.title, c.force))
         except PlotError as e:
             return self._noted(f"landscape export failed: {e}", "error")
 
     # what a comparison does differently -------------------------------------
+
+    @property
+    def title(self) -> str:
+        """The title of the pictures (landscapes, loss curves)."""
+        return self._session.scenario.title
 
     def runs(self) -> tuple[list[Session], list[str]]:
         """The sessions a landscape draws, and their labels."""
@@ -388,9 +425,28 @@ class Debugger:
     def _noted(self, text: str, severity: Severity = "information") -> Noted:
         return Noted(text, severity, self.view())
 
+    def _exported(self, text: str, severity: Severity, problem: ExportProblem) -> Exported:
+        return Exported(text, severity, self.view(), None, text, problem)
+
     @staticmethod
     def _unknown(words: Sequence[str]) -> str:
         return f"unknown op word(s): {' '.join(words)}; expected one of: {', '.join(WORDS)}"
+
+
+def _why_no_graph(session: Session) -> str:
+    """Why the latest loss has no autograd graph to draw, true for this loss."""
+    loss = session.loss
+    if loss is not None and loss.requires_grad:  # a leaf: no operation made it
+        name = next((n for n, p in session.scenario.params if p is loss), None)
+        what = f"the parameter `{name}`" if name else "a leaf tensor"
+        return (
+            f"the loss is {what} itself (forward returns it unchanged), so its graph is that "
+            "one leaf, with no operation to draw; compute the loss from it to see a graph"
+        )
+    return (
+        "the loss does not require grad, so it has no autograd graph (does forward use a "
+        "tensor with requires_grad=True?)"
+    )
 
 
 # ------------------------------------------------------------------ several variants
@@ -402,14 +458,27 @@ class CompareDebugger(Debugger):
     slow motion and the view are the chosen variant's (`Choose`). A jump in one variant's
     history would break the lockstep: `Goto` is refused."""
 
-    def __init__(self, comparison: Comparison, chosen: int = 0) -> None:
+    def __init__(
+        self,
+        comparison: Comparison,
+        chosen: int = 0,
+        *,
+        panels: bool = True,
+        records: bool = False,
+    ) -> None:
         """Args:
         comparison: the loaded variants.
         chosen: the variant shown first.
+        panels, records: as for `Debugger`; headless, every variant's records come in
+            `Performed.variants`.
         """
         self.comparison = comparison
         self.chosen = chosen
-        super().__init__(comparison.sessions[chosen], panels=True)
+        self._rounds: list[tuple[list[Event], list[Record]]] = []
+        """Each variant's events and records of the command running now."""
+        super().__init__(comparison.sessions[chosen], panels=panels, records=records)
+        for session in comparison.sessions:
+            session.step_detail = panels
         self._watch(chosen)
 
     @classmethod
@@ -419,6 +488,9 @@ class CompareDebugger(Debugger):
         ops: Sequence[str] = (),
         repeat: int = 1,
         epochs: int | None = None,
+        *,
+        panels: bool = True,
+        records: bool = False,
     ) -> CompareDebugger:
         """Load every variant, then run `epochs` epochs and `ops` `repeat` times in each.
 
@@ -427,6 +499,7 @@ class CompareDebugger(Debugger):
             ops: op words performed `repeat` times after loading.
             repeat: how many times.
             epochs: whole epochs of `data` run first, variant by variant.
+            panels, records: see `__init__`.
 
         Returns:
             The debugger, variant 0 chosen.
@@ -446,12 +519,44 @@ class CompareDebugger(Debugger):
         for _ in range(repeat if ops else 0):
             for word in ops:
                 comparison.perform(word)
-        return cls(comparison)
+        return cls(comparison, panels=panels, records=records)
+
+    @property
+    def title(self) -> str:
+        """The comparison's name in its pictures: the scenario and the variants."""
+        name = self.comparison.sessions[0].scenario.name
+        return f"{name}: {', '.join(self.comparison.labels)}"
 
     def _watch(self, chosen: int) -> None:
-        """Graph capture costs as much as the op on big models: the chosen one only."""
+        """Graph capture costs as much as the op on big models: the chosen one only (none
+        headless)."""
         for k, session in enumerate(self.comparison.sessions):
-            session.capture_graph = k == chosen
+            session.capture_graph = self.panels and k == chosen
+
+    def _do_runepoch(self, c: RunEpoch, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: Performed, or Refused for `data` without a length
+        (then nothing ran)."""
+        comparison = self.comparison
+        try:
+            comparison.check_epochs()
+        except ValueError as e:
+            return Refused(str(e), self.view())
+        self._rounds = [([], []) for _ in comparison.sessions]
+        for k, session in enumerate(comparison.sessions):
+
+            def note(new: list[Event], k: int = k) -> None:
+                self._note(k, new)
+
+            comparison.run_epoch(k, note)
+            if session.scenario.evaluation is not None:
+                with comparison.running(k):
+                    self._note(k, session.perform("evaluate"))
+        return self._performed(self._rounds[self.chosen][0])
+
+    def _do_tabulate(self, c: Tabulate, *_: Any) -> Outcome:
+        """Args: c: the command. Returns: Tabulated."""
+        snapshots = tuple(s.snapshot() for s in self.comparison.sessions)
+        return Tabulated(tuple(self.comparison.labels), snapshots, self.view())
 
     def _do_choose(self, c: Choose, *_: Any) -> Outcome:
         """Args: c: the variant. Returns: Viewed, or Refused for no such variant."""
@@ -472,15 +577,17 @@ class CompareDebugger(Debugger):
         )
 
     def _do_exportlosses(self, c: ExportLosses, *_: Any) -> Outcome:
-        """Args: c: the command. Returns: Noted."""
+        """Args: c: where to write. Returns: Noted."""
         from ..export import unique_path
         from ..plots import PlotError, write_loss_curves
 
         s = self._session
         curves = [x.loss_history for x in self.comparison.sessions]
-        path = unique_path(f"{s.scenario.name}-losses-op{len(s.events)}.png")
+        default = f"{s.scenario.name}-losses-op{len(s.events)}.png"
+        path = Path(c.path) if c.path is not None else unique_path(default)
+        labels = self.comparison.labels
         try:
-            text = write_loss_curves(path, self.comparison.labels, curves, s.scenario.title)
+            text = write_loss_curves(path, labels, curves, self.title, c.force)
         except PlotError as e:
             return self._noted(f"export failed: {e}", "error")
         return self._noted(text)
@@ -489,7 +596,29 @@ class CompareDebugger(Debugger):
         return list(self.comparison.sessions), self.comparison.labels
 
     def _perform(self, word: str) -> list[Event]:
-        return self.comparison.perform(word)[self.chosen]
+        if not self._rounds:
+            self._rounds = [([], []) for _ in self.comparison.sessions]
+        found = self.comparison.perform(word)
+        for k, events in enumerate(found):
+            self._note(k, events)
+        return found[self.chosen]
+
+    def _note(self, k: int, events: list[Event]) -> None:
+        """Variant `k` performed `events` just now: keep them, with their records."""
+        mine, records = self._rounds[k]
+        mine += events
+        if self.records and events:
+            session = self.comparison.sessions[k]
+            params = tuple(session.param_views())
+            records += [Record(e, session.loss_value, params) for e in events]
+
+    def _performed(self, events: Sequence[Event]) -> Performed:
+        rounds, self._rounds = self._rounds, []
+        variants = tuple(
+            VariantOps(label, tuple(mine), tuple(records))
+            for label, (mine, records) in zip(self.comparison.labels, rounds, strict=True)
+        )
+        return Performed(tuple(events), self.view(), (), variants)
 
     def _undo(self, n: int) -> list[Event]:
         return [self.comparison.undo(n)[self.chosen]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -67,6 +68,16 @@ class Record:
 
 
 @dataclass(frozen=True)
+class VariantOps:
+    """What one command did in one variant of a comparison: its events and, from a
+    recording debugger, their records."""
+
+    label: str
+    events: tuple[Event, ...]
+    records: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True)
 class Viewed:
     """Outcome of `Select` and `Choose`: the view, nothing performed."""
 
@@ -81,6 +92,9 @@ class Performed:
     events: tuple[Event, ...]
     view: View | None
     records: tuple[Record, ...] = ()
+    variants: tuple[VariantOps, ...] = ()
+    """From a comparison's ops: every variant's events (and records), in variant order;
+    `events` are the chosen variant's."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,31 @@ class Noted:
 
 
 @dataclass(frozen=True)
+class Tabulated:
+    """Outcome of `Tabulate`: every variant's label and snapshot now."""
+
+    labels: tuple[str, ...]
+    snapshots: tuple[Snapshot, ...]
+    view: View | None = None
+
+
+ExportProblem = Literal["no-loss", "no-graph", "failed", "not-rendered"]
+"""Why an export wrote nothing, or only the DOT: no forward yet, a loss without a graph to
+draw (or whose extraction failed), the file could not be written, no renderer worked."""
+
+
+@dataclass(frozen=True)
+class Exported(Noted):
+    """Outcome of `ExportGraph`: a line for the log and a toast, and what was written."""
+
+    written: Path | None = None
+    """The file written in the format asked for (None: see `problem`)."""
+    message: str = ""
+    """The export's own line (the file, its nodes, the renderer and time; or the problem)."""
+    problem: ExportProblem | None = None
+
+
+@dataclass(frozen=True)
 class Refused:
     """A command that was not carried out (an unknown op word, a value or condition that
     does not parse): why, in words. Nothing changed."""
@@ -151,7 +190,17 @@ class Failed:
 
 
 Outcome = (
-    Viewed | Performed | Continued | SlowMotion | Diagnosed | Landscape | Noted | Refused | Failed
+    Viewed
+    | Performed
+    | Continued
+    | SlowMotion
+    | Diagnosed
+    | Landscape
+    | Noted
+    | Exported
+    | Tabulated
+    | Refused
+    | Failed
 )
 
 
