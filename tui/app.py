@@ -273,6 +273,9 @@ class OptDbgApp(PanelLayout, App[None]):
     class Exported(OutcomeMessage[dbg.Exported]):
         """The graph's export: where it went, or why nothing was written."""
 
+    class Tabulated(OutcomeMessage[dbg.Tabulated]):
+        """Every variant's snapshot (a comparison's table): nothing was performed."""
+
     class Refused(OutcomeMessage[dbg.Refused]):
         """A command that was not carried out, and why."""
 
@@ -708,6 +711,10 @@ class OptDbgApp(PanelLayout, App[None]):
         if self._current(message):
             outcome = message.outcome
             self._finish([], Note(outcome.text, outcome.severity), outcome.view)
+
+    def on_opt_dbg_app_tabulated(self, message: Tabulated) -> None:
+        if self._current(message):
+            self._finish([], None, message.outcome.view)
 
     def on_opt_dbg_app_refused(self, message: Refused) -> None:
         if self._current(message):
