@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import hyper
 from .builtins import resolve
 
 
@@ -19,10 +20,12 @@ class OverrideError(ValueError):
 
 
 def parse_value(text: str) -> Any:
-    """A Python literal typed by the user (`0.25`, `10`, `(0.9, 0.99)`, `True`, `'sum'`)."""
+    """A Python literal typed by the user (`0.25`, `10`, `(0.9, 0.99)`, `True`, `'sum'`),
+    read by the one parser of typed values (`hyper.parse_value`); OverrideError, in
+    `--set`'s words, when it is not one."""
     try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return hyper.parse_value(text)
+    except hyper.HyperError:
         raise OverrideError(
             f"{text!r} is not a Python literal: give a number, a string in quotes, "
             "True/False/None, or a tuple/list of those, e.g. lr=0.25 or betas=(0.9,0.99)"
