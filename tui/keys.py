@@ -3,19 +3,23 @@ from it (and a test checks the README's table against it).
 
 Order is the footer's order, most needed first: the op keys and `q quit` fit an 80-column
 terminal; the footer shows as many of the rest as fit. A key whose action does not apply now
-is hidden (the app's `check_action`), so the ones that apply move up. The op keys are the
-short CLI words of the engine's ops table (`engine.events.WORDS`).
+is hidden (the app's `check_action`), so the ones that apply move up. The op keys (their
+letters, actions and footer words) come from the engine's ops table (`engine.events.OP_TABLE`);
+only their help and tooltips, in the TUI's words, are written here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer
+
+from optdbg.engine.events import OP_TABLE
 
 
 @dataclass(frozen=True)
@@ -63,25 +67,35 @@ class Key:
 
 _DISPLAY = {"question_mark": "?", "left": "←", "right": "→"}
 
+_SPECS = {spec.name: spec for spec in OP_TABLE}
+
+
+def _op(name: str, help: str, **kwargs: Any) -> Key:
+    """An op's key: its letter and footer word from the engine's ops table, its help and
+    tooltip (the TUI's words) given here."""
+    spec = _SPECS[name]
+    return Key(spec.key, f"op({name!r})", spec.label, help, **kwargs)
+
+
 KEYS: tuple[Key, ...] = (
     Key("escape", "cancel", "cancel", "stop a running op (or the slow-motion replay)",
         tooltip="stop the running op / the replay"),
-    Key("f", "op('forward')", "forward", "calls the scenario's forward and keeps the loss and "
+    _op("forward", "calls the scenario's forward and keeps the loss and "
         "its graph", tooltip="loss = forward()"),
-    Key("b", "op('backward')", "backward", "`loss.backward()`: **adds** each gradient into "
+    _op("backward", "`loss.backward()`: **adds** each gradient into "
         "`.grad`", tooltip="loss.backward()"),
-    Key("s", "op('step')", "step", "`optimizer.step()` (then the scheduler, if any)",
+    _op("step", "`optimizer.step()` (then the scheduler, if any)",
         tooltip="optimizer.step()"),
-    Key("z", "op('zero_grad')", "zero_grad", "`optimizer.zero_grad()`: grads become `None`",
+    _op("zero_grad", "`optimizer.zero_grad()`: grads become `None`",
         tooltip="optimizer.zero_grad()"),
-    Key("v", "op('evaluate')", "eval", "the scenario's evaluation (`test_data` or "
+    _op("evaluate", "the scenario's evaluation (`test_data` or "
         "`evaluate()`) under `torch.no_grad()`, modules in eval mode; changes nothing",
         what="evaluate", tooltip="evaluate on test_data"),
     Key("q", "quit", "quit", "leave optdbg"),
     Key("question_mark", "help", "help", "this screen: every key"),
-    Key("n", "op('next')", "next", "the next op of the cycle forward → backward → step → "
+    _op("next", "the next op of the cycle forward → backward → step → "
         "zero_grad", tooltip="the next op of the cycle"),
-    Key("i", "op('iteration')", "iter", "one whole forward, backward, step, zero_grad",
+    _op("iteration", "one whole forward, backward, step, zero_grad",
         what="iteration", tooltip="forward, backward, step, zero_grad"),
     Key("u", "undo", "undo", "go back one op, bit-exact (`→` redoes)",
         tooltip="go back one op (also ←)", also="left", also_priority=True),

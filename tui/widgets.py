@@ -15,6 +15,7 @@ from textual.widgets import DataTable, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from optdbg.engine import fmt
+from optdbg.engine.events import OP_TABLE
 
 from .text import clean, literal, printable
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from optdbg.engine.session import UpdateDetail
     from optdbg.engine.snapshot import ParamSnapshot, Snapshot, TensorView
 
-OP_KEYS = {"forward": "f", "backward": "b", "step": "s", "zero_grad": "z", "evaluate": "v"}
+OP_KEYS = {spec.name: spec.key for spec in OP_TABLE}
+"""Each op's key, as the status line names the next one (from the engine's ops table)."""
 _VAR = re.compile(r"\$([\w-]+)")
 
 
