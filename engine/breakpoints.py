@@ -526,16 +526,13 @@ class AnyOf(Condition):
     def __init__(self, *conditions: Condition) -> None:
         self.conditions = conditions
         self.description = " or ".join(c.description for c in conditions)
-        self.hit: Condition | None = None
 
     def reset(self, session: Stepper) -> None:
         for c in self.conditions:
             c.reset(session)
 
     def holds(self, ctx: Context) -> bool:
-        hits = [c for c in self.conditions if c.holds(ctx)]
-        self.hit = hits[0] if hits else None
-        return bool(hits)
+        return any([c.holds(ctx) for c in self.conditions])  # a list: every one is checked
 
 
 def parse_condition(text: str) -> Condition:

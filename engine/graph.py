@@ -95,10 +95,6 @@ class Node:
     def saved_tensors(self) -> tuple[Saved, ...]:
         return tuple(s for s in self.saved if s.tensor)
 
-    @property
-    def attributes(self) -> tuple[Saved, ...]:
-        return tuple(s for s in self.saved if not s.tensor)
-
 
 @dataclass(frozen=True)
 class Flow:

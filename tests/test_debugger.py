@@ -333,3 +333,18 @@ def test_a_comparison_exports_its_loss_curves(
     written = debugger.execute(ExportLosses())
     assert isinstance(written, Noted) and written.severity == "information", written
     assert list(tmp_path.glob("quadratic_bowl-losses-op8*.png"))
+
+
+def test_diagnose_before_any_op_shows_what_the_load_found(tmp_path: Path) -> None:
+    path = tmp_path / "frozen.py"
+    path.write_text(
+        "import torch\n"
+        "t = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        "w = torch.tensor([5.0])\n"
+        "optimizer = torch.optim.SGD([t, w], lr=0.1)\n\n"
+        "def forward():\n"
+        "    return (t ** 2).sum() + w.sum()\n"
+    )
+    found = Debugger.open(path).execute(Diagnose())
+    assert isinstance(found, Diagnosed) and found.ops == 0
+    assert [d.code for d in found.diagnoses] == ["frozen-param"]

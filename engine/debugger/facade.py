@@ -14,7 +14,6 @@ from ..breakpoints import parse_condition as _parse_condition
 from ..events import WORDS, Event
 from ..graph import BackwardStep
 from ..hyper import HyperError
-from ..pitfalls import diagnose
 from ..session import Session
 from ..snapshot import Snapshot, shared_views
 from .commands import (
@@ -274,9 +273,10 @@ class Debugger:
         return Exported(text, "information", self.view(), path, result.message)
 
     def _do_diagnose(self, c: Diagnose, *_: Any) -> Outcome:
-        """Args: c: the command. Returns: Diagnosed."""
-        events = self._session.events
-        return Diagnosed(tuple(diagnose(events)), len(events), self.view())
+        """Args: c: the command. Returns: Diagnosed (before the first op: what the
+        detectors found at load)."""
+        s = self._session
+        return Diagnosed(tuple(s.findings()), len(s.events), self.view())
 
     def _do_drawlandscape(self, c: DrawLandscape, *_: Any) -> Outcome:
         """Args: c: the grid's size. Returns: Landscape, or Noted saying why not yet."""
