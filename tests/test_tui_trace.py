@@ -215,3 +215,36 @@ async def test_restart_of_a_script_that_is_not_deterministic_stops_at_the_diverg
         assert event.op == "backward" and event.codes() == ("replay-diverged",)
         assert "differs from its previous run at op 1: loss" in event.warnings[0].message
         assert "replay-diverged" in await log_text(pilot)
+
+
+async def test_commands_go_through_the_debugger_and_d_diagnoses(tmp_path: Path) -> None:
+    from optdbg.engine import debugger as dbg
+    from optdbg.tui.dialogs import DiagnosticsScreen
+
+    script = tmp_path / "bowl.py"
+    script.write_text(
+        "import torch\n"
+        "t = torch.tensor([10.0, 10.0], requires_grad=True)\n"
+        "opt = torch.optim.SGD([t], lr=0.1)\n"
+        "for _ in range(3):\n"
+        "    loss = ((t - 3) ** 2).sum()\n"
+        "    loss.backward()\n"  # no zero_grad: grad-accumulated at the second step
+        "    opt.step()\n"
+    )
+    app = TraceApp(script=script, args=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await paused(pilot, 0)
+        debugger = app.debugger
+        refused = debugger.execute(dbg.Perform("f"))
+        assert isinstance(refused, dbg.Refused) and "not available in trace" in refused.text
+        bad = debugger.execute(dbg.ContinueUntil("loss <"))
+        assert isinstance(bad, dbg.Refused) and "invalid condition" in bad.text
+        await pilot.press("c")  # until the first warning
+        await paused(pilot)
+        assert app.paused is not None and "warning grad-accumulated" in app.paused.reason
+        assert debugger.execute(dbg.Perform("next")) is None  # released: a Paused follows
+        await paused(pilot, len(app.paused.events) + 1)
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, DiagnosticsScreen)
+        assert "grad-accumulated" in [d.code for d in app.screen.diagnoses]

@@ -24,10 +24,11 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static, Tab, Tabs
 
+from optdbg.engine import debugger as dbg
 from optdbg.engine import fmt
 
 from .app import PANEL_TITLES, PANELS, PanelLayout
-from .dialogs import BreakpointDialog
+from .dialogs import BreakpointDialog, DiagnosticsScreen
 from .graphview import GraphPanel
 from .widgets import (
     PLOT_POINTS,
@@ -89,6 +90,7 @@ class TraceApp(PanelLayout, App[int]):
             "c", "continue", "continue", tooltip="run until a warning, the breakpoint, the end"
         ),
         Binding("k", "breakpoint", "breakpoint", tooltip="where continue stops (also `where`)"),
+        Binding("d", "diagnostics", "diagnose", tooltip="every pitfall found, with fixes"),
         Binding("r", "restart", "restart", tooltip="run the script again, fast-forward to an op"),
         Binding("q", "quit", "quit", tooltip="stop the script and quit"),
         *(
@@ -136,6 +138,8 @@ class TraceApp(PanelLayout, App[int]):
         self.note: str | None = kwargs.get("note")
         """A line for the log at the start (under torchrun: where the other ranks write)."""
         self._break = ""
+        self._on_warning = True
+        """Where `c` stops: the breakpoint expression, and at any warning."""
 
     # called in the script's thread: messages are thread-safe
     def _paused(self, paused: Paused) -> None:
@@ -215,16 +219,26 @@ class TraceApp(PanelLayout, App[int]):
         return self.paused is not None and self.paused.pending is not None
 
     def action_next(self) -> None:
-        if self._waiting():
-            self.query_one(TraceStatus).running = True
-            self.paused = None
-            self.debugger.next()
+        self._release(dbg.Perform("next"))
 
     def action_continue(self) -> None:
-        if self._waiting():
-            self.query_one(TraceStatus).running = True
-            self.paused = None
-            self.debugger.cont()
+        self._release(dbg.ContinueUntil(self._break, self._on_warning))
+
+    def _release(self, command: dbg.Command) -> None:
+        """Let the paused script go on (the next `Paused` comes as an Update)."""
+        if not self._waiting():
+            return
+        refused = self.debugger.execute(command)
+        if refused is not None:
+            self.notify(getattr(refused, "text", str(refused)), severity="warning")
+            return
+        self.query_one(TraceStatus).running = True
+        self.paused = None
+
+    def action_diagnostics(self) -> None:
+        found = self.debugger.execute(dbg.Diagnose())
+        if isinstance(found, dbg.Diagnosed):
+            self.push_screen(DiagnosticsScreen(list(found.diagnoses), found.ops))
 
     def action_restart(self) -> None:
         if self.debugger.rank is not None:
@@ -252,15 +266,12 @@ class TraceApp(PanelLayout, App[int]):
             if result is None:
                 return
             text, on_warning = result
-            self._break = text
-            self.debugger.set_breakpoint(text, on_warning)
+            self._break, self._on_warning = text, on_warning
             what = f"`{text}`" if text else "no condition"
             self.notify(f"continue stops at {what}" + (" or a warning" if on_warning else ""))
 
         names = {k: v for k, v in NAMES.items() if k not in ("epoch", "batch")}
-        self.push_screen(
-            BreakpointDialog(self._break, self.debugger.stop_on_warning, names), chosen
-        )
+        self.push_screen(BreakpointDialog(self._break, self._on_warning, names), chosen)
 
     def on_unmount(self) -> None:
         self.debugger.close()

@@ -19,11 +19,13 @@ from typing import Any
 import torch
 
 from .. import fmt
-from ..breakpoints import MISSING, Expression, evaluate
-from ..events import Event, Finding
+from ..breakpoints import MISSING, ConditionError, Expression, evaluate
+from ..debugger.commands import Command, ContinueUntil, Diagnose, Perform
+from ..debugger.outcomes import Diagnosed, Outcome, Refused
+from ..events import WORDS, Event, Finding
 from ..graph import Graph
 from ..history import TimelineEntry
-from ..pitfalls import Thresholds
+from ..pitfalls import Thresholds, diagnose
 from ..snapshot import Snapshot
 from .detail import StepInfo
 from .script import run_script
@@ -105,6 +107,8 @@ class TraceDebugger:
         self.stop_on_warning = True
         self._cond = threading.Condition()
         self._go = False
+        self._waiting = False
+        """The script thread waits in `_pause` (before an op)."""
         self._mode = "next"
         self._checked = 0
         self._run = -1
@@ -118,6 +122,35 @@ class TraceDebugger:
         """The first op at which this run differed from the one before the restart."""
 
     # ------------------------------------------------------------------ commands
+
+    def execute(self, command: Command) -> Outcome | None:
+        """Carry out one of the façade's commands that a script has an equivalent for:
+        `Perform("next")` (this op, then pause), `ContinueUntil` (its condition and
+        warnings become the breakpoint; then `cont`), `Diagnose`.
+
+        Returns:
+            None when the script was released: the outcome arrives as a `Paused` through
+            `on_pause`. `Diagnosed` at once; `Refused` (nothing changed) for another
+            command, a condition that does not parse, or a script that is not paused.
+        """
+        if isinstance(command, Diagnose):
+            events = tuple(self.tracer.events) if self.tracer is not None else ()
+            return Diagnosed(tuple(diagnose(events)), len(events), None)
+        if not isinstance(command, Perform | ContinueUntil) or (
+            isinstance(command, Perform) and WORDS.get(command.op) != "next"
+        ):
+            return Refused(f"{command.label}: not available in trace (n, c)", None)
+        if not self.waiting:
+            return Refused(f"{command.label}: the script is not paused at an op", None)
+        if isinstance(command, ContinueUntil):
+            try:
+                self.set_breakpoint(command.condition, command.stop_on_warning)
+            except ConditionError as e:
+                return Refused(f"invalid condition: {e}", None)
+            self.cont()
+        else:
+            self.next()
+        return None
 
     def start(self, run_to: int = 0) -> None:
         """Run the script from the beginning, paused before its first op (or, with
@@ -186,6 +219,12 @@ class TraceDebugger:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def waiting(self) -> bool:
+        """The script waits before an op for `next` or `cont`."""
+        with self._cond:
+            return self._waiting and not self._go
 
     def _release(self, mode: str) -> None:
         with self._cond:
@@ -265,10 +304,11 @@ class TraceDebugger:
             else:
                 why = "paused"
             self._checked = len(tracer.events)
-            self._go = False
+            self._go, self._waiting = False, True
             self.on_pause(self._paused(tracer, pending, why, self._run))
             while not self._go:
                 self._cond.wait()
+            self._waiting = False
 
     def _stop_reason(self, tracer: Tracer) -> str | None:
         """Why `cont` stops before this op: an op since the last check warned or met the
