@@ -69,9 +69,10 @@ def _key(t: torch.Tensor) -> tuple[int, int] | None:
 
 
 def floats(scalars: Sequence[torch.Tensor]) -> list[float]:
-    """One-element tensors as floats, in one transfer per device (not one sync each)."""
+    """One-element tensors as floats, in one transfer per device (not one sync each); on the
+    CPU, where reading one costs no sync, each is read directly (stacking them costs more)."""
     if not scalars:
         return []
-    if len({x.device for x in scalars}) > 1:
+    if all(x.is_cpu for x in scalars) or len({x.device for x in scalars}) > 1:
         return [float(x) for x in scalars]
     return [float(x) for x in torch.stack([x.reshape(()) for x in scalars]).tolist()]

@@ -345,7 +345,7 @@ class Probes:
         self._clipped = False
         if rewrites:
             facts["grad_rewrites"] = tuple(rewrites)
-        facts["ratios"] = self._update_ratios(loop)
+        facts["ratios"], facts["finite_after"] = self._update_ratios(loop)
         facts.update(self._lr_facts(loop))
         return facts
 
@@ -371,12 +371,17 @@ class Probes:
     def _when(last_op: str) -> str:
         return {"backward": "before-step", "step": "after-step"}.get(last_op, "before-backward")
 
-    def _update_ratios(self, loop: LoopState) -> dict[str, tuple[float, int]]:
+    def _update_ratios(
+        self, loop: LoopState
+    ) -> tuple[dict[str, tuple[float, int]], frozenset[str]]:
+        """Each moved weight's (ratio, streak), and the weights this proves finite after the
+        step: a finite copy before it and a finite difference leave no NaN or Inf after it
+        (so the runner need not measure them again)."""
         copies, self._copies = self._copies, {}
         moved = getattr(loop, "moved", None) or copies
         names = [n for n, (b, _) in moved.items() if b.dim() >= 2]
         if not names:
-            return {}
+            return {}, frozenset()
         befores = [moved[n][0] for n in names]
         afters = [moved[n][1].detach() for n in names]
         if moved is copies:  # our own copies: the difference goes into them, kept for reuse
@@ -388,6 +393,11 @@ class Probes:
             sizes = norms(befores)
             deltas = list(torch._foreach_sub(afters, befores))
         steps = floats(list(torch._foreach_norm(deltas)))
+        finite = frozenset(
+            n
+            for n, size, step in zip(names, sizes, steps, strict=True)
+            if moved is copies and math.isfinite(size) and math.isfinite(step)
+        )
         th = self.thresholds
         out = {}
         for i, name in enumerate(names):
@@ -405,7 +415,7 @@ class Probes:
                 streak = 0
             self._streaks[name] = streak
             out[name] = (ratio, streak)
-        return out
+        return out, finite
 
     def _lr_facts(self, loop: LoopState) -> dict[str, Any]:
         refs = []
