@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from optdbg.engine import fmt
 from optdbg.engine.trace import trace
 
 SCRIPTS = Path(__file__).parent / "trace_scripts"
@@ -122,6 +123,66 @@ def test_gan_two_adam_optimizers(tmp_path: Path) -> None:
     assert ops == one * 3
     assert all(r["warnings"] == [] for r in records)  # errG through netD is harmless
     assert {n.split(".")[0] for n in records[0]["params"]} == {"netD", "netG"}
+
+
+def test_gan_losses_of_the_two_networks_are_not_one_series(tmp_path: Path) -> None:
+    # pix2pix-style: G's loss is 100 x an L1 term, about 100x D's; judged in one series with
+    # D's losses, G's first loss was a divergence of D's
+    records = compare(tmp_path, "gan.py", "--iters", "20", "--l1", "100")
+    assert all(r["warnings"] == [] for r in records)
+
+
+def test_gan_divergence_is_judged_on_its_own_loss_series(tmp_path: Path) -> None:
+    records = compare(tmp_path, "gan.py", "--iters", "30", "--lr-g", "0.5", strict=False)
+    backward = markers("gan.py")["backward"]
+    errG = f"gan.py:{max(backward)}"
+    found = [(r, w) for r in records for w in r["warnings"] if w["code"] == "diverging"]
+    assert {r["where"] for r, _ in found} >= {errG}
+    for r, w in found:
+        # the losses the message shows are the latest of that backward's own line
+        mine = [x["loss"] for x in records[: r["index"] + 1] if x["where"] == r["where"]]
+        shown = re.search(r"forwards: (.*?)\. The learning", w["message"])
+        assert shown is not None, w["message"]
+        values = shown.group(1).split(" → ")
+        assert values == [fmt.num(v, 4) for v in mine[-len(values) :]]
+        # ... and the optimizer stepping on that loss is the one whose lr it names
+        assert ("lr=0.5)" in w["message"]) == (r["where"] == errG)
+
+
+def test_model_left_in_eval_mode_is_flagged_at_its_first_training_backward(
+    tmp_path: Path,
+) -> None:
+    records = compare(tmp_path, "eval_mode.py", "--epochs", "2", strict=False)
+    assert [r["op"] for r in records] == ["zero_grad", "backward", "step"] * 8
+    warned = [(r["index"], w["code"], w["message"]) for r in records for w in r["warnings"]]
+    # epoch 0 trains in train mode; evaluate() leaves it in eval: epoch 1's first backward
+    assert [(i, code) for i, code, _ in warned] == [(13, "eval-mode-training")]
+    assert "model.2 is in eval mode" in warned[0][2]
+
+
+def test_dead_relus_of_a_script_module_are_flagged(tmp_path: Path) -> None:
+    records = compare(tmp_path, "dead_relu.py", "--steps", "3", strict=False)
+    warned = [(r["index"], w["code"], w["message"]) for r in records for w in r["warnings"]]
+    assert [(i, code) for i, code, _ in warned] == [(1, "dead-relu")]
+    assert warned[0][2].startswith("net.act at the forward at op 1: 32 of its 32 units")
+
+
+def test_the_relu_probe_leaves_the_script_modules_as_they_were(tmp_path: Path) -> None:
+    """It hooks no module (a module holding a hook no longer pickles) and is gone after."""
+    from torch.nn.modules import module as torch_module
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with trace() as t:
+        for _ in range(2):
+            optimizer.zero_grad()
+            model(torch.randn(5, 3)).pow(2).mean().backward()
+            optimizer.step()
+        assert torch_module._global_forward_hooks  # the probe watches...
+        assert all(not m._forward_hooks for m in model.modules())  # ... hooking no module
+        torch.save(model, tmp_path / "model.pt")  # the whole module, pickled
+    assert not torch_module._global_forward_hooks
+    assert len(t.records) == 6
 
 
 def test_lbfgs_closure_backwards_inside_its_step(tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ class Relu(NamedTuple):
 
     name: str
     dead: int
-    """Units that output zero for every input of the batch."""
+    """Units that output zero for every input of the batch (when fewer than
+    dead_relu_fraction of them may: an upper bound, the units at zero for the first input)."""
     units: int
     batch: int
 

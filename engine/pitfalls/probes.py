@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
     register_optimizer_step_pre_hook,
@@ -47,27 +48,38 @@ class Probes:
     optimizer-recreated and lr-schedule-odd."""
 
     def __init__(
-        self, loop: LoopState, thresholds: Thresholds, namespace: Mapping[str, Any]
+        self,
+        loop: LoopState,
+        thresholds: Thresholds,
+        namespace: Mapping[str, Any],
+        late_forward: bool = False,
     ) -> None:
+        """`namespace`: the code's variables (its modules among them); `late_forward`: the
+        driver reports each forward after it ran (a traced script computes its losses between
+        ops), so the ReLU probe watches between ops and reports, at each forward, what it saw
+        since the previous one."""
         self.thresholds = thresholds
         self.error: str | None = None
         """The last exception a step hook raised (reported by the runner, never raised)."""
         self._namespace = namespace
+        self._late = late_forward
         self._in_forward = False
         self._relus: dict[str, Relu] = {}
+        self._hooks: list[Any] = []
         try:
             self._modules = _modules(namespace)
             self._modes = [(n, m) for n, m in self._modules if _has_mode(m)]
             self._functions = _forward_functions(namespace, self._modules)
-            for name, module in self._modules:
-                if type(module) is nn.ReLU:
-                    module.register_forward_hook(self._relu_hook(name))
+            self._watch_relus([(n, m) for n, m in self._modules if type(m) is nn.ReLU])
         except Exception as e:  # a scenario's modules may be anything: never break its load
             self._modules, self._modes, self._functions = [], [], []
             self.error = f"the scenario's modules could not be read: {failure(e)}"
         self._held: dict[str, Any] = {}
         self._forwards = 0
         self._chance: deque[float] = deque(maxlen=thresholds.chance_patience)
+        self._chances: dict[str, deque[float]] = {}
+        """The chance windows of the loss sources not current (see `use_source`)."""
+        self._source = ""
         self._versions: Versions = ()
         self._last_op = "load"
         self._grad_norms: dict[str, float] = {}
@@ -149,7 +161,8 @@ class Probes:
         self._versions = now
         if op == "forward":
             self._in_forward = True
-            self._relus = {}
+            if not self._late:  # else: what the hooks saw since the previous forward
+                self._relus = {}
             self._held = self._graphs_held(loop)
         elif op == "step":
             self._steps = []
@@ -183,6 +196,14 @@ class Probes:
             self._last_op = op
         return facts
 
+    def use_source(self, source: str) -> None:
+        """The coming losses are `source`'s: loss-at-chance watches each source apart."""
+        if source != self._source:
+            self._chances[self._source] = self._chance
+            fresh = deque[float](maxlen=self._chance.maxlen)
+            self._chance = self._chances.pop(source, fresh)
+            self._source = source
+
     def lr_set(self, group: int, lr: float) -> None:
         """The user set group `group`'s lr: lr-schedule-odd measures from it from now on."""
         self._lr_set[group] = lr
@@ -200,6 +221,7 @@ class Probes:
         loss = loop.loss
         assert loss is not None
         facts: dict[str, Any] = {}
+        relus, self._relus = self._relus, {}
         if self._versions and now != self._versions:
             changed = _changed(loop, self._versions, now)
             if changed:
@@ -211,33 +233,65 @@ class Probes:
         facts["eval_modules"] = tuple(n for n, m in self._modes if not m.training)
         lf = loss_facts(loss)
         facts["loss_facts"] = lf
-        facts["relus"] = tuple(self._relus.values())
-        self._relus = {}
+        facts["relus"] = tuple(relus.values())
         facts["retained"] = self._retained(loop)
         self._held = {}
         value = loop.loss_value
         if lf is not None and lf.chance and value is not None and math.isfinite(value):
             self._chance.append(value / lf.chance)
-            if len(self._chance) == self._chance.maxlen:
+            judges = getattr(loop, "judges_loss", True)
+            if len(self._chance) == self._chance.maxlen and judges:
                 facts["chance_window"] = tuple(self._chance)
         else:
             self._chance.clear()
         return facts
 
+    def _watch_relus(self, relus: list[tuple[str, nn.Module]]) -> None:
+        """A forward hook on each nn.ReLU; for a late forward, one global hook instead (the
+        script's modules stay as they were: a module holding a hook no longer pickles)."""
+        if not relus:
+            return
+        if not self._late:
+            for name, module in relus:
+                self._hooks.append(module.register_forward_hook(self._relu_hook(name)))
+            return
+        names = {id(m): n for n, m in relus}
+
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            name = names.get(id(module))
+            # a forward without autograd (evaluation) trains nothing: not the loss's
+            if name is not None and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+                self._observe_relu(name, output)
+
+        self._hooks.append(register_module_forward_hook(hook))
+
+    def close(self) -> None:
+        """Remove the hooks from the code's modules (the driver is done with them)."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
     def _relu_hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if not self._in_forward or not isinstance(output, torch.Tensor):
-                return
-            if output.dim() < 2 or output.shape[0] < 2:
-                return
-            with torch.no_grad():
-                dead = int(torch.count_nonzero(output.detach().amax(dim=0) <= 0))
-            units = output[0].numel()
-            seen = self._relus.get(name)
-            if seen is None or dead / units > seen.dead / seen.units:
-                self._relus[name] = Relu(name, dead, units, int(output.shape[0]))
+            if self._in_forward:
+                self._observe_relu(name, output)
 
         return hook
+
+    def _observe_relu(self, name: str, output: Any) -> None:
+        """The layer's dead units on this batch. A unit is dead only if it outputs 0 for the
+        first input: when too few do for dead-relu to fire, their count (an upper bound) is
+        all that is taken, and the batch is not reduced."""
+        if not isinstance(output, torch.Tensor) or output.dim() < 2 or output.shape[0] < 2:
+            return
+        units = math.prod(output.shape[1:])
+        out = output.detach()  # read only: no autograd
+        dead = units - int(torch.count_nonzero(out[0]))
+        if dead >= self.thresholds.dead_relu_fraction * units:
+            dead = int(torch.count_nonzero(out.amax(dim=0) <= 0))
+        seen = self._relus.get(name)
+        if seen is None or dead / units > seen.dead / seen.units:
+            self._relus[name] = Relu(name, dead, units, int(output.shape[0]))
 
     def _graphs_held(self, loop: LoopState) -> dict[str, Any]:
         """Per global: the grad_fn of the graph it holds (a tensor's, a list's last tensor's)."""

@@ -106,16 +106,18 @@ class Detectors:
         namespace: Mapping[str, Any] | None = None,
         accumulation: int | None = None,
         scalar_loss: bool = False,
+        late_forward: bool = False,
     ) -> None:
         """`extras`: named tensors requiring grad outside the parameters (for
         param-not-in-optimizer); `full_batch`: every forward sees the same data, so the loss
         series is every loss (else the mean loss of each epoch); `namespace`: the globals of
         the code being debugged (its modules, its forward, the names of its parameters);
-        `accumulation` and `scalar_loss`: see `Context` (grad-accumulated, loss-not-scalar)."""
+        `accumulation` and `scalar_loss`: see `Context` (grad-accumulated, loss-not-scalar);
+        `late_forward`: the driver reports each forward once it ran (see `Probes`)."""
         self.thresholds = thresholds
         self._accumulation = accumulation
         self._scalar_loss = scalar_loss
-        self._probes = Probes(loop, thresholds, namespace or {})
+        self._probes = Probes(loop, thresholds, namespace or {}, late_forward)
         self._between: dict[str, Any] = {}
         self._errors: list[str] = []
         """What failed since the last `take_errors` (detectors never break an op)."""
@@ -133,6 +135,10 @@ class Detectors:
         self._epoch_count = 0
         self._first: float | None = None
         self._best: float | None = None
+        self._source = ""
+        """The loss source whose series the attributes above hold (see `_use_source`)."""
+        self._sources: dict[str, tuple[Any, ...]] = {}
+        """The other sources' series, parked."""
         self._grad_total: float | None = None
         self._grad_total_max = 0.0
         self._forward_index: int | None = None
@@ -187,6 +193,10 @@ class Detectors:
         )
 
     # ------------------------------------------------------------- hooks
+
+    def close(self) -> None:
+        """Remove what the detectors hooked into the code's modules."""
+        self._probes.close()
 
     def before(self, loop: LoopState, op: str) -> None:
         """Called by the driver just before an op runs."""
@@ -378,6 +388,10 @@ class Detectors:
                     extras.append(Extra(name, tuple(t.shape), measure(grad)[0]))
         loss_shape = loss_requires_grad = None
         series_new = False
+        judges = True
+        if op == "forward":
+            self._use_source(loop)
+            judges = bool(getattr(loop, "judges_loss", True))
         if op == "forward" and ok and loop.loss is not None:
             loss_shape = tuple(loop.loss.shape)
             loss_requires_grad = bool(loop.loss.requires_grad)
@@ -409,11 +423,11 @@ class Detectors:
             scalar_loss=self._scalar_loss,
             accumulation=self._accumulation,
             losses=loop.loss_history,
-            series=tuple(self._series) if op == "forward" else (),
-            series_new=series_new,
+            series=tuple(self._series) if op == "forward" and judges else (),
+            series_new=series_new and judges,
             series_unit="forwards" if self._full_batch else "epochs (mean loss)",
-            first=self._first,
-            best=self._best,
+            first=self._first if judges else None,
+            best=self._best if judges else None,
             grad_total=self._grad_total,
             grad_total_max=self._grad_total_max,
             forward_index=self._forward_index if op != "forward" else index,
@@ -443,6 +457,26 @@ class Detectors:
             for key, text in now.items()
             if was.get(key) != text
         )
+
+    _SERIES = ("_series", "_first", "_best", "_epoch", "_epoch_sum", "_epoch_count")
+
+    def _use_source(self, loop: LoopState) -> None:
+        """Make the series of the loss's source current. A driver whose losses come from
+        several sources (a traced GAN's discriminator and generator losses, told apart by the
+        line of their backward) names it in `loop.loss_source`; each source has its own
+        series, first and best loss, so that the loss rules never compare one with another."""
+        source = str(getattr(loop, "loss_source", ""))
+        if source == self._source:
+            return
+        self._sources[self._source] = tuple(getattr(self, k) for k in self._SERIES)
+        parked = self._sources.pop(source, None)
+        if parked is None:
+            maxlen = self._series.maxlen
+            parked = (deque(maxlen=maxlen), None, None, None, 0.0, 0)
+        for k, v in zip(self._SERIES, parked, strict=True):
+            setattr(self, k, v)
+        self._source = source
+        self._probes.use_source(source)
 
     def _extend_series(self, loop: LoopState, loss: float) -> bool:
         obj = -loss if self._maximize else loss

@@ -113,6 +113,28 @@ def param_names(params: list[torch.Tensor]) -> dict[int, str]:
     return found
 
 
+def modules_of(params: list[torch.Tensor]) -> dict[str, torch.nn.Module]:
+    """The script's modules holding any of `params`, by the variable (or `self` attribute)
+    that holds them in the caller's script frames, those with the most parameters first
+    (their submodules are named from them: `model.2`)."""
+    wanted = {id(p) for p in params}
+    found: dict[int, tuple[int, str, torch.nn.Module]] = {}
+    for frame in script_frames():
+        scopes = list(_scopes(frame))
+        owner = frame.f_locals.get("self")
+        if owner is not None and not isinstance(owner, torch.nn.Module):
+            scopes += [(f"self.{k}", v) for k, v in getattr(owner, "__dict__", {}).items()]
+        for key, value in scopes:
+            if (
+                isinstance(value, torch.nn.Module)
+                and not key.startswith("_")
+                and id(value) not in found
+                and any(id(p) in wanted for p in value.parameters())
+            ):
+                found[id(value)] = (-sum(1 for _ in value.parameters()), key, value)
+    return {key: module for _, key, module in sorted(found.values(), key=lambda r: r[0])}
+
+
 def module_owners(params: list[torch.Tensor], names: dict[int, str]) -> dict[int, str]:
     """id(parameter) -> the module path its name starts with (`model.fc1`), for the graph."""
     owners = {}

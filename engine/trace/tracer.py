@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -78,6 +78,8 @@ class _Track:
     cleared (dropped)."""
     seen: tuple[int, int] | None = None
     """(id, version) of .grad as the last op left it: a change means the script changed it."""
+    sources: set[str] = field(default_factory=set)
+    """The loss sources (lines of backward calls) whose gradients .grad holds."""
 
 
 class _OptimizerLoop:
@@ -89,10 +91,21 @@ class _OptimizerLoop:
         self.tracks: list[_Track] = []
         self.loss: torch.Tensor | None = None
         self.loss_value: float | None = None
-        self.loss_history: list[float] = []
+        self.loss_source = ""
+        """Where the latest loss's backward was called: each source has its own series."""
+        self.judges_loss = True
+        """The latest loss is this optimizer's (its steps use that source's gradients, or
+        none has stepped since the source was first seen): the loss rules judge it here."""
+        self.histories: dict[str, list[float]] = {}
         self.step_count = 0
         self.epoch = 0
         self.scheduler: Any | None = None
+
+    @property
+    def loss_history(self) -> list[float]:
+        """The losses of the latest loss's source (a GAN's errD_real, errD_fake and errG
+        apart)."""
+        return self.histories.setdefault(self.loss_source, [])
 
     @property
     def received(self) -> dict[str, bool | None]:
@@ -226,6 +239,8 @@ class Tracer:
         """Why the tracer stopped the script, once it did."""
         self._by_param: dict[int, _Track] = {}
         self._by_opt: dict[int, _Optimizer] = {}
+        self._owners: dict[str, set[int]] = {}
+        """Per loss source, the optimizers whose steps used its gradients."""
         self._open: deque[TracedOp] = deque()
         self._found: list[Finding] = []
         self._handles: list[Any] = []
@@ -293,6 +308,8 @@ class Tracer:
             else:
                 setattr(owner, attr, original)
         self._patched = []
+        for o in self.optimizers:
+            o.detectors.close()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -363,7 +380,12 @@ class Tracer:
             self.optimizers.append(o)
             self._by_opt[id(optimizer)] = o
             self._add_params(o)
-            o.detectors = Detectors(loop, self.thresholds)
+            o.detectors = Detectors(
+                loop,
+                self.thresholds,
+                namespace=self._modules_of(optimizer),
+                late_forward=True,
+            )
             cls = type(optimizer)
             done = {attr for owner, attr, _ in self._patched if owner is cls}
             if "zero_grad" in cls.__dict__ and "zero_grad" not in done:
@@ -373,6 +395,15 @@ class Tracer:
         elif sum(len(g["params"]) for g in optimizer.param_groups) != len(o.loop.tracks):
             self._add_params(o)
         return o
+
+    @staticmethod
+    def _modules_of(optimizer: torch.optim.Optimizer) -> dict[str, torch.nn.Module]:
+        """The script's modules that the optimizer trains (eval-mode-training and dead-relu
+        watch them)."""
+        try:
+            return naming.modules_of([p for g in optimizer.param_groups for p in g["params"]])
+        except Exception:  # observing must never break the script
+            return {}
 
     def _add_params(self, o: _Optimizer) -> None:
         known = {id(t.tensor) for t in o.loop.tracks}
@@ -455,7 +486,8 @@ class Tracer:
         self._pause("backward", where, None)
         self._sync_cleared()
         self.received = {}
-        self._found = self._before_backward(new_loss)
+        source = where.short  # the loss's source: the line of its backward
+        self._found = self._before_backward(new_loss, source)
         ddp = self._ddp()
         if ddp is not None:
             ddp.arriving()
@@ -483,7 +515,9 @@ class Tracer:
                 track.accumulated = 1
                 track.used_by = None
                 track.candidate = None
+                track.sources = {source}
             else:
+                track.sources.add(source)
                 track.accumulated += 1
                 if track.used_by is not None and track.candidate is None:
                     track.candidate = (index, track.accumulated - 1, track.used_by)
@@ -568,6 +602,7 @@ class Tracer:
         track.accumulated = 0
         track.used_by = None
         track.candidate = None
+        track.sources = set()
 
     def _step(self, optimizer: torch.optim.Optimizer, call: Callable[[], Any]) -> Any:
         stepping: list[torch.optim.Optimizer] = getattr(_local, "stepping", [])
@@ -617,6 +652,8 @@ class Tracer:
             ddp.stepped(o.index, o.label, index, where, digest)
         self._warn_accumulated([t for t in moving if t.candidate is not None], index, where)
         for track in moving:
+            for source in track.sources:
+                self._owners.setdefault(source, set()).add(o.index)
             track.used_by = index
             grad = track.tensor.grad
             track.seen = None if grad is None else (id(grad), grad._version)
@@ -655,14 +692,18 @@ class Tracer:
 
     # ------------------------------------------------------------------ recording
 
-    def _before_backward(self, new_loss: bool) -> list[Finding]:
+    def _before_backward(self, new_loss: bool, source: str) -> list[Finding]:
         """Before the backward runs: every optimizer's detectors see the new loss (its
         forward) and the coming backward, so that they compare the state before with the
-        state after."""
+        state after. The loss is one of `source`'s (the backward's line): its series is
+        judged by the optimizers whose steps use that source's gradients."""
         found: list[Finding] = []
+        owners = self._owners.get(source)
         for o in self.optimizers:
             if new_loss:
                 o.loop.loss, o.loop.loss_value = self.loss, self.loss_value
+                o.loop.loss_source = source
+                o.loop.judges_loss = owners is None or o.index in owners
                 if self.loss_value is not None:
                     o.loop.loss_history.append(self.loss_value)
                 o.detectors.before(o.loop, "forward")
