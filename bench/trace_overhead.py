@@ -1,7 +1,8 @@
 """Trace overhead: a training script's loop under the tracer against the same loop plainly.
 
 The loop is what a user's script does on the 535k-parameter MLP (bench/scenarios/mlp_535k.py):
-`optimizer.zero_grad()`, the loss, `loss.backward()`, `optimizer.step()`. Traced, it runs
+`optimizer.zero_grad()`, the loss `loss_fn(model(X), y)`, `loss.backward()`, `optimizer.step()`,
+with the model in a local variable (the probes watch the modules a script names). Traced, it runs
 inside an installed `Tracer` exactly as `optdbg trace --quiet` runs a script (no records
 built), and again with records (what `--json` builds for every op, written to nowhere).
 Plain and traced blocks alternate (ABBA) in one process; the ratio is taken per pair of
@@ -23,15 +24,18 @@ class _Loop:
 
         torch.manual_seed(0)
         ns = runpy.run_path(MLP)
-        self.forward = ns["forward"]
-        self.optimizer = ns["optimizer"]
+        self.model, self.loss_fn, self.optimizer = ns["model"], ns["loss_fn"], ns["optimizer"]
+        self.data = ns["X"], ns["y"]
 
     def block(self, n: int) -> float:
-        forward, optimizer = self.forward, self.optimizer
+        # the script's own variables: the tracer finds the model here, as in a script, and
+        # the probes watch its modules (its ReLUs for dead-relu)
+        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        X, y = self.data
         start = perf()
         for _ in range(n):
             optimizer.zero_grad()
-            loss = forward()
+            loss = loss_fn(model(X), y)
             loss.backward()
             optimizer.step()
         return (perf() - start) / n

@@ -74,7 +74,7 @@ async def test_step_by_step_then_restart() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await paused(pilot, 0)
         text = status(app)
-        assert "paused before: zero_grad of optD at gan.py:23 (main)" in text
+        assert "paused before: zero_grad of optD at gan.py:25 (main)" in text
         assert "first op" in text
         params = app.query_one(ParamsPanel)
         assert params.snapshot is not None
@@ -82,16 +82,16 @@ async def test_step_by_step_then_restart() -> None:
         for count in range(1, 5):
             await pilot.press("n")
             await paused(pilot, count)
-        assert "paused before: zero_grad of optG at gan.py:31" in status(app)
+        assert "paused before: zero_grad of optG at gan.py:33" in status(app)
         assert app.paused is not None
         ops = [e.op for e in app.paused.events]
         assert ops == ["zero_grad", "backward", "backward", "step"]
         timeline = app.query_one(HistoryPanel).timeline
         assert [e.summary.split()[0] for e in timeline] == [
-            "gan.py:23",
             "gan.py:25",
-            "gan.py:28",
-            "gan.py:29",
+            "gan.py:27",
+            "gan.py:30",
+            "gan.py:31",
         ]
         # the script's values at this point are the plain run's, bit for bit
         reference = plain_json("gan.py", "--iters", "2")
@@ -102,7 +102,7 @@ async def test_step_by_step_then_restart() -> None:
                 assert p.value.values == expected[p.name]
         # the Update panel: optD's rule with the step's numbers, which are the plain run's
         update = "\n".join(app.query_one(UpdatePanel).lines)
-        assert "optD (Adam): step at op 3, gan.py:29" in update
+        assert "optD (Adam): step at op 3, gan.py:31" in update
         assert "m ← β1·m + (1−β1)·g" in update and "lr·m̂/(√v̂ + ε)" in update
         (step,) = app.paused.steps
         for u in step.updates:
@@ -180,7 +180,7 @@ async def test_restart_fast_forwards_a_deterministic_script_to_the_op() -> None:
         await paused(pilot, 5)
         assert app.paused.run == 1
         assert "fast-forwarded to op 5" in status(app)
-        assert "paused before: backward at gan.py:33" in status(app)
+        assert "paused before: backward at gan.py:37" in status(app)
         assert app.paused.snapshot.params == first.params  # the same values, bit for bit
         assert all(not e.warnings for e in app.paused.events)
         await pilot.press("c")

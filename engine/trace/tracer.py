@@ -309,7 +309,8 @@ class Tracer:
                 setattr(owner, attr, original)
         self._patched = []
         for o in self.optimizers:
-            o.detectors.close()
+            if o.detectors is not None:  # None: its discovery failed half-way
+                o.detectors.close()
         for handle in self._handles:
             handle.remove()
         self._handles = []
