@@ -275,7 +275,7 @@ def report(results: dict[str, Any]) -> str:
         f"torch {m['torch']} (intra-op threads: {m['torch_threads']}), {m['platform']}. "
         f"Shared: 1-minute load average during the run min {load.get('min')}, "
         f"median {load.get('median')}, max {load.get('max')}. "
-        f"Suite time {results['seconds']:.0f} s.",
+        f"Suite time {results['seconds']:.0f} s." + _other_dates(results),
         "",
         "The load column is the 1-minute load average at the start and end of the row's section.",
         "",
@@ -306,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also replace the figures between the bench markers in README.md",
     )
+    parser.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="the sections not run keep their figures (and dates) from the previous "
+        "results.json: a long section run alone, the others later",
+    )
     ns = parser.parse_args(argv)
     only = [s.strip() for s in ns.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]
@@ -332,8 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         timings[name] = round(time.perf_counter() - t0, 1)
         monitor.sample()
         section_load[name] = (round(before, 2), round(loadavg(), 2))
+    dates = {name: results["date"] for name in timings}
+    if ns.keep_others:
+        _keep_others(ns.out / "results.json", results, timings, section_load, dates)
     results["section_seconds"] = timings
     results["section_load"] = section_load
+    results["section_date"] = dates
     results["seconds"] = time.perf_counter() - started
     results["load"] = monitor.summary()
     text = report(results)
@@ -346,7 +356,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _keep_others(
+    path: Path,
+    results: dict[str, Any],
+    timings: dict[str, float],
+    loads: dict[str, tuple[float, float]],
+    dates: dict[str, str],
+) -> None:
+    """Fill the sections this run skipped from the previous run's results (if any)."""
+    if not path.exists():
+        return
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    for name in SECTIONS:
+        if name in timings or name not in previous:
+            continue
+        results[name] = previous[name]
+        timings[name] = previous.get("section_seconds", {}).get(name, 0.0)
+        if name in previous.get("section_load", {}):
+            loads[name] = tuple(previous["section_load"][name])  # type: ignore[assignment]
+        dates[name] = previous.get("section_date", {}).get(name, previous["date"])
+
+
 START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
+
+
+def _other_dates(results: dict[str, Any]) -> str:
+    """Where sections come from an earlier run (--keep-others): which, and when."""
+    earlier: dict[str, list[str]] = {}
+    for name, date in results.get("section_date", {}).items():
+        if date != results["date"]:
+            earlier.setdefault(date, []).append(name)
+    return "".join(
+        f" The {', '.join(names)} rows were taken {date}, in an earlier run (see each row's load)."
+        for date, names in sorted(earlier.items())
+    )
 
 
 def update_readme(path: Path, results: dict[str, Any]) -> None:
@@ -363,7 +406,8 @@ def update_readme(path: Path, results: dict[str, Any]) -> None:
             f"GPU: {m['gpu']}, "
             f"Python {m['python']}, torch {m['torch']}, torch intra-op threads "
             f"{m['torch_threads']}; 1-minute load average during the run "
-            f"{load.get('min')}–{load.get('max')} (other work on the machine).",
+            f"{load.get('min')}–{load.get('max')} (other work on the machine)."
+            + _other_dates(results),
             "",
             markdown_table(HEADER, rows(results)),
             END,
