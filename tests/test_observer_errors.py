@@ -110,6 +110,7 @@ async def test_the_tui_shows_it_in_the_log_a_toast_and_the_graph_panel() -> None
         panel = app.query_one(GraphPanel)
         assert panel.error == GRAPH
         assert GRAPH in str(panel.query_one("#node-details-text").render())
+        assert "its extraction failed" in str(panel.tree.root.label)  # not "no loss yet"
         await press(pilot, "b", "s", "z", "f")
         text = log_text(app)
         assert DETECTORS in text and HISTORY in text

@@ -276,6 +276,8 @@ class DagView(ScrollableContainer, can_focus=True):
         Binding("enter,space", "toggle_group", "open/fold", show=False),
         Binding("m", "toggle_modules", "by module", tooltip="fold every module / none"),
     ]
+    empty = "no graph yet: press f"
+    """What the view says when there is no graph."""
 
     class Highlighted(Message):
         """A box was selected: a node's id, or None for a module box or the loss."""
@@ -313,7 +315,7 @@ class DagView(ScrollableContainer, can_focus=True):
         graph = self.graph
         if graph is None or graph.root is None:
             self._boxes, self._order = {}, []
-            canvas.update(Text("no graph yet: press f" if graph is None else "no graph"))
+            canvas.update(Text(self.empty if graph is None else "no graph"))
             return
         boxes, edges = boxes_and_edges(graph, self.folded)
         self._boxes, paths = layout(boxes, edges)

@@ -158,6 +158,8 @@ class GraphTree(Tree[str]):
 
     by_module: reactive[bool] = reactive(False)
     """Show the nodes grouped under the module that produced them."""
+    empty = "no loss yet"
+    """What the root says when there is no graph."""
 
     class Highlighted(Message):
         """A graph node was highlighted; `node_id` is None for module headers and the root."""
@@ -219,7 +221,7 @@ class GraphTree(Tree[str]):
         self._references.clear()
         graph = self.graph
         if graph is None or graph.root is None:
-            self.root.set_label("no graph: the loss has no grad_fn" if graph else "no loss yet")
+            self.root.set_label("no graph: the loss has no grad_fn" if graph else self.empty)
             return
         size = f"{len(graph)} nodes"
         loss = fmt.tensor(graph.loss) if graph.loss is not None else ""
@@ -361,8 +363,13 @@ class GraphPanel(Vertical):
         shown = node.data if kept and not self.dag and node is not None else None
         self._details(shown if graph is not None and shown in graph.nodes else None)
 
-    def watch_error(self, _error: str | None) -> None:
-        if self.step is None:
+    def watch_error(self, error: str | None) -> None:
+        missing = "no graph: its extraction failed (see below)"
+        self.tree.empty = missing if error else GraphTree.empty
+        self.dag_view.empty = missing if error else DagView.empty
+        if self.graph is None:
+            self.watch_graph(None)
+        elif self.step is None:
             self._details(None)
 
     def _shown(self) -> Graph | None:
