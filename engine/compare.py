@@ -242,12 +242,10 @@ class Comparison:
             if not _length(session.scenario.data):
                 raise ValueError(_no_epochs(variant.label))
 
-    def run_epoch(
-        self, index: int, on_iteration: Callable[[list[Event]], None] | None = None
-    ) -> list[Event]:
+    def run_epoch(self, index: int, after: Callable[[Event], None] | None = None) -> list[Event]:
         """Whole iterations of one variant until an epoch of `data` is complete: the one
         under way, or the next when none is (stops early at a failed op).
-        `on_iteration(events)` runs after each iteration."""
+        `after(event)` runs right after each op."""
         with self.running(index) as session:
             length = _length(session.scenario.data)
             if not length:
@@ -256,10 +254,8 @@ class Comparison:
             target = session.epoch + 1 if done else session.epoch
             events: list[Event] = []
             while True:
-                new = session.perform("iteration")
+                new = session.perform("iteration", after)
                 events += new
-                if on_iteration is not None:
-                    on_iteration(new)
                 finished = session.epoch >= target and session.batch >= length
                 if finished or not all(e.ok for e in new):
                     return events

@@ -329,36 +329,52 @@ class Session:
             return MANUAL_NAME
         return type(self.optimizer).__name__
 
-    def perform(self, word: str) -> list[Event]:
+    def perform(self, word: str, after: Callable[[Event], None] | None = None) -> list[Event]:
         """Perform an op given by its CLI word; `iteration` and `next` may yield an
-        evaluation too (optdbg_config["evaluate_every"])."""
+        evaluation too (optdbg_config["evaluate_every"]). `after(event)` is called right
+        after each op (an iteration's too: e.g. to copy each op's values out)."""
         op = WORDS.get(word)
         if op is None:
             raise ValueError(f"unknown op {word!r}; expected one of: {', '.join(WORDS)}")
         if op == "iteration":
-            return list(self.iteration())
+            return list(self.iteration(after))
         if op == "next":
-            event = self.next()
-            due = self.due_evaluation() if event.ok else None
-            return [event] if due is None else [event, due]
-        return [getattr(self, op)()]
+            events = [self.next()]
+            if after is not None:
+                after(events[0])
+            due = self.due_evaluation() if events[0].ok else None
+        else:
+            events, due = [getattr(self, op)()], None
+            if after is not None:
+                after(events[0])
+        if due is not None:
+            events.append(due)
+            if after is not None:
+                after(due)
+        return events
 
     def next(self) -> Event:
         """Perform the next op of the iteration pattern (default forward → backward → step
         → zero_grad)."""
         return getattr(self, self.next_op)()  # type: ignore[no-any-return]
 
-    def iteration(self) -> tuple[Event, ...]:
+    def iteration(self, after: Callable[[Event], None] | None = None) -> tuple[Event, ...]:
         """One whole iteration pattern, then the evaluation if one is due; stops at the
-        first error."""
+        first error. `after(event)` is called right after each op."""
         events = []
         for op in self.pattern:
             event = getattr(self, op)()
             events.append(event)
+            if after is not None:
+                after(event)
             if not event.ok:
                 return tuple(events)
         due = self.due_evaluation()
-        return tuple(events) if due is None else (*events, due)
+        if due is None:
+            return tuple(events)
+        if after is not None:
+            after(due)
+        return (*events, due)
 
     def due_evaluation(self) -> Event | None:
         """After an op that completed the pattern: the evaluation `evaluate_every` asks for

@@ -348,3 +348,33 @@ def test_diagnose_before_any_op_shows_what_the_load_found(tmp_path: Path) -> Non
     found = Debugger.open(path).execute(Diagnose())
     assert isinstance(found, Diagnosed) and found.ops == 0
     assert [d.code for d in found.diagnoses] == ["frozen-param"]
+
+
+def test_an_iteration_records_each_op_with_its_own_values() -> None:
+    """`--ops i --json`: each op's record holds the values right after that op (a plain
+    loop's), not those after the whole iteration."""
+    debugger = opened(panels=False, records=True)
+    outcome = debugger.execute(Perform("i"))
+    assert isinstance(outcome, Performed)
+    loop = PlainLoop.load("quadratic_bowl")
+    assert [r.event.op for r in outcome.records] == ["forward", "backward", "step", "zero_grad"]
+    for record, word in zip(outcome.records, "fbsz", strict=True):
+        loop.op(word)
+        (name, value, grad) = record.params[0]
+        assert value.flat() == plain_values(loop, name)
+        t = loop.ns[name]
+        assert (grad.flat() if grad is not None else None) == (
+            t.grad.reshape(-1).tolist() if t.grad is not None else None
+        )
+
+
+def test_a_comparisons_iteration_records_each_op_of_each_variant() -> None:
+    variants = make_variants(["quadratic_bowl"], [("lr", [0.1, 0.25])])
+    debugger = CompareDebugger.start(variants, panels=False, records=True)
+    outcome = debugger.execute(Perform("i"))
+    assert isinstance(outcome, Performed)
+    for variant in outcome.variants:
+        steps = [r for r in variant.records if r.event.op == "step"]
+        forward = variant.records[0]
+        assert forward.params[0][1].flat() == [10.0, 10.0]  # before the step moved it
+        assert steps[0].params[0][1].flat() != [10.0, 10.0]

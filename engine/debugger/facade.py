@@ -95,6 +95,8 @@ class Debugger:
         self.records = records and not panels
         self.selected: str | None = None
         """The parameter the detail panes show (set by `Select`)."""
+        self._recorded: list[Record] = []
+        """The records of the command running now, each taken right after its op."""
         session.capture_graph = panels if graph is None else graph
         session.step_detail = panels
 
@@ -333,7 +335,12 @@ class Debugger:
         return [self._session], [self._session.scenario.name]
 
     def _perform(self, word: str) -> list[Event]:
-        return self._session.perform(word)
+        return self._session.perform(word, self._record if self.records else None)
+
+    def _record(self, event: Event) -> None:
+        """A record of the op just performed (an iteration's ops each have their own)."""
+        s = self._session
+        self._recorded.append(Record(event, s.loss_value, tuple(s.param_views())))
 
     def _undo(self, n: int) -> list[Event]:
         return [self._session.undo(n)]
@@ -420,7 +427,9 @@ class Debugger:
         return tuple(Record(e, loss, params) for e in events)
 
     def _performed(self, events: Sequence[Event]) -> Performed:
-        return Performed(tuple(events), self.view(), self._records(events))
+        recorded, self._recorded = self._recorded, []
+        records = tuple(recorded) if recorded else self._records(events)
+        return Performed(tuple(events), self.view(), records)
 
     def _noted(self, text: str, severity: Severity = "information") -> Noted:
         return Noted(text, severity, self.view())
@@ -544,13 +553,13 @@ class CompareDebugger(Debugger):
         self._rounds = [([], []) for _ in comparison.sessions]
         for k, session in enumerate(comparison.sessions):
 
-            def note(new: list[Event], k: int = k) -> None:
-                self._note(k, new)
+            def note(event: Event, k: int = k) -> None:
+                self._note(k, event)
 
             comparison.run_epoch(k, note)
             if session.scenario.evaluation is not None:
                 with comparison.running(k):
-                    self._note(k, session.perform("evaluate"))
+                    session.perform("evaluate", note)
         return self._performed(self._rounds[self.chosen][0])
 
     def _do_tabulate(self, c: Tabulate, *_: Any) -> Outcome:
@@ -596,21 +605,26 @@ class CompareDebugger(Debugger):
         return list(self.comparison.sessions), self.comparison.labels
 
     def _perform(self, word: str) -> list[Event]:
+        comparison = self.comparison
         if not self._rounds:
-            self._rounds = [([], []) for _ in self.comparison.sessions]
-        found = self.comparison.perform(word)
-        for k, events in enumerate(found):
-            self._note(k, events)
+            self._rounds = [([], []) for _ in comparison.sessions]
+        found = []
+        for k in range(len(comparison.sessions)):
+
+            def note(event: Event, k: int = k) -> None:
+                self._note(k, event)
+
+            with comparison.running(k) as session:
+                found.append(session.perform(word, note))
         return found[self.chosen]
 
-    def _note(self, k: int, events: list[Event]) -> None:
-        """Variant `k` performed `events` just now: keep them, with their records."""
+    def _note(self, k: int, event: Event) -> None:
+        """Variant `k` performed `event` just now: keep it, with its record."""
         mine, records = self._rounds[k]
-        mine += events
-        if self.records and events:
+        mine.append(event)
+        if self.records:
             session = self.comparison.sessions[k]
-            params = tuple(session.param_views())
-            records += [Record(e, session.loss_value, params) for e in events]
+            records.append(Record(event, session.loss_value, tuple(session.param_views())))
 
     def _performed(self, events: Sequence[Event]) -> Performed:
         rounds, self._rounds = self._rounds, []
