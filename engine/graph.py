@@ -367,15 +367,7 @@ class _Views:
             self.results.append(view(t))
             return slot
         t = t.detach()
-        key = (
-            t.untyped_storage().data_ptr(),
-            t.storage_offset(),
-            tuple(t.shape),
-            t.stride(),
-            t.dtype,
-            t.device,
-            t._version,
-        )
+        key = _storage_key(t)
         seen = self._seen.get(key)
         if seen is not None:
             return seen
