@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from textual.pilot import Pilot
 
 from optdbg.tui.trace_app import TraceApp, TraceStatus
@@ -108,6 +109,16 @@ async def test_step_by_step_then_restart() -> None:
         for u in step.updates:
             if u.after.is_small:
                 assert u.after.values == expected[u.name]
+        # the Parameters table's Δ: what optD's step changed (the plain run's after - before)
+        before = reference[2]["params"]
+        for p in snap.params:
+            if p.name.startswith("netG"):
+                assert p.last_update is None  # optG has not stepped
+            else:
+                assert p.last_update is not None
+                if p.last_update.is_small:
+                    delta = torch.tensor(expected[p.name]) - torch.tensor(before[p.name])
+                    assert p.last_update.values == delta.tolist()
         # each loss its own series, by the script's name for it; the graph has its flow
         losses = dict(app.paused.losses)
         assert list(losses) == ["errD_real", "errD_fake"]

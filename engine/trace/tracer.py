@@ -881,10 +881,21 @@ class Tracer:
             value=value,
             grad=view(p.grad),
             accumulated=track.accumulated if p.grad is not None else 0,
-            last_update=None,
+            last_update=self._last_update(track.name),
             state={k: plain(v) for k, v in state.items()},
             requires_grad=p.requires_grad,
         )
+
+    def _last_update(self, name: str) -> TensorView | None:
+        """The parameter's change at the latest step that moved it (the detail mode keeps
+        each optimizer's latest step; headless, there is none)."""
+        moved = [
+            (info.index, u.delta)
+            for info in self.last_steps.values()
+            for u in info.updates
+            if u.name == name
+        ]
+        return max(moved, key=lambda m: m[0])[1] if moved else None
 
     def warned(self) -> bool:
         return any(e.warnings for e in self.events)
