@@ -973,8 +973,8 @@ class OptDbgApp(PanelLayout, App[None]):
         """The banner while `continue` runs (tests read it), else None."""
         return self._banner
 
-    def on_running_banner_paused(self, _message: RunningBanner.Paused) -> None:
-        if self._run_stop is not None:
+    def on_running_banner_paused(self, message: RunningBanner.Paused) -> None:
+        if message.banner is self._banner and self._run_stop is not None:
             self._run_stop.set()
 
     def on_opt_dbg_app_progress(self, message: Progress) -> None:

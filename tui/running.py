@@ -23,6 +23,11 @@ class RunningBanner(Widget, can_focus=True):
     class Paused(Message):
         """The user asked the run to pause (a key, a click, or the focus moved away)."""
 
+        def __init__(self, banner: RunningBanner) -> None:
+            super().__init__()
+            self.banner = banner
+            """Which run's banner (a removed banner's blur must not pause the next run)."""
+
     line: reactive[str] = reactive("▶ running…")
     """What the run has done so far (repainted in place: its size never changes)."""
 
@@ -56,4 +61,4 @@ class RunningBanner(Widget, can_focus=True):
         if not self.pausing:
             self.pausing = True
             self.line = "⏸ pausing after the op in progress…"
-            self.post_message(self.Paused())
+            self.post_message(self.Paused(self))
