@@ -848,6 +848,7 @@ class Tracer:
     def snapshot(self, title: str, next_op: str = "") -> Snapshot:
         """A detached copy of the loop state now, as the panels show it."""
         groups = self.param_groups
+        deltas = self._last_updates()
         return Snapshot(
             scenario=title,
             title=title,
@@ -866,11 +867,11 @@ class Tracer:
                 f"{o.label}: {type(o.optimizer).__name__}" for o in self.optimizers
             ),
             groups=tuple({k: plain(v) for k, v in g.items() if k != "params"} for g in groups),
-            params=tuple(self._param_snapshot(t) for t in self.tracks),
+            params=tuple(self._param_snapshot(t, deltas) for t in self.tracks),
             has_graph=self.graph is not None,
         )
 
-    def _param_snapshot(self, track: _Track) -> ParamSnapshot:
+    def _param_snapshot(self, track: _Track, deltas: dict[str, TensorView]) -> ParamSnapshot:
         p = track.tensor
         value = view(p)
         assert value is not None
@@ -881,21 +882,20 @@ class Tracer:
             value=value,
             grad=view(p.grad),
             accumulated=track.accumulated if p.grad is not None else 0,
-            last_update=self._last_update(track.name),
+            last_update=deltas.get(track.name),
             state={k: plain(v) for k, v in state.items()},
             requires_grad=p.requires_grad,
         )
 
-    def _last_update(self, name: str) -> TensorView | None:
-        """The parameter's change at the latest step that moved it (the detail mode keeps
+    def _last_updates(self) -> dict[str, TensorView]:
+        """Each parameter's change at the latest step that moved it (the detail mode keeps
         each optimizer's latest step; headless, there is none)."""
-        moved = [
-            (info.index, u.delta)
-            for info in self.last_steps.values()
-            for u in info.updates
-            if u.name == name
-        ]
-        return max(moved, key=lambda m: m[0])[1] if moved else None
+        latest: dict[str, tuple[int, TensorView]] = {}
+        for info in self.last_steps.values():
+            for u in info.updates:
+                if u.name not in latest or latest[u.name][0] < info.index:
+                    latest[u.name] = (info.index, u.delta)
+        return {name: delta for name, (_, delta) in latest.items()}
 
     def warned(self) -> bool:
         return any(e.warnings for e in self.events)
