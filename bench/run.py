@@ -373,7 +373,8 @@ def _keep_others(
         results[name] = previous[name]
         timings[name] = previous.get("section_seconds", {}).get(name, 0.0)
         if name in previous.get("section_load", {}):
-            loads[name] = tuple(previous["section_load"][name])  # type: ignore[assignment]
+            start, end = previous["section_load"][name]
+            loads[name] = (start, end)
         dates[name] = previous.get("section_date", {}).get(name, previous["date"])
 
 
