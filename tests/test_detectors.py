@@ -757,3 +757,43 @@ def test_a_set_lr_stays_the_reference_across_undo_and_redo() -> None:
     session.redo()
     events = [e for _ in range(25) for e in session.perform("i")]
     assert not any("lr-schedule-odd" in e.codes() for e in events)
+
+
+BIG_WEIGHT = """
+import torch
+torch.manual_seed(0)
+W = torch.randn(2048, 1024, requires_grad=True)  # 2M values: sampled, and past the old copy limit
+S = torch.rand(2048, 1024) ** 3  # each value's own scale: its updates vary 1000x
+optimizer = torch.optim.SGD([W], lr=0.6)
+optdbg_config = {"update_ratio_patience": 3}
+
+def forward():
+    return 0.5 * (S * W * W).sum()
+"""
+
+
+def test_update_ratio_on_a_big_weight_is_its_sampled_ratio(tmp_path: Path) -> None:
+    """A weight of 2M values is measured on a fixed sample (engine.pitfalls.probes.SAMPLE):
+    the ratio the warning shows is within 3% of the whole weight's |update| / |weight|,
+    computed here by a plain loop; the weight, and torch's global random state, are those
+    of the plain loop bit for bit (the sample draws from a generator of its own)."""
+    session = Session.open(write(tmp_path, BIG_WEIGHT))
+    events = run(session, "f b s z", 3)
+    rng_after = torch.get_rng_state()
+    event = only(events, "update-ratio")
+    assert event.op == "step" and event.index == 10
+    shown = float(message(event, "update-ratio").split("changed it by ")[1].split(" ")[0])
+
+    torch.manual_seed(0)
+    w = torch.randn(2048, 1024, requires_grad=True)
+    s = torch.rand(2048, 1024) ** 3
+    opt = torch.optim.SGD([w], lr=0.6)
+    for _ in range(3):
+        before = w.detach().clone()
+        (0.5 * (s * w * w).sum()).backward()
+        opt.step()
+        opt.zero_grad()
+        exact = float((w.detach() - before).norm() / before.norm())
+    assert torch.equal(session.tracks[0].tensor.detach(), w.detach())
+    assert torch.equal(rng_after, torch.get_rng_state())
+    assert exact > 0.1 and math.isclose(shown, exact, rel_tol=0.03), (shown, exact)

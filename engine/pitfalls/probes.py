@@ -4,8 +4,9 @@ What each probe touches: module attributes (`training`, `inplace`); one amax ove
 per nn.ReLU output (a forward hook that returns nothing, active only during the forward
 op); the loss's graph near its root (node names, saved tensors' shapes); the scenario's
 globals (identity checks); `.grad` version counters (integers); during step, PyTorch's
-global optimizer step hooks (they record, never modify); and, after a step, one fused norm
-(`torch._foreach_norm`) of the moved weights and of their deltas.
+global optimizer step hooks (they record, never modify); and, around a step, each weight's
+values at a fixed sample of at most `SAMPLE` positions (copied before, read after, one fused
+norm of the samples and their deltas).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch.optim.optimizer import (
 
 from ..errors import failure
 from ..events import OpError
-from ..norms import floats, norms
+from ..norms import floats
 from .context import GradRewrite, Inplace, LossFacts, OptimizerStep, Relu
 from .lossgraph import inplace, loss_facts
 from .thresholds import Thresholds
@@ -96,12 +97,10 @@ class Probes:
         self._lr_zero = 0
         self._loop: LoopState | None = None
         self._fresh: dict[int, bool] = {}
-        self._copies: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        """name -> (a copy of the weight before this step, the weight), without step records."""
-        self._spare: dict[str, torch.Tensor] = {}
-        self._sizes: list[float] = []
-        """The norms of the copied weights before the step (shared with its summary line)."""
-        """The copies of the last step, reused by the next one (no allocation per step)."""
+        self._samples: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        """name -> (the weight's sample before this step, the weight)."""
+        self._positions: dict[tuple[int, torch.device], torch.Tensor] = {}
+        """(numel, device) -> the sample's positions (fixed: each step measures the same)."""
         self._steps: list[OptimizerStep] = []
         self._at_update: tuple[Versions, Versions] | None = None
         self._rewrite_ratio: float | None = None
@@ -168,8 +167,8 @@ class Probes:
             self._steps = []
             self._at_update = None
             self._rewrite_ratio = None
-            self._copies = {}
             self._fresh = {}
+            self._samples = {}
             self._loop = loop
             _ACTIVE.append(self)
         return facts
@@ -339,9 +338,7 @@ class Probes:
                 if changed:
                     self._rewrite_ratio = self._ratio(loop, changed)
             self._at_update = (now, now)
-            if not getattr(loop, "step_detail", False):
-                self._copies = _weights_before(loop, self._spare)
-                self._sizes = norms([live for _, live in self._copies.values()])
+            self._samples = _weights_before(loop, self._positions)  # as the update finds them
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         self._fresh[id(optimizer)] = all(not optimizer.state.get(p) for p in params)
 
@@ -399,7 +396,7 @@ class Probes:
         self._clipped = False
         if rewrites:
             facts["grad_rewrites"] = tuple(rewrites)
-        facts["ratios"], facts["finite_after"] = self._update_ratios(loop)
+        facts["ratios"] = self._update_ratios()
         facts.update(self._lr_facts(loop))
         return facts
 
@@ -425,33 +422,18 @@ class Probes:
     def _when(last_op: str) -> str:
         return {"backward": "before-step", "step": "after-step"}.get(last_op, "before-backward")
 
-    def _update_ratios(
-        self, loop: LoopState
-    ) -> tuple[dict[str, tuple[float, int]], frozenset[str]]:
-        """Each moved weight's (ratio, streak), and the weights this proves finite after the
-        step: a finite copy before it and a finite difference leave no NaN or Inf after it
-        (so the runner need not measure them again)."""
-        copies, self._copies = self._copies, {}
-        moved = getattr(loop, "moved", None) or copies
-        names = [n for n, (b, _) in moved.items() if b.dim() >= 2]
-        if not names:
-            return {}, frozenset()
-        befores = [moved[n][0] for n in names]
-        afters = [moved[n][1].detach() for n in names]
-        if moved is copies:  # our own copies: the difference goes into them, kept for reuse
-            sizes = self._sizes  # measured before the step, in order
-            torch._foreach_sub_(befores, afters)
-            deltas = befores
-            self._spare = {n: moved[n][0] for n in names}
-        else:
-            sizes = norms(befores)
-            deltas = list(torch._foreach_sub(afters, befores))
-        steps = floats(list(torch._foreach_norm(deltas)))
-        finite = frozenset(
-            n
-            for n, size, step in zip(names, sizes, steps, strict=True)
-            if moved is copies and math.isfinite(size) and math.isfinite(step)
-        )
+    def _update_ratios(self) -> dict[str, tuple[float, int]]:
+        """Each moved weight's (ratio, streak): |update| / |weight| on its sample (see
+        `SAMPLE`), where the weight was before the step."""
+        samples, self._samples = self._samples, {}
+        if not samples:
+            return {}
+        names = list(samples)
+        befores = [samples[n][0] for n in names]
+        afters = [_sample(samples[n][1], self._positions) for n in names]
+        deltas = list(torch._foreach_sub(afters, befores))
+        measured = floats(list(torch._foreach_norm(deltas + befores)))
+        sizes, steps = measured[len(names) :], measured[: len(names)]
         th = self.thresholds
         out = {}
         for i, name in enumerate(names):
@@ -469,7 +451,7 @@ class Probes:
                 streak = 0
             self._streaks[name] = streak
             out[name] = (ratio, streak)
-        return out, finite
+        return out
 
     def _lr_facts(self, loop: LoopState) -> dict[str, Any]:
         refs = []
@@ -510,9 +492,14 @@ class Probes:
         return tuple(out)
 
 
-COPY_LIMIT = 1 << 20
-"""Without the driver's step records (`optdbg run`), the weights (2-d and up) are copied
-before the update for update-ratio only while they total at most this many elements."""
+SAMPLE = 16_384
+BLOCK = 64
+"""update-ratio measures a weight with more values than SAMPLE on SAMPLE of them: runs of
+BLOCK neighbours (a few cache lines each) at fixed random places, drawn once per size from a
+generator of its own (never the code's). A ratio is then within a few percent of the whole
+weight's, against bounds four orders of magnitude apart, and its cost does not grow with the
+model: copying whole weights cost as much memory traffic as an SGD step (and was skipped for
+big models), scattered single values touch nearly every cache line all the same."""
 
 _ACTIVE: list[Probes] = []
 """The probes whose step op is running: PyTorch's global step hooks report to them."""
@@ -539,29 +526,31 @@ def _step_of(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> in
 
 
 def _weights_before(
-    loop: LoopState, spare: dict[str, torch.Tensor]
+    loop: LoopState, positions: dict[tuple[int, torch.device], torch.Tensor]
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Copies of the weights about to step, written into `spare` where it has one of the
-    same shape, dtype and device (a fused copy; no allocation from the second step on)."""
-    weights = [
-        t
+    """name -> (the sample of a weight (2-d and up) about to step, the weight)."""
+    return {
+        t.name: (_sample(t.tensor, positions), t.tensor)
         for t in loop.tracks
         if t.tensor.dim() >= 2 and t.tensor.grad is not None and t.tensor.layout == torch.strided
-    ]
-    if not weights or sum(t.tensor.numel() for t in weights) > COPY_LIMIT:
-        return {}
-    live = [t.tensor.detach() for t in weights]
-    copies = []
-    for t, x in zip(weights, live, strict=True):
-        old = spare.get(t.name)
-        kind = (x.shape, x.dtype, x.device)
-        copies.append(
-            old
-            if old is not None and (old.shape, old.dtype, old.device) == kind
-            else torch.empty_like(x)
-        )
-    torch._foreach_copy_(copies, live)
-    return {t.name: (c, t.tensor) for t, c in zip(weights, copies, strict=True)}
+    }
+
+
+def _sample(
+    weight: torch.Tensor, positions: dict[tuple[int, torch.device], torch.Tensor]
+) -> torch.Tensor:
+    """A copy of the weight's values at its sample's places (all of them when small)."""
+    flat = weight.detach().reshape(-1)  # a view, except for a weight not laid out in order
+    n = flat.numel()
+    if n <= SAMPLE:
+        return flat.clone()
+    key = (n, flat.device)
+    rows = positions.get(key)
+    if rows is None:
+        generator = torch.Generator().manual_seed(n)
+        drawn = torch.randperm(n // BLOCK, generator=generator)[: SAMPLE // BLOCK]
+        rows = positions[key] = drawn.sort().values.to(flat.device)
+    return flat[: n - n % BLOCK].view(-1, BLOCK).index_select(0, rows)
 
 
 def _pre_hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

@@ -319,17 +319,15 @@ class Detectors:
         loop: LoopState,
         op: str,
         error: OpError | None,
-        finite: frozenset[str] = frozenset(),
     ) -> Iterator[ParamInfo]:
-        """Each parameter as the op left it; `finite`: moved values known to be finite."""
+        """Each parameter as the op left it."""
         ok = error is None
         received = loop.received if op == "backward" and ok else {}
         moved = op == "step" and ok
         measured = [  # what this op changed: each received grad, or each moved value
             track.tensor.grad if track.name in received else track.tensor
             for track in loop.tracks
-            if track.tensor.grad is not None
-            and (track.name in received or (moved and track.name not in finite))
+            if track.tensor.grad is not None and (track.name in received or moved)
         ]
         measures = iter(measure_all([t for t in measured if t is not None]))
         for track in loop.tracks:
@@ -359,7 +357,7 @@ class Detectors:
                     True,
                     track.accumulated,
                     moved=True,
-                    value_nonfinite=None if name in finite else next(measures)[1],
+                    value_nonfinite=next(measures)[1],
                 )
             else:
                 yield ParamInfo(name, p.requires_grad, True, track.accumulated)
@@ -369,7 +367,7 @@ class Detectors:
     ) -> Context:
         index = len(loop.events)
         ok = error is None
-        params = tuple(self._infos(loop, op, error, facts.pop("finite_after", frozenset())))
+        params = tuple(self._infos(loop, op, error))
         ratios = facts.pop("ratios", None)
         if ratios:
             params = tuple(
