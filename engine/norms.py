@@ -61,6 +61,17 @@ def norms(tensors: Sequence[torch.Tensor]) -> list[float]:
     return [float(v) for v in found if v is not None]
 
 
+def prefetch(tensors: Sequence[torch.Tensor | None]) -> None:
+    """Within `shared_norms()`, the norms of these tensors (those `norms` takes: strided and
+    real) computed together now, for the summary line and the detectors that read them next
+    (one fused call for all, not one per reader)."""
+    if getattr(_local, "memo", None) is None:
+        return
+    norms(
+        [t for t in tensors if t is not None and t.layout == torch.strided and not t.is_complex()]
+    )
+
+
 def _key(t: torch.Tensor) -> tuple[int, int] | None:
     try:
         return id(t), t._version

@@ -31,7 +31,7 @@ from .loop import LoopCheckpoint
 from .manual import NAME as MANUAL_NAME
 from .manual import ManualUpdate, coefficient_value
 from .norms import forget as forget_norms
-from .norms import shared_norms
+from .norms import prefetch, shared_norms
 from .pitfalls import Detectors, Diagnosis, diagnose
 from .scenario import Scenario, batch_count, grad_tensors, load, load_exception, scenario_argv
 from .snapshot import (
@@ -918,6 +918,7 @@ class Session:
         got = [t for t in self._params if t.name in self._received]
         if not got:
             return "no optimizer parameter received a gradient"
+        prefetch([t.tensor.grad for t in got])  # every received grad: the detectors read them
         shown = [f"{t.name}.grad = {fmt.brief(t.tensor.grad)}" for t in got[:2]]
         more = f" (+{len(got) - 2} more)" if len(got) > 2 else ""
         return "; ".join(shown) + more
@@ -1009,6 +1010,7 @@ class Session:
 
     def _bare_step(self, moving: list[_ParamTrack], versions: list[int]) -> str:
         """The step without its record (`step_detail` off): no copies, the same summary."""
+        prefetch([t.tensor for t in moving[:2]])
         was = [fmt.brief(t.tensor) for t in moving[:2]]
         if isinstance(self.optimizer, ManualUpdate):
             self._manual_step({})  # checked and undone on failure, as with the record
@@ -1019,6 +1021,7 @@ class Session:
         gradless = self._moved_without_grad(versions)
         self._schedule()
         forget_norms()  # the step may write without moving version counters (fused)
+        prefetch([t.tensor for t in moving])  # every moved value: the detectors read them
         parts = [
             f"{t.name}: {b} → {fmt.brief(t.tensor)}" for b, t in zip(was, moving, strict=False)
         ]
