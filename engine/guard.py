@@ -84,9 +84,11 @@ _notes: dict[int, list[str]] = {}
 """Thread id -> where to write what optdbg did about the scenario code running on it."""
 _TORCH_THREADS = torch.get_num_threads()
 _SIGNALS = tuple(signal.valid_signals())
-_getsignal: Callable[[int], Any] = importlib.import_module("_signal").getsignal
-"""`signal.getsignal` without its conversion of each handler to an enum: that conversion,
-for every signal before and after each op, cost 0.3 ms an op."""
+_raw = importlib.import_module("_signal")
+_getsignal: Callable[[int], Any] = _raw.getsignal
+_setsignal: Callable[[int, Any], Any] = _raw.signal
+"""`signal.getsignal` and `signal.signal` without their conversions of each signal and
+handler to enums: those, for every signal before and after each op, cost 0.3 ms an op."""
 
 
 def _in_scenario() -> bool:
@@ -265,7 +267,7 @@ def _watch_timers(handlers: dict[signal.Signals, Any]) -> None:
     """Timer signals without a handler raise in the scenario's code (main thread only)."""
     for sig in TIMER_SIGNALS:
         if handlers.get(sig) == signal.SIG_DFL:  # raw: the int 0
-            _real_signal(sig, _on_timer_signal)
+            _setsignal(sig, _on_timer_signal)
 
 
 def _restore_process(limit: int, handlers: dict[signal.Signals, Any] | None, timer: float) -> None:
@@ -278,7 +280,7 @@ def _restore_process(limit: int, handlers: dict[signal.Signals, Any] | None, tim
     for sig, handler in handlers.items():
         try:
             if _getsignal(sig) is not handler and handler is not None:
-                _real_signal(sig, handler)
+                _setsignal(sig, handler)
         except (OSError, ValueError, TypeError):
             continue
 
