@@ -19,7 +19,7 @@ from .checkpoint import Checkpoint, Copier, structure
 from .rng import RngState
 
 DEFAULT_HISTORY_MB = 256.0
-OVERHEAD = 0.04
+OVERHEAD = 0.02
 """Checkpoints are spaced so that taking them costs at most this fraction of the op time."""
 
 
