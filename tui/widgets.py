@@ -411,8 +411,16 @@ class LogPanel(RichLog):
     BORDER_TITLE = "Log"
 
     def add_events(self, events: list[Event]) -> None:
+        """The ops' lines, then one scroll to the end, at once: RichLog scrolls after the next
+        frame for each line written, which cost a second frame per op (the log and its
+        scrollbar drawn again). Before the log knows its size, RichLog keeps the writes for
+        later, each with its own scroll."""
+        sized = getattr(self, "_size_known", False)
         for event in events:
-            self.write(themed(event_text(event), self.app.theme_variables))
+            text = themed(event_text(event), self.app.theme_variables)
+            self.write(text, scroll_end=None if not sized else False)
+        if events and sized and self.auto_scroll:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def on_print(self, event: Any) -> None:
         """What the scenario prints (Textual's print capture): plain text, never markup."""
