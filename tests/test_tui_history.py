@@ -218,3 +218,56 @@ async def test_diagnostics_view_lists_each_pitfall_with_its_fix() -> None:
         assert "fix:  call optimizer.zero_grad()" in text
         await press(pilot, "escape")
         assert not isinstance(app.screen, DiagnosticsScreen)
+
+
+async def test_history_table_draws_what_a_plain_data_table_draws() -> None:
+    """The history's table keeps each row's drawing while the row is unchanged: through
+    added and rewritten rows, the cursor and the focus moving, the first rows dropped (every
+    row moves up), a clear with the same keys and a theme change, every line it draws is the
+    plain DataTable's."""
+    from collections.abc import Callable
+
+    from rich.text import Text
+    from textual.app import App, ComposeResult
+
+    from optdbg.tui.widgets import RowCachedTable
+
+    Step = Callable[[DataTable[object]], object]
+    first = lambda t: t.ordered_columns[0].key  # noqa: E731
+    steps: list[Step] = [lambda t: t.add_columns("", "#", "op")]
+    for i in range(14):
+        steps.append(lambda t, i=i: t.add_row("", Text(str(i)), Text("op", "bold"), key=str(i)))
+        steps.append(lambda t, i=i: t.move_cursor(row=i, scroll=True))
+    steps += [
+        lambda t: t.update_cell("12", first(t), Text("▶")),
+        lambda t: t.update_cell("3", t.ordered_columns[2].key, Text("x", "dim strike")),
+        lambda t: t.focus(),
+        lambda t: t.move_cursor(row=2, scroll=True),
+        lambda t: t.remove_row("0"),
+        lambda t: t.remove_row("1"),
+        lambda t: t.clear(),
+        *(lambda t, i=i: t.add_row("", Text(f"new {i}"), Text("z"), key=str(i)) for i in range(3)),
+        lambda t: setattr(t.app, "theme", "textual-light"),
+        lambda t: t.move_cursor(row=1),
+    ]
+
+    async def drawn(kind: type[DataTable[object]]) -> list[list[list[object]]]:
+        class One(App[None]):
+            def compose(self) -> ComposeResult:
+                yield kind(cursor_type="row")
+
+        out = []
+        app = One()
+        async with app.run_test(size=(60, 12)) as pilot:
+            table = app.query_one(DataTable)
+            table.blur()
+            for step in steps:
+                step(table)
+                await pilot.pause()
+                out.append([list(table.render_line(y)) for y in range(table.size.height)])
+        return out
+
+    cached, plain = await drawn(RowCachedTable), await drawn(DataTable)
+    assert len(cached) == len(steps)
+    for k, (a, b) in enumerate(zip(cached, plain, strict=True)):
+        assert a == b, f"step {k}"

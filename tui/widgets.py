@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Span, Text
 from textual.app import ComposeResult
+from textual.cache import LRUCache
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
@@ -474,6 +475,79 @@ def failures_toast(events: list[Event]) -> str | None:
     return shown + (f"\n(+{more} more in the log)" if more > 0 else "")
 
 
+_RowLines = tuple[list[Any], list[Any]]
+"""What DataTable draws for one line of a row: the fixed cells' segments and the others'."""
+
+
+class RowCachedTable(DataTable[Text | str]):
+    """A row-cursor DataTable that draws a row again only when the row changed.
+
+    DataTable forgets every drawn row whenever any cell changes, a row is added or the cursor
+    moves, so the history table (one op adds rows and moves the marker) drew every visible row
+    twice per op: about 15 ms of each MLP key. Here a row's drawing is kept with the cell
+    objects it was drawn from, and used again while the row holds those very objects (cells
+    are never changed in place: an update puts a new one) and nothing else it depends on has
+    changed: its position (the mouse's row meta), the line, the base style, whether the cursor
+    or the mouse is on it, the focus, the widths, and the styles (a theme or CSS change
+    forgets everything)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drawn: LRUCache[tuple[Any, ...], tuple[tuple[object, ...], _RowLines]] = LRUCache(
+            4096
+        )
+
+    def notify_style_update(self) -> None:
+        self._drawn.clear()
+        super().notify_style_update()
+
+    def _row_cells(self, row_key: Any) -> tuple[object, ...]:
+        if row_key is self._header_row_key:
+            return tuple(column.label for column in self.ordered_columns)
+        row = self.rows.get(row_key)
+        return (row.label if row is not None else None, *self._data.get(row_key, {}).values())
+
+    def _render_line_in_row(
+        self,
+        row_key: Any,
+        line_no: int,
+        base_style: Any,
+        cursor_location: Any,
+        hover_location: Any,
+    ) -> _RowLines:
+        if self.cursor_type != "row" or self.fixed_columns:
+            return super()._render_line_in_row(
+                row_key, line_no, base_style, cursor_location, hover_location
+            )
+        index = self._row_locations.get(row_key) if row_key in self._row_locations else -1
+        key = (
+            row_key,
+            index,
+            line_no,
+            base_style,
+            cursor_location.row == index,
+            hover_location.row == index,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.size.width,
+            self.zebra_stripes,
+            self.show_row_labels,
+            self._row_label_column_width,
+            tuple(column.get_render_width(self) for column in self.ordered_columns),
+        )
+        cells = self._row_cells(row_key)
+        hit = self._drawn.get(key)
+        same = hit is not None and len(hit[0]) == len(cells)
+        if hit is not None and same and all(a is b for a, b in zip(hit[0], cells, strict=True)):
+            return hit[1]
+        lines = super()._render_line_in_row(
+            row_key, line_no, base_style, cursor_location, hover_location
+        )
+        self._drawn[key] = (cells, lines)
+        return lines
+
+
 class HistoryPanel(Vertical):
     """The timeline of ops: undone ones dimmed, the current point marked; enter jumps."""
 
@@ -496,7 +570,7 @@ class HistoryPanel(Vertical):
         self._theme = ""
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(cursor_type="row", id="history-table")
+        table = RowCachedTable(cursor_type="row", id="history-table")
         table.add_columns("", "#", "op", "result", "loss")
         yield table
 
