@@ -221,6 +221,8 @@ class Session:
         """Big parameters' views the graph extraction of this op took (for the memo)."""
         self._performing = False
         self._received: dict[str, TensorView | float | None] = {}
+        self._added: dict[str, TensorView | float | None] = {}
+        """During a backward: what it added to each `.grad` that held an earlier one."""
         self._views = ViewMemo(PROOF_BYTES)
         """The views (summaries) of tensors shown so far, kept across ops that cannot change a
         tensor without moving its version counter (see `keeps_views`), and proven by a
@@ -238,9 +240,6 @@ class Session:
         """The last op completed the iteration pattern."""
         self.evaluations: list[Evaluation] = []
         self._evaluation: dict[str, float] | None = None
-        for track in self._params:
-            if track.tensor.requires_grad:
-                track.tensor.register_hook(self._grad_hook(track))
         self._zero_sets_none = _zero_grad_sets_none(self.optimizer)
         self.last_batch: Any = None
         """The batch the latest forward used (None without `data` or before a forward)."""
@@ -493,7 +492,7 @@ class Session:
         """What a failed op must leave as it was: counters, loss, data position, parameters
         and grads (by version: changed in place or replaced) and hyperparameters."""
         tensors = tuple(
-            (t.tensor._version, id(t.tensor.grad), _version(t.tensor.grad), t.accumulated)
+            (t.tensor._version, id(g := t.tensor.grad), _version(g), t.accumulated)
             for t in self._params
         )
         counters = (self.step_count, self.forward_count, self.epoch, self.batch)
@@ -854,16 +853,38 @@ class Session:
 
     # backward ------------------------------------------------------------
 
-    def _grad_hook(self, track: _ParamTrack) -> Callable[[torch.Tensor], None]:
+    def _added_hook(self, track: _ParamTrack) -> Callable[[torch.Tensor], None]:
+        """What a backward adds to a `.grad` that holds an earlier one: its values when
+        small, else its norm (the incoming gradient, as autograd computed it)."""
+
         def hook(grad: torch.Tensor) -> None:
-            if track.tensor.grad is None or track.accumulated == 0:
-                self._received[track.name] = None
-            elif grad.numel() <= 8:
-                self._received[track.name] = view(grad)
-            else:
-                self._received[track.name] = float(grad.detach().norm())
+            small = grad.numel() <= 8
+            self._added[track.name] = view(grad) if small else float(grad.detach().norm())
 
         return hook
+
+    def _adding_hooks(self) -> list[Any]:
+        """Hooks on the parameters whose `.grad` a backward would add to (none after a
+        zero_grad: a plain loop's backward then runs no Python hook)."""
+        return [
+            t.tensor.register_hook(self._added_hook(t))
+            for t in self._params
+            if t.tensor.requires_grad and t.tensor.grad is not None and t.accumulated
+        ]
+
+    def _note_received(self, before: list[tuple[torch.Tensor | None, int | None]]) -> None:
+        """The parameters whose `.grad` the backward changed (replaced, or added to in
+        place: its version counter moved), in order; None for a gradient into a cleared
+        `.grad`, else what was added."""
+        self._received = {}
+        for track, (grad, version) in zip(self._params, before, strict=True):
+            now = track.tensor.grad
+            if now is None or (now is grad and now._version == version):
+                continue
+            added = self._added.get(track.name)
+            self._received[track.name] = added
+            track.accumulated = track.accumulated + 1 if track.name in self._added else 1
+        self._added = {}
 
     def _backward(self) -> str:
         loss = self.loss
@@ -875,22 +896,25 @@ class Session:
         # fails at the first node whose saved tensor changed, after other branches ran).
         # After zero_grad the grads are None and this copies nothing.
         rollback = {t.name: _clone(t.tensor.grad) for t in self._params}
-        self._received = {}
+        before = [(g := t.tensor.grad, _version(g)) for t in self._params]
         recorder = self._flow_recorder()
         gradient = self._backward_gradient(loss)
+        hooks = self._adding_hooks()
+        self._received, self._added = {}, {}
         try:
             with recorder or nullcontext():
                 loss.backward(gradient)
         except Exception:
             for t in self._params:
                 t.tensor.grad = rollback[t.name]
+            self._added = {}
             raise
+        finally:
+            for hook in hooks:
+                hook.remove()
         if recorder is not None:
             self._record_flow(recorder)
-        for track in self._params:
-            if track.name in self._received:  # None: into a cleared .grad
-                fresh = self._received[track.name] is None
-                track.accumulated = 1 if fresh else track.accumulated + 1
+        self._note_received(before)
         return self._backward_summary()
 
     def _backward_gradient(self, loss: torch.Tensor) -> torch.Tensor | None:

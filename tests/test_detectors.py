@@ -797,3 +797,27 @@ def test_update_ratio_on_a_big_weight_is_its_sampled_ratio(tmp_path: Path) -> No
     assert torch.equal(session.tracks[0].tensor.detach(), w.detach())
     assert torch.equal(rng_after, torch.get_rng_state())
     assert exact > 0.1 and math.isclose(shown, exact, rel_tol=0.03), (shown, exact)
+
+
+def test_grad_accumulated_names_the_norm_a_big_gradient_added(tmp_path: Path) -> None:
+    """For a `.grad` of more than 8 values, what the second backward added is its norm:
+    the incoming gradient's, as the plain loop's second backward computes it."""
+    path = write(
+        tmp_path,
+        """
+        import torch
+        W = torch.linspace(-1, 1, 16).reshape(4, 4).requires_grad_()
+        X = torch.arange(16.0).reshape(4, 4)
+        optimizer = torch.optim.SGD([W], lr=0.1)
+
+        def forward():
+            return (W * X).sin().sum()
+        """,
+    )
+    events = run(Session.open(path), "f b f b")
+    w = torch.linspace(-1, 1, 16).reshape(4, 4).requires_grad_()
+    x = torch.arange(16.0).reshape(4, 4)
+    (added,) = torch.autograd.grad((w * x).sin().sum(), w)
+    assert f"this pass added a gradient of norm {float(added.norm()):.4g})" in message(
+        only(events, "grad-accumulated"), "grad-accumulated"
+    )
