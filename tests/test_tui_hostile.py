@@ -13,7 +13,7 @@ from pilot_helpers import log_text, press, settle, status
 from textual.events import Key
 from textual.widgets import Input, Static
 
-from optdbg.engine import Session
+from optdbg.engine import Session, fmt
 from optdbg.tui.app import OptDbgApp
 from optdbg.tui.dialogs import (
     BreakpointDialog,
@@ -308,3 +308,16 @@ async def test_m_groups_by_module_wherever_the_focus_is() -> None:
         assert not app.query_one(GraphTree).by_module
         await press(pilot, "3", "m")
         assert app.query_one(GraphTree).by_module
+
+
+def test_printable_escapes_exactly_what_the_engine_escapes() -> None:
+    """The UI's quick test for unsafe characters agrees with `fmt.text` on every character
+    of the Basic Multilingual Plane (the surrogates included) and a few beyond, alone and
+    inside text, kept on several lines or put on one."""
+    chars = [chr(c) for c in range(0x10000)] + ["\U0001f600", "\U000e0001", "\U0010ffff"]
+    for ch in chars:
+        for s in (ch, f"a{ch}b"):
+            assert printable(s) == fmt.text(s, limit=None, newlines=True)
+            assert printable(s, one_line=True) == fmt.text(s, limit=None, newlines=False).replace(
+                "\t", " "
+            )
