@@ -353,7 +353,9 @@ class Probes:
         name = type(optimizer).__name__
         params = [p for g in optimizer.param_groups for p in g["params"]]
         stateful = any(optimizer.state.get(p) for p in params)
-        fresh = self._fresh.pop(id(optimizer), _step_of(optimizer, params) == 1)
+        fresh = self._fresh.pop(id(optimizer), None)
+        if fresh is None:  # its pre-step hook did not run
+            fresh = _step_of(optimizer, params) == 1
         previous = None
         other = _LAST.get(id(params[0])) if params else None
         if fresh and params:
@@ -366,9 +368,13 @@ class Probes:
         if previous is not None:
             count += 1
             self._fresh_count = count
-        for p in params:
-            self._stepped_by[id(p)] = (serial, name, stateful)
-            _LAST[id(p)] = (weakref.ref(p), serial, name, stateful, count)
+        mark = (serial, name, stateful)
+        for p in params:  # rewritten only where it changed (no weak reference per step)
+            key = id(p)
+            self._stepped_by[key] = mark
+            last = _LAST.get(key)
+            if last is None or last[0]() is not p or last[1:] != (*mark, count):
+                _LAST[key] = (weakref.ref(p), *mark, count)
         self._steps.append(
             OptimizerStep(name, serial, fresh, stateful, previous, self._fresh_count)
         )
