@@ -4,6 +4,7 @@ CLI trace, op summaries, warnings, exported graphs and the UI alike."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -150,21 +151,22 @@ TEXT_LIMIT = 2000
 LINE_LIMIT = 200
 """Characters of a source line shown in a load error."""
 
-_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+_UNSAFE = {
+    newlines: re.compile(
+        ("[\x00-\x08\x0b-\x1f" if newlines else "[\x00-\x08\x0a-\x1f")
+        + "\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
+    )
+    for newlines in (True, False)
+}
+"""What `text` escapes, with line breaks kept or not: C0 controls but tab (and newline),
+DEL and C1 controls, lone surrogates, bidi embeddings, overrides and isolates."""
 
 
-def _escape(ch: str) -> str:
-    code = ord(ch)
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}"
-
-
-def _unsafe(ch: str, newlines: bool) -> bool:
-    code = ord(ch)
-    if ch == "\t" or (newlines and ch == "\n"):
-        return False
-    return code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or code in _BIDI
 
 
 def text(value: object, limit: int | None = TEXT_LIMIT, newlines: bool = True) -> str:
@@ -174,9 +176,7 @@ def text(value: object, limit: int | None = TEXT_LIMIT, newlines: bool = True) -
     s = value if isinstance(value, str) else str(value)
     if limit is not None and len(s) > limit + 64:  # the margin keeps it idempotent
         s = f"{s[:limit]}… ({len(s) - limit} more characters)"
-    if any(_unsafe(ch, newlines) for ch in s):
-        s = "".join(_escape(ch) if _unsafe(ch, newlines) else ch for ch in s)
-    return s
+    return _UNSAFE[newlines].sub(_escape, s)
 
 
 def name(value: object) -> str:

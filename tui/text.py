@@ -17,23 +17,11 @@ from rich.text import Span, Text
 
 from optdbg.engine import fmt
 
-_UNSAFE = {
-    newlines: re.compile(
-        ("[\x00-\x08\x0b-\x1f" if newlines else "[\x00-\x08\x0a-\x1f")
-        + "\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
-    )
-    for newlines in (True, False)
-}
-"""What `fmt.text` escapes (with and without line breaks kept), found by one regex search:
-its own test, a generator over every character, took most of a tree relabel."""
-
 
 def printable(value: object, one_line: bool = False) -> str:
     """`value` as text the terminal shows literally: control codes as visible escapes; on
     one line (a table cell, a tree label, the status line) line breaks and tabs too."""
-    text = _str(value)
-    if _UNSAFE[not one_line].search(text) is not None:
-        text = fmt.text(text, limit=None, newlines=not one_line)
+    text = fmt.text(_str(value), limit=None, newlines=not one_line)
     return text.replace("\t", " ") if one_line else text
 
 
