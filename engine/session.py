@@ -1034,7 +1034,6 @@ class Session:
 
     def _bare_step(self, moving: list[_ParamTrack], versions: list[int]) -> str:
         """The step without its record (`step_detail` off): no copies, the same summary."""
-        prefetch([t.tensor for t in moving[:2]])
         was = [fmt.brief(t.tensor) for t in moving[:2]]
         if isinstance(self.optimizer, ManualUpdate):
             self._manual_step({})  # checked and undone on failure, as with the record

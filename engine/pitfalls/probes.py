@@ -338,7 +338,7 @@ class Probes:
                 if changed:
                     self._rewrite_ratio = self._ratio(loop, changed)
             self._at_update = (now, now)
-            self._samples = _weights_before(loop, self._positions)  # as the update finds them
+            self._samples = _weight_samples(loop, self._positions)  # as the update finds them
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         self._fresh[id(optimizer)] = all(not optimizer.state.get(p) for p in params)
 
@@ -531,7 +531,7 @@ def _step_of(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> in
     return int(step) if step is not None else None
 
 
-def _weights_before(
+def _weight_samples(
     loop: LoopState, positions: dict[tuple[int, torch.device], torch.Tensor]
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """name -> (the sample of a weight (2-d and up) about to step, the weight)."""
