@@ -321,3 +321,26 @@ def test_printable_escapes_exactly_what_the_engine_escapes() -> None:
             assert printable(s, one_line=True) == fmt.text(s, limit=None, newlines=False).replace(
                 "\t", " "
             )
+
+
+PRINTS = """\
+import torch
+w = torch.tensor([1.0, 2.0], requires_grad=True)
+optimizer = torch.optim.SGD([w], lr=0.1)
+
+
+def forward():
+    print("\\x1b[2Jcleared? [red]no[/red]")
+    return ((w - 3) ** 2).sum()
+"""
+
+
+async def test_what_the_scenario_prints_is_shown_literally(tmp_path: Path) -> None:
+    """A print with an escape sequence and markup reaches the log as visible text; the
+    sequence never reaches the terminal (it cleared the screen)."""
+    app = OptDbgApp(scenario=write(tmp_path, PRINTS))
+    async with app.run_test(size=NARROW) as pilot:
+        await settle(pilot)
+        await press(pilot, "f", "5")
+        assert "\\x1b[2Jcleared? [red]no[/red]" in log_text(app)
+        no_control_codes(app)

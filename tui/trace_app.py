@@ -179,7 +179,7 @@ class TraceApp(PanelLayout, App[int]):
 
     def on_trace_app_printed(self, message: Printed) -> None:
         self.printed.append(message.line)
-        self.query_one(LogPanel).write(Text(message.line, style="italic"))
+        self.query_one(LogPanel).printed(message.line)
 
     def on_trace_app_update(self, message: Update) -> None:
         p = message.paused

@@ -424,10 +424,15 @@ class LogPanel(RichLog):
             self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def on_print(self, event: Any) -> None:
-        """What the scenario prints (Textual's print capture): plain text, never markup."""
+        """What the scenario prints (Textual's print capture)."""
         text = event.text.rstrip("\n")
         if text.strip():
-            self.write(Text(text, style="italic"))
+            self.printed(text)
+
+    def printed(self, text: str) -> None:
+        """A line the scenario or script printed: shown as it is, neither markup nor
+        control codes (an escape sequence would reach the terminal)."""
+        self.write(literal(text, style="italic"))
 
     def note(self, message: str, style: str = "dim") -> None:
         self.write(literal(message, style))
