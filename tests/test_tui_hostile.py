@@ -167,6 +167,7 @@ async def test_a_load_error_with_markup_and_control_codes(tmp_path: Path) -> Non
 async def test_hyperparameter_named_with_a_space_is_editable(tmp_path: Path) -> None:
     app = OptDbgApp(scenario=write(tmp_path, HOSTILE))
     async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)  # loaded (alone in a process, torch's import outlasts a key)
         await press(pilot, "H")
         dialog = app.screen
         assert isinstance(dialog, HyperDialog)
