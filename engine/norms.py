@@ -61,6 +61,14 @@ def norms(tensors: Sequence[torch.Tensor]) -> list[float]:
     return [float(v) for v in found if v is not None]
 
 
+def known(t: torch.Tensor) -> float | None:
+    """The norm of `t` computed earlier in this `shared_norms()` block, if any."""
+    memo = getattr(_local, "memo", None)
+    key = _key(t) if memo else None
+    hit = memo.get(key) if memo and key is not None else None
+    return hit[1] if hit is not None and hit[0]() is t else None
+
+
 def prefetch(tensors: Sequence[torch.Tensor | None]) -> None:
     """Within `shared_norms()`, the norms of these tensors (those `norms` takes: strided and
     real) computed together now, for the summary line and the detectors that read them next

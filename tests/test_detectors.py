@@ -821,3 +821,27 @@ def test_grad_accumulated_names_the_norm_a_big_gradient_added(tmp_path: Path) ->
     assert f"this pass added a gradient of norm {float(added.norm()):.4g})" in message(
         only(events, "grad-accumulated"), "grad-accumulated"
     )
+
+
+def test_nonfinite_all_names_what_measure_names() -> None:
+    """A moved value's finiteness is read from its sum (a third of a norm's cost): finite
+    only when every element is, and a sum that overflowed is looked at again, so the answer
+    is `measure`'s, never a false alarm."""
+    from optdbg.engine.norms import norms, shared_norms
+    from optdbg.engine.pitfalls.measure import measure, nonfinite_all
+
+    big = torch.finfo(torch.float32).max
+    cases = [
+        torch.randn(1000),
+        torch.tensor([big, big, 1.0]),  # finite, but the sum overflows
+        torch.tensor([1.0, math.nan, 2.0]),
+        torch.tensor([math.inf, -math.inf, 0.0]),  # the sum is NaN
+        torch.tensor([1.0, math.inf]),
+        torch.randn(3, dtype=torch.complex64),
+    ]
+    expected = [measure(t)[1] for t in cases]
+    assert nonfinite_all(cases) == expected
+    assert expected[1] is None and expected[2] and expected[3] and expected[4]
+    with shared_norms():  # a norm known already answers
+        norms([cases[0]])
+        assert nonfinite_all(cases[:1]) == [None]

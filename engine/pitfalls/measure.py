@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from ..norms import norms
+from ..norms import known, norms
 
 
 def measure(t: torch.Tensor) -> tuple[float, str | None]:
@@ -42,6 +42,21 @@ def measure_all(tensors: Sequence[torch.Tensor]) -> list[tuple[float, str | None
     for i, t in enumerate(plain):
         norm = known.get(i)
         out.append((norm, None) if norm is not None and math.isfinite(norm) else measure(t))
+    return out
+
+
+def nonfinite_all(tensors: Sequence[torch.Tensor]) -> list[str | None]:
+    """Which elements of each tensor are not finite (`measure`'s second value), None for a
+    finite tensor. A norm known already answers; else the tensor's sum, which is finite only
+    when every element is (a NaN or an Inf makes it NaN or infinite) and costs a third of a
+    norm; only a tensor whose sum is not finite is looked at again, alone (its elements may
+    be finite with a sum that overflowed)."""
+    out: list[str | None] = []
+    for t in tensors:
+        norm = known(t)
+        if norm is None and t.layout == torch.strided and not t.is_complex():
+            norm = float(t.detach().sum())
+        out.append(None if norm is not None and math.isfinite(norm) else measure(t)[1])
     return out
 
 

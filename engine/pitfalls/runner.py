@@ -21,7 +21,7 @@ from .evaluation import overfitting
 from .gradients import grad_scale
 from .loss import diverging, loss_no_grad, loss_not_scalar, non_finite, plateau
 from .lossfn import init_loss_mismatch, loss_at_chance, loss_broadcast, softmax_before_ce
-from .measure import measure, measure_all, version_sum
+from .measure import measure, measure_all, nonfinite_all, version_sum
 from .memory import loss_history_retained
 from .modules import dead_relu, eval_mode_training
 from .optim import decay_on_bias_norm, lr_schedule_odd, optimizer_recreated
@@ -324,12 +324,12 @@ class Detectors:
         ok = error is None
         received = loop.received if op == "backward" and ok else {}
         moved = op == "step" and ok
-        measured = [  # what this op changed: each received grad, or each moved value
-            track.tensor.grad if track.name in received else track.tensor
-            for track in loop.tracks
-            if track.tensor.grad is not None and (track.name in received or moved)
+        grads = [  # what this op changed: each received grad, or each moved value
+            t.tensor.grad for t in loop.tracks if t.name in received and t.tensor.grad is not None
         ]
-        measures = iter(measure_all([t for t in measured if t is not None]))
+        measures = iter(measure_all(grads))
+        values = [t.tensor for t in loop.tracks if moved and t.tensor.grad is not None]
+        nonfinite = iter(nonfinite_all(values))
         for track in loop.tracks:
             p = track.tensor
             name = track.name
@@ -357,7 +357,7 @@ class Detectors:
                     True,
                     track.accumulated,
                     moved=True,
-                    value_nonfinite=next(measures)[1],
+                    value_nonfinite=next(nonfinite),
                 )
             else:
                 yield ParamInfo(name, p.requires_grad, True, track.accumulated)
