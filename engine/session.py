@@ -7,7 +7,7 @@ import math
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ from .snapshot import (
     TensorView,
     ViewMemo,
     plain,
+    same_bits,
     shared_views,
     view,
 )
@@ -217,8 +218,11 @@ class Session:
         self.record_copy_bytes = RECORD_COPY_BYTES
         """Parameters bigger than this keep their step record as summaries (RecordViews)."""
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
-        self._leaf_views: list[tuple[torch.Tensor, int, TensorView]] = []
-        """Big parameters' views the graph extraction of this op took (for the memo)."""
+        self._fresh_views: list[tuple[torch.Tensor, int, TensorView, bool]] = []
+        """Views this op found for tensors no code but optdbg's can have written since: big
+        parameters' views the graph extraction took, and the views already shown of what
+        the step record copies (a copy's view is its original's). The memo keeps them
+        (tensor, version, view, whether the tensor is optdbg's own copy) once the op ends."""
         self._performing = False
         self._received: dict[str, TensorView | float | None] = {}
         self._added: dict[str, TensorView | float | None] = {}
@@ -409,7 +413,7 @@ class Session:
             return self._perform(op, body)
 
     def _perform(self, op: str, body: Callable[[], str]) -> Event:
-        self._performing, self._leaf_views = True, []
+        self._performing, self._fresh_views = True, []
         try:
             return self._perform_op(op, body)
         finally:
@@ -462,10 +466,10 @@ class Session:
         self.history.after_op(event)
         if not self.keeps_views(op):
             self._views.suspect()
-        for t, version, seen in self._leaf_views:  # taken after the scenario's code: fresh
+        for t, version, seen, private in self._fresh_views:  # taken after the op's code ran
             if t._version == version:
-                self._views.put(t, seen)
-        self._leaf_views = []
+                self._views.put(t, seen, private=private)
+        self._fresh_views = []
         self._settle_records()
         return event
 
@@ -961,6 +965,7 @@ class Session:
             for t in moving
             if t.tensor.numel() <= STATE_DETAIL_LIMIT
         }
+        self._twin_views(moving, before, state_before)
         hyper = [_hyper(g) for g in self.optimizer.param_groups]
         grads = {t.name: t.tensor.grad for t in moving}
         if isinstance(self.optimizer, ManualUpdate):
@@ -994,6 +999,25 @@ class Session:
             for t in moving[:2]
         ]
         return self._step_summary(moving, parts, gradless)
+
+    def _twin_views(
+        self,
+        moving: list[_ParamTrack],
+        before: dict[str, torch.Tensor],
+        state_before: dict[str, dict[str, Any]],
+    ) -> None:
+        """The step record's copies before the step have their originals' views where those
+        are shown already (the update panel shows them again: not summarized twice)."""
+        memo = self._views
+        for t in moving:
+            pairs = [(before[t.name], t.tensor)]
+            state = self.optimizer.state.get(t.tensor, {})
+            pairs += [(v, state[k]) for k, v in state_before.get(t.name, {}).items()]
+            for copy, original in pairs:
+                if isinstance(copy, torch.Tensor) and isinstance(original, torch.Tensor):
+                    seen = memo.known(original)
+                    if seen is not None:
+                        self._fresh_views.append((copy, copy._version, seen, True))
 
     def _views_before_step(
         self, moving: list[_ParamTrack]
@@ -1228,10 +1252,12 @@ class Session:
         so far; empty for models of more than PATH_LIMIT elements."""
         return tuple(self._path[: self.step_count + 1])
 
-    def snapshot(self) -> Snapshot:
-        """A detached copy of everything the session holds now."""
+    def snapshot(self, states: Collection[str] | None = None) -> Snapshot:
+        """A detached copy of everything the session holds now; with `states`, the optimizer
+        state of those parameters only (a panel shows one parameter's: each state tensor of
+        the others would be summarized at every op for nothing)."""
         with shared_views(self._views):
-            return self._snapshot()
+            return self._snapshot(states)
 
     def param_views(self) -> list[tuple[str, TensorView, TensorView | None]]:
         """Each parameter's name, value and grad, detached (what a `--json` record holds;
@@ -1244,7 +1270,7 @@ class Session:
                 out.append((t.name, value, view(t.tensor.grad)))
             return out
 
-    def _snapshot(self) -> Snapshot:
+    def _snapshot(self, states: Collection[str] | None) -> Snapshot:
         return Snapshot(
             scenario=self.scenario.name,
             title=self.scenario.title,
@@ -1262,11 +1288,13 @@ class Session:
             optimizer=self.optimizer_name,
             evals=tuple((e.forwards, e.values) for e in self.evaluations),
             groups=tuple(_hyper(g) for g in self.optimizer.param_groups),
-            params=tuple(self._param_snapshot(t) for t in self._params),
+            params=tuple(
+                self._param_snapshot(t, states is None or t.name in states) for t in self._params
+            ),
             has_graph=self.loss is not None,
         )
 
-    def _param_snapshot(self, track: _ParamTrack) -> ParamSnapshot:
+    def _param_snapshot(self, track: _ParamTrack, state: bool = True) -> ParamSnapshot:
         p = track.tensor
         value = view(p)
         assert value is not None
@@ -1278,7 +1306,9 @@ class Session:
             grad=view(p.grad),
             accumulated=track.accumulated if p.grad is not None else 0,
             last_update=_last_update(rec, self._delta),
-            state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()},
+            state={k: plain(v) for k, v in self.optimizer.state.get(p, {}).items()}
+            if state
+            else {},
             requires_grad=p.requires_grad,
         )
 
@@ -1337,7 +1367,12 @@ class Session:
             before, after, delta = rec.views.before, rec.views.after, rec.views.delta
             grad = rec.views.grad
         else:
-            before, after, delta = view(rec.before), view(rec.after), view(self._delta(rec))
+            # the copy after the step is the live value's twin until that moves (one compare,
+            # and the view the snapshot took of the value, instead of a summary)
+            live = track.tensor
+            twin = rec.after is not None and same_bits(rec.after, live)
+            after = view(live if twin else rec.after)
+            before, delta = view(rec.before), view(self._delta(rec))
             ok = rec.grad is not None and rec.grad._version == rec.grad_version
             grad = view(rec.grad) if ok else None
         assert before is not None and after is not None and delta is not None
@@ -1443,7 +1478,7 @@ class Session:
         self._graph_cache = (self.forward_count, graph)
         self._graph_fns = fns
         if self._performing:  # kept once the op's code has all run (see _perform)
-            self._leaf_views = [(t, t._version, v) for t, v in leaves]
+            self._fresh_views += [(t, t._version, v, False) for t, v in leaves]
         else:
             for t, v in leaves:
                 self._views.put(t, v)

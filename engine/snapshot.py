@@ -109,24 +109,40 @@ class ViewMemo:
         if hit is not None:
             self._drop(key)
         result = _view(t, small)
-        proof = None
-        size = t.numel() * t.element_size()
-        fits = self._proof_bytes + size <= self._proof_budget
-        if fits and not result.is_small and t.layout == torch.strided:
-            proof = t.detach().clone()
-            self._proof_bytes += size
-        self._views[key] = _Memo(weakref.ref(t, _dropper(self, key)), version, result, proof)
+        self._views[key] = _Memo(
+            weakref.ref(t, _dropper(self, key)), version, result, self._proof(t, result)
+        )
         return result
 
-    def put(self, t: torch.Tensor, seen: TensorView, small: int = SMALL) -> None:
-        """Keep `seen` as the view of `t` as it is now (it must be exactly `t`'s view)."""
+    def put(
+        self,
+        t: torch.Tensor,
+        seen: TensorView,
+        small: int = SMALL,
+        *,
+        private: bool = False,
+    ) -> None:
+        """Keep `seen` as the view of `t` as it is now (it must be exactly `t`'s view).
+        `private`: a tensor only optdbg holds (a copy it made), whose view `suspect()`
+        keeps, since no other code can write it."""
         try:
             version = t._version
         except RuntimeError:
             return
         key = (id(t), small)
         self._drop(key)
-        self._views[key] = _Memo(weakref.ref(t, _dropper(self, key)), version, seen, None)
+        ref = weakref.ref(t, _dropper(self, key))
+        self._views[key] = _Memo(ref, version, seen, None, private=private)
+
+    def _proof(self, t: torch.Tensor, seen: TensorView) -> torch.Tensor | None:
+        """A copy of a big tensor's bits, if the budget has room for it."""
+        size = t.numel() * t.element_size()
+        if seen.is_small or t.layout != torch.strided:
+            return None
+        if self._proof_bytes + size > self._proof_budget:
+            return None
+        self._proof_bytes += size
+        return t.detach().clone()
 
     def known(self, t: torch.Tensor, small: int = SMALL) -> TensorView | None:
         """The view of `t` if the memo holds it still valid and proven (nothing computed)."""
@@ -142,6 +158,8 @@ class ViewMemo:
     def suspect(self) -> None:
         """Every view must be proven again before it is used (see the class docstring)."""
         for key, memo in list(self._views.items()):
+            if memo.private:
+                continue
             if memo.proof is None:
                 self._drop(key)
             else:
@@ -181,6 +199,7 @@ class _Memo:
     view: TensorView
     proof: torch.Tensor | None
     proven: bool = True
+    private: bool = False
 
 
 _INTS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -274,7 +293,8 @@ class ParamSnapshot:
     last_update: TensorView | None
     """Value after minus value before the last step that moved this parameter."""
     state: Mapping[str, Any] = field(default_factory=dict)
-    """The optimizer's per-parameter state: TensorViews and plain numbers."""
+    """The optimizer's per-parameter state: TensorViews and plain numbers (empty where the
+    snapshot was asked for other parameters' states only, see `Session.snapshot`)."""
     requires_grad: bool = True
 
 

@@ -15,8 +15,9 @@ import pytest
 import torch
 from plain import PlainLoop, run_plain
 
-from optdbg.engine import Session
+from optdbg.engine import Session, snapshot
 from optdbg.engine.report import json_line
+from optdbg.engine.snapshot import ParamSnapshot
 
 SCENARIO = """
 import torch
@@ -77,6 +78,66 @@ def test_json_records_follow_unversioned_writes(tmp_path: Path, optimizer: str) 
             assert _same(got["grads"][name], _expected(ns[name].grad)), (event.index, word, name)
         snap = session.snapshot()
         assert _same(snap.param("w").value.to_json(), _expected(ns["w"]))
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    ["SGD([w, b], lr=0.1, momentum=0.9)", "Adam([w, b], lr=0.1, fused=True)"],
+)
+def test_the_update_panel_shows_the_plain_step_bit_for_bit(
+    tmp_path: Path, optimizer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The update detail takes the views already shown of what its step record copied (the
+    value and state before the step; the value after, while the parameter still holds it)
+    instead of summarizing them again: at every op, a write through `.data` included, they
+    are a plain loop's tensors before and after its last step."""
+    path = tmp_path / "scenario.py"
+    path.write_text(SCENARIO.format(optimizer=optimizer), encoding="utf-8")
+    session = Session.open(path)
+    plain = PlainLoop(run_plain(path))
+    opt = plain.ns["optimizer"]
+    w = plain.ns["w"]
+    shown = None
+    summaries = []
+    real = snapshot.summary_stats
+    monkeypatch.setattr(snapshot, "summary_stats", lambda t: summaries.append(t) or real(t))
+    words = ["f", "b", "s", "z", "f", "b", "s", "f", "b", "f", "s", "z", "z", "f", "b", "s", "f"]
+    for word in words:
+        if word == "s":
+            state = {k: _expected(v) for k, v in opt.state.get(w, {}).items()}
+            before = _expected(w)
+        session.perform(word)
+        plain.op(word)
+        if word == "s":
+            shown = (before, _expected(w), state)
+        snap = session.snapshot()  # as a UI does: the snapshot, then the update detail
+        assert _same(snap.param("w").value.to_json(), _expected(w))
+        summaries.clear()
+        detail = session.update_detail("w")
+        if word == "s":  # everything it shows was shown already
+            assert summaries == [], word
+        if shown is None:  # no step yet
+            assert detail is None
+            continue
+        assert detail is not None
+        assert _same(detail.before.to_json(), shown[0]), (word, "before")
+        assert _same(detail.after.to_json(), shown[1]), (word, "after")
+        got = {k: getattr(v, "to_json", lambda v=v: v)() for k, v in detail.state_before.items()}
+        assert _same(got, shown[2]), (word, "state before")
+
+
+def test_a_snapshot_takes_the_optimizer_state_of_the_parameters_asked_for() -> None:
+    session = Session.open("classifier_adam")
+    session.perform("i")
+    full = session.snapshot()
+    assert all(p.state for p in full.params)
+    name = full.params[0].name
+    only = session.snapshot(states=(name,))
+    assert only.param(name) == full.param(name)
+    assert all(p.state == {} for p in only.params if p.name != name)
+    assert only.params[1:] == tuple(
+        ParamSnapshot(**{**vars(p), "state": {}}) for p in full.params[1:]
+    )
 
 
 def test_views_survive_backward_and_zero_grad_only() -> None:

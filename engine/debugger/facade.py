@@ -385,13 +385,13 @@ class Debugger:
         """The detached view of what the panels show now (None from a headless debugger)."""
         if not self.panels:
             return None
-        with shared_views():
-            return self._full_view(self._session.snapshot())
-
-    def _full_view(self, snap: Snapshot) -> View:
-        s = self._session
-        names = [p.name for p in snap.params]
+        names = [t.name for t in self._session.tracks]
         name = self.selected if self.selected in names else (names[0] if names else None)
+        with shared_views():  # the panels show one parameter's optimizer state: its own
+            return self._full_view(self._session.snapshot(() if name is None else (name,)), name)
+
+    def _full_view(self, snap: Snapshot, name: str | None) -> View:
+        s = self._session
         detail = s.update_detail(name) if name else None
         param = snap.param(name) if name else None
         large = param is not None and not param.value.is_small
