@@ -499,13 +499,15 @@ class Probes:
 
 
 SAMPLE = 16_384
-BLOCK = 64
+BLOCK = 256
 """update-ratio measures a weight with more values than SAMPLE on SAMPLE of them: runs of
-BLOCK neighbours (a few cache lines each) at fixed random places, drawn once per size from a
+BLOCK neighbours (a kilobyte each) at fixed random places, drawn once per size from a
 generator of its own (never the code's). A ratio is then within a few percent of the whole
 weight's, against bounds four orders of magnitude apart, and its cost does not grow with the
 model: copying whole weights cost as much memory traffic as an SGD step (and was skipped for
-big models), scattered single values touch nearly every cache line all the same."""
+big models), scattered single values touch nearly every cache line all the same. Right after
+a step the weights are out of the core's cache: runs of 256 values, which the prefetcher
+streams, are gathered in half the time runs of 64 took (25 against 50 us a weight)."""
 
 _ACTIVE: list[Probes] = []
 """The probes whose step op is running: PyTorch's global step hooks report to them."""
