@@ -85,7 +85,8 @@ def test_a_render_past_its_time_is_killed_with_its_dot(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="took more than 4 s"):  # two layouts: 2 s each
         render("digraph {}", "png", str(dot), timeout=2)
     assert time.monotonic() - start < 60
-    assert dead(int((tmp_path / "pid").read_text()))
+    pid = int((tmp_path / "pid").read_text())
+    assert wait_for(lambda: dead(pid), 10)  # SIGKILL is delivered, not awaited
 
 
 def test_cancel_renders_kills_a_running_render(tmp_path: Path) -> None:
@@ -105,7 +106,8 @@ def test_cancel_renders_kills_a_running_render(tmp_path: Path) -> None:
     thread.join(30)
     assert not thread.is_alive()
     assert "stopped" in str(errors[0])
-    assert dead(int((tmp_path / "pid").read_text()))
+    pid = int((tmp_path / "pid").read_text())
+    assert wait_for(lambda: dead(pid), 10)  # SIGKILL is delivered, not awaited
     assert cancel_renders() == 0
 
 
