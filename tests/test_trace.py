@@ -351,6 +351,40 @@ def test_python_api_matches_a_plain_loop() -> None:
     assert torch.Tensor.backward.__module__ == "torch._tensor"
 
 
+def test_an_optimizer_made_before_the_block_is_traced_from_its_first_step() -> None:
+    """A notebook builds the model and optimizer in one cell and traces the loop in the next,
+    which never calls zero_grad: the optimizer is found at its first step, and the second
+    backward is flagged. No backward runs a hook of optdbg's (which parameters it reached is
+    read from their .grad afterwards); the values are the plain loop's."""
+    x = torch.randn(4, 3)
+
+    def build() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        used, unused = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+        return used, torch.optim.SGD([*used.parameters(), *unused.parameters()], lr=0.1)
+
+    def loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[object]:
+        hooks = []
+        for _ in range(2):
+            model(x).pow(2).mean().backward()
+            hooks += [p._backward_hooks for g in optimizer.param_groups for p in g["params"]]
+            optimizer.step()
+        return hooks
+
+    plain_model, plain_optimizer = build()
+    loop(plain_model, plain_optimizer)
+    model, optimizer = build()
+    with trace() as t:
+        hooks = loop(model, optimizer)
+    assert same(model.state_dict(), plain_model.state_dict())
+    assert not any(hooks)
+    assert [r["op"] for r in t.records] == ["backward", "step"] * 2
+    warned = [(r["index"], w["code"]) for r in t.records for w in r["warnings"]]
+    assert [i for i, code in warned if code == "grad-accumulated"] == [2]
+    (message,) = [w["message"] for w in t.records[2]["warnings"] if w["code"] == "grad-accumulated"]
+    assert message.startswith("2 gradients") and "the step at op 1 had already used" in message
+
+
 def test_ddp_under_torchrun_traces_every_rank(tmp_path: Path) -> None:
     """2 processes, gloo on CPU: each rank's records in its file, final values bit for bit
     those of the plain torchrun run."""

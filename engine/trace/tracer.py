@@ -10,7 +10,8 @@ outermost call), `Optimizer.__init__` is wrapped to discover optimizers (and the
 parameters, named from the script's variables) as they are created, and `step` and
 `zero_grad` are wrapped on the optimizer classes, outside PyTorch's own step hooks (never on
 the instances: an optimizer pickles as before; LBFGS's closure backwards are ops inside its
-step). A gradient hook on each parameter sees what each backward adds.
+step). Which parameters a backward reached is read afterwards from their `.grad`'s identity
+and version counter: a backward runs no Python hook of optdbg's, as in a plain loop.
 
 Each optimizer is a loop of its own for the detectors (a GAN's discriminator and generator
 each have their steps, zero_grads and loss series); a backward goes to the optimizers whose
@@ -243,7 +244,6 @@ class Tracer:
         """Per loss source, the optimizers whose steps used its gradients."""
         self._open: deque[TracedOp] = deque()
         self._found: list[Finding] = []
-        self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any]] = []
         self._installed = False
 
@@ -282,6 +282,8 @@ class Tracer:
         self._patch(torch.autograd, "backward", autograd)
         self._patch(torch.optim.Optimizer, "__init__", optimizer_init)
         self._patch_zero_grad(torch.optim.Optimizer)
+        for cls in _stepped_classes():  # optimizers made before: found at their first step
+            self._patch_step(cls)
         if self.rank is not None:
             self._patch_ddp()
 
@@ -311,9 +313,6 @@ class Tracer:
         for o in self.optimizers:
             if o.detectors is not None:  # None: its discovery failed half-way
                 o.detectors.close()
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
         _Global.tracer = None
         self._installed = False
         for track in self.tracks:
@@ -423,20 +422,25 @@ class Tracer:
                         name += "'"
                     taken.add(name)
                     track = _Track(name, p, first_group + g, [o.index])
+                    if p.grad is not None:  # found late (see `trace`): it holds a pass
+                        track.accumulated = 1
+                        track.seen = (id(p.grad), p.grad._version)
                     self.tracks.append(track)
                     self._by_param[id(p)] = track
-                    if p.requires_grad:
-                        self._handles.append(p.register_hook(self._grad_hook(track)))
                 else:
                     track.owners.append(o.index)
                 o.loop.tracks.append(track)
 
-    def _grad_hook(self, track: _Track) -> Callable[[torch.Tensor], None]:
-        def hook(grad: torch.Tensor) -> None:
-            fresh = track.tensor.grad is None or track.accumulated == 0
-            self.received[track.name] = None if fresh else True
-
-        return hook
+    def _note_received(self, before: list[tuple[torch.Tensor | None, int | None]]) -> None:
+        """The parameters whose `.grad` the backward changed (replaced, or added to in place:
+        its version counter moved), in order: None for a gradient into a cleared `.grad`,
+        True for one added to a sum."""
+        self.received = {}
+        for track, (grad, version) in zip(self.tracks, before, strict=False):
+            now = track.tensor.grad
+            if now is None or (now is grad and now._version == version):
+                continue
+            self.received[track.name] = None if grad is None or track.accumulated == 0 else True
 
     def _name(self, o: _Optimizer) -> str:
         if o.name is None:
@@ -487,6 +491,7 @@ class Tracer:
         self._pause("backward", where, None)
         self._sync_cleared()
         self.received = {}
+        before = [(g := t.tensor.grad, None if g is None else g._version) for t in self.tracks]
         source = where.short  # the loss's source: the line of its backward
         self._found = self._before_backward(new_loss, source)
         ddp = self._ddp()
@@ -497,11 +502,13 @@ class Tracer:
             with recorder or nullcontext():
                 result = call()
         except Exception as e:
+            self._note_received(before)
             message = str(e).strip()
             error = OpError(type(e).__name__, message, explain(message))
             summary = f"{error.type}: {message.splitlines()[0] if message else ''}"
             self._finish("backward", where, None, start, summary, error, self.optimizers)
             raise
+        self._note_received(before)
         if recorder is not None:
             self._record_flow(recorder)
         index = len(self.events)
@@ -922,6 +929,18 @@ class Tracer:
 
 class _Global:
     tracer: Tracer | None = None
+
+
+def _stepped_classes() -> list[type]:
+    """The optimizer classes that have instances already: PyTorch marks the step of each
+    class it made an instance of (wrapped in its step hooks) as `hooked`."""
+    found, todo = [], [torch.optim.Optimizer]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if getattr(cls.__dict__.get("step"), "hooked", False):
+            found.append(cls)
+    return found
 
 
 def _passes(n: int) -> str:
