@@ -934,7 +934,8 @@ class _Global:
 def _stepped_classes() -> list[type]:
     """The optimizer classes that have instances already: PyTorch marks the step of each
     class it made an instance of (wrapped in its step hooks) as `hooked`."""
-    found, todo = [], [torch.optim.Optimizer]
+    found: list[type] = []
+    todo: list[type] = [torch.optim.Optimizer]
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
