@@ -76,6 +76,7 @@ def _run(spec: str) -> dict[str, Any]:
 
     session = Session.open(spec)
     session.step_detail = False  # as `optdbg run` sets it
+    session.summary_values = False  # as `--quiet` sets it
     times: dict[str, list[float]] = {op: [] for op in OPS}
     for _ in range(ROUNDS):
         for key, op in zip(KEYS, OPS, strict=True):

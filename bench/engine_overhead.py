@@ -61,6 +61,7 @@ class _Engine:
 
         self.session = Session.open(spec)
         self.session.step_detail = False  # as `optdbg run` sets it
+        self.session.summary_values = False  # as `--quiet` and `--json` set it
         self.events: list[Any] = []
         self.op_times: list[list[float]] = [[], [], [], []]
         self.json_line = json_line if json else None

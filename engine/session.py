@@ -215,6 +215,10 @@ class Session:
         """Keep each step's record (values before and after, the grad, the state before) for
         `update_detail` and the snapshot's `last_update`. `optdbg run`, which shows neither,
         turns it off: a step then copies nothing."""
+        self.summary_values = True
+        """Each op's one-line summary shows values (the grads received; each parameter before
+        and after the step). `optdbg run --quiet` and `--json`, which print no summary, turn
+        it off: a summary then counts what the op did, and no norm is read for it."""
         self.record_copy_bytes = RECORD_COPY_BYTES
         """Parameters bigger than this keep their step record as summaries (RecordViews)."""
         self._deltas: dict[int, tuple[StepRecord, torch.Tensor]] = {}
@@ -946,10 +950,10 @@ class Session:
         got = [t for t in self._params if t.name in self._received]
         if not got:
             return "no optimizer parameter received a gradient"
+        if not self.summary_values:
+            return f"{_count(len(got), 'parameter')} received a gradient"
         prefetch([t.tensor.grad for t in got])  # every received grad: the detectors read them
-        shown = [f"{t.name}.grad = {fmt.brief(t.tensor.grad)}" for t in got[:2]]
-        more = f" (+{len(got) - 2} more)" if len(got) > 2 else ""
-        return "; ".join(shown) + more
+        return _first([f"{t.name}.grad = {fmt.brief(t.tensor.grad)}" for t in got[:2]], len(got))
 
     # step ----------------------------------------------------------------
 
@@ -998,7 +1002,7 @@ class Session:
             f"{fmt.brief(self._last_step[t.name].after)}"
             for t in moving[:2]
         ]
-        return self._step_summary(moving, parts, gradless)
+        return self._step_summary(_first(parts, len(moving)), gradless)
 
     def _twin_views(
         self,
@@ -1058,7 +1062,7 @@ class Session:
 
     def _bare_step(self, moving: list[_ParamTrack], versions: list[int]) -> str:
         """The step without its record (`step_detail` off): no copies, the same summary."""
-        was = [fmt.brief(t.tensor) for t in moving[:2]]
+        was = [fmt.brief(t.tensor) for t in moving[:2]] if self.summary_values else []
         if isinstance(self.optimizer, ManualUpdate):
             self._manual_step({})  # checked and undone on failure, as with the record
         else:
@@ -1068,11 +1072,14 @@ class Session:
         gradless = self._moved_without_grad(versions)
         self._schedule()
         forget_norms()  # the step may write without moving version counters (fused)
-        prefetch([t.tensor for t in moving])  # every moved value: the detectors read them
+        if not self.summary_values:  # the detectors check the moved values by their sums
+            said = f"{_count(len(moving), 'parameter')} moved" if moving else ""
+            return self._step_summary(said, gradless)
+        prefetch([t.tensor for t in moving])  # every moved value: the summary reads them
         parts = [
             f"{t.name}: {b} → {fmt.brief(t.tensor)}" for b, t in zip(was, moving, strict=False)
         ]
-        return self._step_summary(moving, parts, gradless)
+        return self._step_summary(_first(parts, len(moving)), gradless)
 
     def _moved_without_grad(self, versions: list[int]) -> list[str]:
         """Parameters without a gradient that the step changed in place all the same."""
@@ -1162,15 +1169,14 @@ class Session:
         )
 
     @staticmethod
-    def _step_summary(moving: list[_ParamTrack], parts: list[str], gradless: list[str]) -> str:
-        """What the step did: `parts` say how the first parameters with a gradient moved;
-        `gradless` are those the step changed without one."""
-        said = "; ".join(parts) + (f" (+{len(moving) - 2} more)" if len(moving) > 2 else "")
+    def _step_summary(said: str, gradless: list[str]) -> str:
+        """What the step did: `said` how the parameters with a gradient moved ("" when none
+        had one); `gradless` are those the step changed without one."""
         if gradless:
             more = f" (+{len(gradless) - 2} more)" if len(gradless) > 2 else ""
             changed = f"step changed {', '.join(gradless[:2])}{more} in place without a gradient"
-            return f"{said}; {changed}" if moving else changed
-        return said if moving else "no parameter has a gradient: nothing moved"
+            return f"{said}; {changed}" if said else changed
+        return said or "no parameter has a gradient: nothing moved"
 
     def _protect_step_grads(self) -> None:
         """Copy the last step's grads before an op that would change them in place."""
@@ -1556,6 +1562,15 @@ def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
 
 def _hyper(group: dict[str, Any]) -> dict[str, Any]:
     return {k: plain(v) for k, v in group.items() if k != "params"}
+
+
+def _first(parts: list[str], n: int) -> str:
+    """What the first of `n` things did, and how many more there are."""
+    return "; ".join(parts) + (f" (+{n - len(parts)} more)" if n > len(parts) else "")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _version(t: torch.Tensor | None) -> int | None:

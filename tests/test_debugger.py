@@ -378,3 +378,44 @@ def test_a_comparisons_iteration_records_each_op_of_each_variant() -> None:
         forward = variant.records[0]
         assert forward.params[0][1].flat() == [10.0, 10.0]  # before the step moved it
         assert steps[0].params[0][1].flat() != [10.0, 10.0]
+
+
+DIVERGING = """
+import torch
+w = torch.tensor([1.0, 2.0], requires_grad=True)
+b = torch.tensor(0.5, requires_grad=True)
+optimizer = torch.optim.SGD([w, b], lr=1e20)
+
+
+def forward():
+    return ((w * 3.0 + b) ** 2).sum()
+"""
+
+
+def test_summaries_without_values_change_no_warning_and_count_what_moved(tmp_path: Path) -> None:
+    """`--quiet` and `--json` print no summary line: their debugger reads no norm for one
+    (the detectors check the moved values by their sums instead). Every warning, down to its
+    numbers, is the one of a debugger whose summaries show values, as the loop diverges to
+    Inf and NaN; the summaries count what each op did."""
+    path = tmp_path / "diverging.py"
+    path.write_text(DIVERGING)
+    shown, counted = (
+        Debugger.open(path, panels=False, summaries=summaries) for summaries in (True, False)
+    )
+    events = {True: [], False: []}
+    for _ in range(4):
+        for word in "fbsz":
+            for summaries, debugger in ((True, shown), (False, counted)):
+                outcome = debugger.execute(Perform(word))
+                assert isinstance(outcome, Performed)
+                events[summaries] += outcome.events
+    warned = {k: [[(w.code, w.message) for w in e.warnings] for e in v] for k, v in events.items()}
+    assert warned[True] == warned[False]
+    assert "non-finite" in {code for found in warned[True] for code, _ in found}
+    assert [e.summary for e in events[False][1:3]] == [
+        "2 parameters received a gradient",
+        "2 parameters moved",
+    ]
+    assert events[True][1].summary.startswith("w.grad = [")
+    final = [repr(values(view_of(d.execute(Select())))) for d in (shown, counted)]
+    assert final[0] == final[1] and "nan" in final[0]  # NaN == NaN as text

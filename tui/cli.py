@@ -374,7 +374,13 @@ def _run(ns: argparse.Namespace, words: list[str], running: bool, out: TextIO) -
     from optdbg.engine.report import record_line, summary_line, trace_line
 
     try:
-        debugger = Debugger.open(ns.scenario, ns.overrides, panels=False, records=ns.json)
+        debugger = Debugger.open(
+            ns.scenario,
+            ns.overrides,
+            panels=False,
+            records=ns.json,
+            summaries=not (ns.quiet or ns.json),  # each prints no op's summary line
+        )
     except ScenarioError as e:
         print(f"optdbg: cannot load the scenario\n{e}", file=sys.stderr)
         return EXIT_USAGE

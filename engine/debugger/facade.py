@@ -82,6 +82,7 @@ class Debugger:
         panels: bool = True,
         records: bool = False,
         graph: bool | None = None,
+        summaries: bool = True,
     ) -> None:
         """Args:
         session: the loaded session to drive (this debugger is its only driver from now).
@@ -89,6 +90,8 @@ class Debugger:
         records: headless only: each op's parameters and grads copied out (`--json`).
         graph: record the graph's node data and gradient flow (default: with panels; a
             headless export wants them).
+        summaries: whether the events' one-line summaries show values (off: nobody prints
+            them, as `--quiet` and `--json`; see `Session.summary_values`).
         """
         self._session = session
         self.panels = panels
@@ -99,6 +102,7 @@ class Debugger:
         """The records of the command running now, each taken right after its op."""
         session.capture_graph = panels if graph is None else graph
         session.step_detail = panels
+        session.summary_values = summaries
 
     @property
     def session(self) -> Session:
@@ -124,13 +128,14 @@ class Debugger:
         panels: bool = True,
         records: bool = False,
         graph: bool | None = None,
+        summaries: bool = True,
     ) -> Debugger:
         """Load a scenario into a new session behind a debugger.
 
         Args:
             spec: a scenario path or a built-in's name.
             overrides: the `--set` values.
-            panels, records, graph: see `__init__`.
+            panels, records, graph, summaries: see `__init__`.
 
         Returns:
             The debugger, its session before any op.
@@ -140,7 +145,7 @@ class Debugger:
             where and why). Loading is not a command: there is no session to refuse it.
         """
         session = Session.open(spec, overrides=overrides)
-        return cls(session, panels=panels, records=records, graph=graph)
+        return cls(session, panels=panels, records=records, graph=graph, summaries=summaries)
 
     def execute(
         self,
