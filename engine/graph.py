@@ -351,8 +351,10 @@ class _Views:
     are often another node's output or a parameter.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, known: Callable[[torch.Tensor], TensorView | None] | None = None) -> None:
         self.results: list[TensorView | None] = []
+        self._known = known
+        """A caller's views of tensors as they are now (`ViewMemo.checked`), taken first."""
         self._pending: dict[tuple[Any, ...], list[tuple[int, torch.Tensor]]] = {}
         self._seen: dict[tuple[Any, ...], int] = {}
         self._deferred: list[tuple[int, Deferred]] = []
@@ -366,13 +368,16 @@ class _Views:
         if t is None or t.numel() <= SMALL or t.layout != torch.strided:
             self.results.append(view(t))
             return slot
+        known = self._known(t) if self._known is not None else None
         t = t.detach()
         key = _storage_key(t)
         seen = self._seen.get(key)
         if seen is not None:
             return seen
         self._seen[key] = slot
-        self.results.append(None)
+        self.results.append(known)
+        if known is not None:
+            return slot
         if t.is_floating_point() and t.numel() > _GRAIN:  # its own: `snapshot.view`'s numbers
             self._deferred.append((slot, Deferred(t)))
         elif t.is_floating_point():
@@ -473,11 +478,14 @@ def extract_nodes(
     capture: ForwardCapture | None = None,
     owners: Mapping[int, str] | None = None,
     leaf_views: list[tuple[torch.Tensor, TensorView]] | None = None,
+    known: Callable[[torch.Tensor], TensorView | None] | None = None,
 ) -> tuple[Graph, list[Any]]:
     """`extract`, also returning the grad_fn objects in node-id order (for FlowRecorder).
-    `leaf_views` receives each big leaf tensor with its view (exactly `snapshot.view`'s)."""
+    `leaf_views` receives each big leaf tensor with its view (exactly `snapshot.view`'s);
+    `known` gives the views a caller already holds of tensors as they are now (the node
+    data takes them instead of summarizing the tensors again)."""
     with _paused_gc():
-        graph, fns = _extract_nodes(loss, names, capture, owners)
+        graph, fns = _extract_nodes(loss, names, capture, owners, known)
     if leaf_views is not None:
         for i, fn in enumerate(fns):
             variable = getattr(fn, "variable", None)
@@ -494,6 +502,7 @@ def _extract_nodes(
     names: Mapping[str, torch.Tensor] | None,
     capture: ForwardCapture | None,
     owners: Mapping[int, str] | None,
+    known: Callable[[torch.Tensor], TensorView | None] | None = None,
 ) -> tuple[Graph, list[Any]]:
     start = time.perf_counter()
     root = loss.grad_fn
@@ -502,7 +511,7 @@ def _extract_nodes(
     by_id = {id(t): n for n, t in (names or {}).items()}
     owners = owners or {}
     outputs = capture.outputs if capture is not None else {}
-    views = _Views()
+    views = _Views(known)
     fns, slots = walk(root)
     ids = [f"n{i}" for i in range(len(fns))]
     modules: list[str | None] = [None] * len(fns)

@@ -486,15 +486,36 @@ class Session:
         """Whether the tensor summaries shown before `op` (snapshots, `--json` records) stay
         valid after it without a bit-exact check: True for an op that runs only PyTorch's own
         code on the tensors, which changes them in place only by ops that move their version
-        counters: backward (autograd's accumulation) and a torch.optim optimizer's own
-        zero_grad. A forward or evaluate runs the scenario's code (which may write through
-        `.data`); a step may be fused (fused Adam writes without moving the counters)."""
+        counters: backward (autograd's accumulation), a torch.optim optimizer's own
+        zero_grad, and its own step unless fused (see `_plain_step`). A forward or evaluate
+        runs the scenario's code (which may write through `.data`); a fused step (fused
+        Adam) writes without moving the counters."""
         if op == "backward":
             return True
-        if op != "zero_grad":
+        if op == "zero_grad":
+            return _torch_own(self.optimizer, "zero_grad")
+        return op == "step" and self._plain_step()
+
+    def _plain_step(self) -> bool:
+        """The step is a torch.optim optimizer's own, unfused, with no hook or scheduler of
+        the scenario's in it: it writes only by ops that move version counters (a fused
+        step writes behind them; scenario code may write through `.data`)."""
+        o = self.optimizer
+        if isinstance(o, ManualUpdate) or not _torch_own(o, "step"):
             return False
-        owner = next(c for c in type(self.optimizer).__mro__ if "zero_grad" in vars(c))
-        return owner.__module__.startswith("torch.")
+        if any(g.get("fused") for g in o.param_groups):
+            return False
+        if o._optimizer_step_pre_hooks or o._optimizer_step_post_hooks:
+            return False
+        from torch.optim import optimizer as module  # loaded: the scenario made an optimizer
+
+        hooks = [
+            *module._global_optimizer_pre_hooks.values(),
+            *module._global_optimizer_post_hooks.values(),
+        ]
+        if any(not getattr(h, "__module__", "").startswith(_OWN) for h in hooks):
+            return False
+        return self.scenario.scheduler is None or self.scenario.scheduler_every != "step"
 
     def _fingerprint(self) -> tuple[Any, ...]:
         """What a failed op must leave as it was: counters, loss, data position, parameters
@@ -1473,7 +1494,12 @@ class Session:
             names.update(grad_tensors(ns))
             names.update(self.scenario.params)
             graph, fns = extract_nodes(
-                self.loss, names, capture=capture, owners=self._module_maps()[1], leaf_views=leaves
+                self.loss,
+                names,
+                capture=capture,
+                owners=self._module_maps()[1],
+                leaf_views=leaves,
+                known=self._views.checked,
             )
         except Exception as e:  # observing must never break an op
             self.graph_error = self._graph_failed(f"extraction failed: {failure(e)}")
@@ -1562,6 +1588,16 @@ def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
 
 def _hyper(group: dict[str, Any]) -> dict[str, Any]:
     return {k: plain(v) for k, v in group.items() if k != "params"}
+
+
+_OWN = __name__.rsplit(".", 1)[0] + "."
+"""This package's modules (their step hooks, the pitfall probes', write nothing)."""
+
+
+def _torch_own(optimizer: torch.optim.Optimizer, method: str) -> bool:
+    """Whether the optimizer's `method` is torch.optim's own code (not a subclass's)."""
+    owner = next(c for c in type(optimizer).__mro__ if method in vars(c))
+    return owner.__module__.startswith("torch.")
 
 
 def _first(parts: list[str], n: int) -> str:

@@ -155,6 +155,19 @@ class ViewMemo:
             return hit.view
         return None
 
+    def checked(self, t: torch.Tensor) -> TensorView | None:
+        """The view of `t` (as `view` takes it) if the memo holds it and its copy of the
+        bits still matches them (one compare, no summary), whatever ran since it was
+        proven (an op's code may just have written `t` behind its version counter)."""
+        try:
+            version = t._version
+        except RuntimeError:
+            return None
+        hit = self._views.get((id(t), SMALL))
+        if hit is None or hit.ref() is not t or hit.version != version:
+            return None
+        return hit.view if hit.private or _still(hit, t) else None
+
     def suspect(self) -> None:
         """Every view must be proven again before it is used (see the class docstring)."""
         for key, memo in list(self._views.items()):

@@ -21,6 +21,7 @@ from plain import PlainLoop, run_plain
 
 from optdbg.engine import Session, builtin_names
 from optdbg.engine.graph import FREED, FlowRecorder, Graph, extract, walk
+from optdbg.engine.snapshot import summary_stats
 
 
 def bits(t: torch.Tensor | None) -> bytes | None:
@@ -595,6 +596,36 @@ def forward():
         w.data.mul_(0.5)  # a write the version counter does not see
     return ((w - 1) ** 2).mean()
 """
+
+
+def test_the_graph_takes_a_shown_parameters_view_instead_of_summarizing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big parameter shown before a forward that left it as it was (its bits compared
+    with the copy kept with its view) is not summarized again for the graph's leaf; one
+    the forward wrote behind its version counter is (the test above checks the numbers)."""
+    from optdbg.engine import graph as graph_module
+
+    path = tmp_path / "leaf.py"
+    path.write_text(BIG_LEAF, encoding="utf-8")
+    session = opened(path)
+    w = session.scenario.namespace["w"]
+    summarized: list[int] = []
+
+    def counted(t: torch.Tensor) -> torch.Tensor:
+        summarized.append(t.data_ptr())
+        return summary_stats(t)
+
+    monkeypatch.setattr(graph_module, "summary_stats", counted)
+    leaf_summaries = []
+    for _ in range(4):  # forwards 1 and 3 leave w alone, 2 and 4 halve it behind the counter
+        summarized.clear()
+        for op in "fbsz":
+            assert session.perform(op)[0].ok
+            if op == "f":
+                leaf_summaries.append(summarized.count(w.data_ptr()))
+        assert session.snapshot().param("w") is not None  # shown: its view kept
+    assert leaf_summaries[1:] == [1, 0, 1]
 
 
 @pytest.mark.parametrize("capture", [True, False])

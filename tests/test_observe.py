@@ -140,11 +140,50 @@ def test_a_snapshot_takes_the_optimizer_state_of_the_parameters_asked_for() -> N
     )
 
 
-def test_views_survive_backward_and_zero_grad_only() -> None:
+def test_views_survive_backward_zero_grad_and_a_plain_torch_step_only() -> None:
     session = Session.open("quadratic_bowl")
-    kept = {"forward": False, "backward": True, "step": False, "zero_grad": True}
+    kept = {"forward": False, "backward": True, "step": True, "zero_grad": True}
     for op, keeps in kept.items():
         assert session.keeps_views(op) is keeps, op
+
+
+BOWL = """
+import torch
+t = torch.tensor([10.0, 10.0], requires_grad=True)
+{optimizer}
+
+
+def forward():
+    return (t[0] - 3) ** 2 + (t[1] + 2) ** 2 + 8
+"""
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "optimizer = torch.optim.Adam([t], lr=0.1, fused=True)",  # writes behind the counters
+        "class Mine(torch.optim.SGD):\n"
+        "    def step(self, closure=None):\n"
+        "        return super().step(closure)\n"
+        "optimizer = Mine([t], lr=0.1)",
+        "optimizer = torch.optim.SGD([t], lr=0.1)\n"
+        "optimizer.register_step_post_hook(lambda o, a, k: t.data.mul_(1))",
+        "optimizer = torch.optim.SGD([t], lr=0.1)\n"
+        "scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda n: 1.0)",
+        "def step():\n    t.data -= 0.1 * t.grad",  # a manual update
+    ],
+)
+def test_a_step_running_code_that_may_write_behind_the_counters_drops_the_views(
+    tmp_path: Path, optimizer: str
+) -> None:
+    """A fused step, a subclass's step, a step hook, a scheduler stepped with the step
+    and a manual update each may write without moving a version counter: the views shown
+    before the step must be proven again after it."""
+    path = tmp_path / "bowl.py"
+    path.write_text(BOWL.format(optimizer=optimizer))
+    session = Session.open(path)
+    assert session.keeps_views("step") is False
+    assert session.keeps_views("backward") is True
 
 
 def test_a_memo_keeps_no_tensor_alive() -> None:
