@@ -86,6 +86,36 @@ async def test_history_panel_updated_in_place_shows_what_a_rebuild_shows() -> No
             await press(pilot, "enter")
 
 
+class _MeasuredHistory(HistoryPanel):
+    """The panel as it was: every rewritten cell updated with `update_width`."""
+
+    def _width_changes(self, table: object, removed: object, cells: object) -> list[bool]:
+        super()._width_changes(table, removed, cells)  # type: ignore[arg-type]
+        return [True] * 5
+
+
+async def test_history_columns_as_wide_as_when_every_cell_is_measured() -> None:
+    """Cells rewritten without `update_width` where the column's width cannot change: the
+    columns end as wide as when the table measures every rewritten cell, through ops, undo,
+    a new op dropping the redo branch (its rows removed) and a jump."""
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        panel = app.query_one(HistoryPanel)
+        reference = _MeasuredHistory()
+        await app.query_one("#error").mount(reference)  # after the app's panel: not queried
+        steps = ["f", "b", "s", "z", "f", "b", "s", "z", "u", "u", "u", "u", "u", "f", "b"]
+        steps += ["s", "z", "u", "u", "u", "right", "f", "b", "s", "z", "f"]
+        for key in steps:
+            await press(pilot, key)
+            assert app.view is not None
+            reference.timeline = app.view.timeline
+            await pilot.pause()
+            tables = [p.query_one(DataTable) for p in (panel, reference)]
+            widths = [[c.content_width for c in t.columns.values()] for t in tables]
+            assert widths[0] == widths[1], key
+            assert _rows(tables[0]) == _rows(tables[1])
+
+
 async def test_learning_rate_edit_takes_effect_in_the_next_step() -> None:
     app = OptDbgApp(Session.open("quadratic_bowl"))
     async with app.run_test(size=WIDE) as pilot:
