@@ -320,7 +320,9 @@ class GraphPanel(Vertical):
     BORDER_TITLE = "Graph"
     BINDINGS = [Binding("g", "toggle_view", "DAG/tree", tooltip="the graph as a DAG ⇄ tree")]
 
-    dag: reactive[bool] = reactive(False)
+    # The panel's reactives repaint nothing of the panel itself (its border): the tree, the
+    # DAG and the details repaint themselves where they change.
+    dag: reactive[bool] = reactive(False, repaint=False)
     """True when the graph is drawn as a DAG (boxes and arrows) instead of the tree."""
     _selected: str | None = None
     """The node selected in either view (kept across a switch of views)."""
@@ -329,11 +331,11 @@ class GraphPanel(Vertical):
     KEYS_HINT = "B backward in slow motion"
     """The last words of the keys hint (the app's own graph keys)."""
 
-    graph: reactive[Graph | None] = reactive(None, always_update=True)
+    graph: reactive[Graph | None] = reactive(None, always_update=True, repaint=False)
     """The extracted graph of the current loss (None before the first forward)."""
-    error: reactive[str | None] = reactive(None, init=False)
+    error: reactive[str | None] = reactive(None, init=False, repaint=False)
     """Why the current loss has no graph (its extraction failed), shown instead of it."""
-    step: reactive[tuple[int, tuple[BackwardStep, ...]] | None] = reactive(None)
+    step: reactive[tuple[int, tuple[BackwardStep, ...]] | None] = reactive(None, repaint=False)
     """The slow-motion replay: (index of the current step, all steps); None when off."""
 
     def compose(self) -> ComposeResult:
