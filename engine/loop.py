@@ -147,6 +147,22 @@ class Checkpointable(Protocol):
         ...
 
 
+GradState = tuple[torch.Tensor | None, int | None]
+"""A `.grad` as an op found it: the tensor (None when cleared) and its version counter."""
+
+
+def grad_state(grad: torch.Tensor | None) -> GradState:
+    return grad, None if grad is None else grad._version
+
+
+def grad_received(now: torch.Tensor | None, before: GradState) -> bool:
+    """Whether a backward put a gradient into `.grad`, found as `before`: it is another
+    tensor now, or the same one added to in place (its version counter moved). Read after
+    the backward, it needs no hook on the parameter (a plain loop's backward runs none)."""
+    grad, version = before
+    return now is not None and (now is not grad or now._version != version)
+
+
 class Stateful(Protocol):
     """An observer whose state the history keeps in every checkpoint (the pitfall
     detectors: their windows of past losses and grads)."""

@@ -27,7 +27,7 @@ from .guard import UserInterrupt, scenario_code
 from .history import History, RngState, TimelineEntry, find_generators
 from .history.copies import tensors_in
 from .history.travel import check_history_mb
-from .loop import LoopCheckpoint
+from .loop import GradState, LoopCheckpoint, grad_received, grad_state
 from .manual import NAME as MANUAL_NAME
 from .manual import ManualUpdate, coefficient_value
 from .norms import forget as forget_norms
@@ -901,14 +901,13 @@ class Session:
             if t.tensor.requires_grad and t.tensor.grad is not None and t.accumulated
         ]
 
-    def _note_received(self, before: list[tuple[torch.Tensor | None, int | None]]) -> None:
+    def _note_received(self, before: list[GradState]) -> None:
         """The parameters whose `.grad` the backward changed (replaced, or added to in
         place: its version counter moved), in order; None for a gradient into a cleared
         `.grad`, else what was added."""
         self._received = {}
-        for track, (grad, version) in zip(self._params, before, strict=True):
-            now = track.tensor.grad
-            if now is None or (now is grad and now._version == version):
+        for track, was in zip(self._params, before, strict=True):
+            if not grad_received(track.tensor.grad, was):
                 continue
             added = self._added.get(track.name)
             self._received[track.name] = added
@@ -925,7 +924,7 @@ class Session:
         # fails at the first node whose saved tensor changed, after other branches ran).
         # After zero_grad the grads are None and this copies nothing.
         rollback = {t.name: _clone(t.tensor.grad) for t in self._params}
-        before = [(g := t.tensor.grad, _version(g)) for t in self._params]
+        before = [grad_state(t.tensor.grad) for t in self._params]
         recorder = self._flow_recorder()
         gradient = self._backward_gradient(loss)
         hooks = self._adding_hooks()
@@ -972,7 +971,7 @@ class Session:
         if not got:
             return "no optimizer parameter received a gradient"
         if not self.summary_values:
-            return f"{_count(len(got), 'parameter')} received a gradient"
+            return f"{fmt.plural(len(got), 'parameter')} received a gradient"
         prefetch([t.tensor.grad for t in got])  # every received grad: the detectors read them
         return _first([f"{t.name}.grad = {fmt.brief(t.tensor.grad)}" for t in got[:2]], len(got))
 
@@ -1094,7 +1093,7 @@ class Session:
         self._schedule()
         forget_norms()  # the step may write without moving version counters (fused)
         if not self.summary_values:  # the detectors check the moved values by their sums
-            said = f"{_count(len(moving), 'parameter')} moved" if moving else ""
+            said = f"{fmt.plural(len(moving), 'parameter')} moved" if moving else ""
             return self._step_summary(said, gradless)
         prefetch([t.tensor for t in moving])  # every moved value: the summary reads them
         parts = [
@@ -1603,10 +1602,6 @@ def _torch_own(optimizer: torch.optim.Optimizer, method: str) -> bool:
 def _first(parts: list[str], n: int) -> str:
     """What the first of `n` things did, and how many more there are."""
     return "; ".join(parts) + (f" (+{n - len(parts)} more)" if n > len(parts) else "")
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _version(t: torch.Tensor | None) -> int | None:

@@ -146,27 +146,24 @@ class ViewMemo:
 
     def known(self, t: torch.Tensor, small: int = SMALL) -> TensorView | None:
         """The view of `t` if the memo holds it still valid and proven (nothing computed)."""
-        try:
-            version = t._version
-        except RuntimeError:
-            return None
-        hit = self._views.get((id(t), small))
-        if hit is not None and hit.ref() is t and hit.version == version and hit.proven:
-            return hit.view
-        return None
+        hit = self._current(t, small)
+        return hit.view if hit is not None and hit.proven else None
 
     def checked(self, t: torch.Tensor) -> TensorView | None:
         """The view of `t` (as `view` takes it) if the memo holds it and its copy of the
         bits still matches them (one compare, no summary), whatever ran since it was
         proven (an op's code may just have written `t` behind its version counter)."""
+        hit = self._current(t, SMALL)
+        return hit.view if hit is not None and (hit.private or _still(hit, t)) else None
+
+    def _current(self, t: torch.Tensor, small: int) -> _Memo | None:
+        """The memo of this very tensor at its current version, if any."""
         try:
             version = t._version
-        except RuntimeError:
+        except RuntimeError:  # inference tensors keep no version counter
             return None
-        hit = self._views.get((id(t), SMALL))
-        if hit is None or hit.ref() is not t or hit.version != version:
-            return None
-        return hit.view if hit.private or _still(hit, t) else None
+        hit = self._views.get((id(t), small))
+        return hit if hit is not None and hit.ref() is t and hit.version == version else None
 
     def suspect(self) -> None:
         """Every view must be proven again before it is used (see the class docstring)."""

@@ -46,6 +46,7 @@ from ..errors import failure
 from ..events import Event, Finding, OpError
 from ..explain import explain
 from ..graph import FlowRecorder, Graph, extract_nodes, with_flow
+from ..loop import GradState, grad_received, grad_state
 from ..pitfalls import Detectors, Thresholds
 from ..snapshot import ParamSnapshot, Snapshot, TensorView, plain, view
 from . import naming
@@ -431,16 +432,15 @@ class Tracer:
                     track.owners.append(o.index)
                 o.loop.tracks.append(track)
 
-    def _note_received(self, before: list[tuple[torch.Tensor | None, int | None]]) -> None:
+    def _note_received(self, before: list[GradState]) -> None:
         """The parameters whose `.grad` the backward changed (replaced, or added to in place:
         its version counter moved), in order: None for a gradient into a cleared `.grad`,
         True for one added to a sum."""
         self.received = {}
-        for track, (grad, version) in zip(self.tracks, before, strict=False):
-            now = track.tensor.grad
-            if now is None or (now is grad and now._version == version):
-                continue
-            self.received[track.name] = None if grad is None or track.accumulated == 0 else True
+        for track, was in zip(self.tracks, before, strict=False):
+            if grad_received(track.tensor.grad, was):
+                fresh = was[0] is None or track.accumulated == 0
+                self.received[track.name] = None if fresh else True
 
     def _name(self, o: _Optimizer) -> str:
         if o.name is None:
@@ -491,7 +491,7 @@ class Tracer:
         self._pause("backward", where, None)
         self._sync_cleared()
         self.received = {}
-        before = [(g := t.tensor.grad, None if g is None else g._version) for t in self.tracks]
+        before = [grad_state(t.tensor.grad) for t in self.tracks]
         source = where.short  # the loss's source: the line of its backward
         self._found = self._before_backward(new_loss, source)
         ddp = self._ddp()
