@@ -112,6 +112,19 @@ async def test_shared_nodes_are_shown_once_and_referenced() -> None:
         assert sum("above" in label for label in leaves) == 1
 
 
+async def test_a_step_that_skips_the_parameter_says_so_not_that_no_step_moved_it() -> None:
+    app = OptDbgApp(Session.open("quadratic_bowl"))
+    async with app.run_test(size=WIDE) as pilot:
+        await press(pilot, "f", "b")
+        assert app.query_one(UpdatePanel).lines == ()  # the panel's hint: no step yet
+        await press(pilot, "s", "z", "s")  # the second step finds t.grad None
+        said = "\n".join(app.query_one(UpdatePanel).lines)
+        assert "The last step (step 2) did not move t: its .grad was None" in said
+        assert "yet" not in said
+        await press(pilot, "f", "b", "s")
+        assert "t ← t − lr·grad" in "\n".join(app.query_one(UpdatePanel).lines)
+
+
 async def test_selecting_a_parameter_shows_its_update_rule() -> None:
     app = OptDbgApp(Session.open("classifier_adam"))
     async with app.run_test(size=WIDE) as pilot:

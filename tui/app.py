@@ -795,7 +795,9 @@ class OptDbgApp(PanelLayout, App[None]):
             self.view = view
             self.query_one(StatusBar).snapshot = view.snapshot
             self.query_one(ParamsPanel).snapshot = view.snapshot
-            self.query_one(UpdatePanel).lines = describe_update(view.detail, view.selected)
+            self.query_one(UpdatePanel).lines = describe_update(
+                view.detail, view.selected, view.snapshot.step_count
+            )
             graph = self.query_one(GraphPanel)
             graph.error = view.graph_error
             if graph.graph is not view.graph:

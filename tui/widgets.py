@@ -324,13 +324,21 @@ class UpdatePanel(Static):
         return literal("\n".join(self.lines) or hint)
 
 
-def describe_update(detail: UpdateDetail | None, name: str | None) -> tuple[str, ...]:
+def describe_update(
+    detail: UpdateDetail | None, name: str | None, steps: int = 0
+) -> tuple[str, ...]:
+    """The update panel's lines: the last step's rule for `name`, or why there is none
+    (`steps`: how many steps the loop has taken; the last one may have skipped `name`)."""
     from optdbg.engine.rules import describe
 
-    if detail is None:
-        who = f" moved {name}" if name else ""
-        return (f"No step has{who} yet.",)
-    return tuple(describe(detail))
+    if detail is not None:
+        return tuple(describe(detail))
+    if steps and name:
+        return (
+            f"The last step (step {steps}) did not move {name}: its .grad was None then, "
+            "nothing for the update to apply. Its rule shows again after a step that moves it.",
+        )
+    return ()
 
 
 Y_TICKS = 5
