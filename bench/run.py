@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -172,6 +173,11 @@ def rows(results: dict[str, Any]) -> list[Row]:
     if la:
         section[0] = "launch"
         add("launch → first frame (pty)", BOWL_NAME, _s(la["first_frame_s"]), "", "", "", None)
+        script = la.get("plain_script_s")
+        if script is not None and math.isfinite(script):  # what any script pays before its loop
+            add("launch → loaded, vs a plain script's start (import torch, one optimizer)",
+                BOWL_NAME, _s(la["usable_s"]), _s(script), f"{la['usable_s'] - script:+.2f} s",
+                "", None)  # fmt: skip
         add("key → screen after load (pty, `f`)", BOWL_NAME, _ms(la["key_after_load_s"]), "",
             "", "", None)  # fmt: skip
     gr = results.get("graph")
